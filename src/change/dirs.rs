@@ -1,0 +1,113 @@
+//! Changes between two folders, and benchmark case folders (`base/` -> `head/`).
+
+use super::{ChangeSet, ChangedFile, require_dir};
+use crate::diff::{FileDiff, FileStatus, diff_texts};
+use anyhow::{Context, Result, bail};
+use std::collections::BTreeSet;
+use std::path::Path;
+
+/// The change from folder `base` to folder `head` (as `git diff --no-index base head`).
+pub fn from_dirs(base: Option<&Path>, head: &Path) -> Result<ChangeSet> {
+    if let Some(b) = base {
+        require_dir(b, "base folder")?;
+    }
+    require_dir(head, "head folder")?;
+    let mut paths = BTreeSet::new();
+    if let Some(b) = base {
+        walk(b, b, &mut paths)?;
+    }
+    walk(head, head, &mut paths)?;
+    let mut files = Vec::new();
+    for rel in paths {
+        let old = base.map(|b| b.join(&rel)).filter(|p| p.is_file());
+        let new = Some(head.join(&rel)).filter(|p| p.is_file());
+        let old_bytes = old
+            .as_ref()
+            .map(std::fs::read)
+            .transpose()
+            .with_context(|| format!("cannot read base file {rel}"))?;
+        let new_bytes = new
+            .as_ref()
+            .map(std::fs::read)
+            .transpose()
+            .with_context(|| format!("cannot read head file {rel}"))?;
+        if old_bytes == new_bytes {
+            continue;
+        }
+        let diff = file_diff(&rel, old_bytes.as_deref(), new_bytes.as_deref());
+        files.push(ChangedFile {
+            diff,
+            old_content: old_bytes,
+            new_content: new_bytes,
+        });
+    }
+    Ok(ChangeSet {
+        description: match base {
+            Some(b) => format!("{} -> {}", b.display(), head.display()),
+            None => format!("(nothing) -> {}", head.display()),
+        },
+        files,
+        notes: Vec::new(),
+    })
+}
+
+/// The change a benchmark case folder describes (see bench-format.md).
+pub fn from_case_dir(case: &Path) -> Result<ChangeSet> {
+    if !case.join("case.json").is_file() {
+        bail!(
+            "{} is not a case folder: it has no case.json",
+            case.display()
+        );
+    }
+    let base = case.join("base");
+    let head = case.join("head");
+    if !head.is_dir() {
+        bail!("case {} has no head/ folder", case.display());
+    }
+    let mut set = from_dirs(base.is_dir().then_some(base.as_path()), &head)?;
+    set.description = format!("case {}", case.display());
+    Ok(set)
+}
+
+/// The diff of one file from its two byte contents; binary when either side has a NUL byte.
+fn file_diff(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> FileDiff {
+    let is_binary = |b: Option<&[u8]>| b.is_some_and(|b| b.iter().take(8000).any(|&c| c == 0));
+    if is_binary(old) || is_binary(new) {
+        return FileDiff {
+            old_path: old.map(|_| path.to_string()),
+            new_path: new.map(|_| path.to_string()),
+            status: match (old, new) {
+                (None, _) => FileStatus::Added,
+                (_, None) => FileStatus::Deleted,
+                _ => FileStatus::Modified,
+            },
+            binary: true,
+            old_mode: None,
+            new_mode: None,
+            hunks: Vec::new(),
+        };
+    }
+    let old_text = old.map(String::from_utf8_lossy).unwrap_or_default();
+    let new_text = new.map(String::from_utf8_lossy).unwrap_or_default();
+    diff_texts(old.map(|_| path), new.map(|_| path), &old_text, &new_text)
+}
+
+/// Collects the relative paths of regular files under `dir`, skipping `.git`.
+fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
+    let entries =
+        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
+    for entry in entries {
+        let entry = entry?;
+        let ty = entry.file_type()?;
+        let path = entry.path();
+        if ty.is_dir() {
+            if entry.file_name() != ".git" {
+                walk(root, &path, out)?;
+            }
+        } else if ty.is_file() {
+            let rel = path.strip_prefix(root).expect("walked below root");
+            out.insert(rel.to_string_lossy().replace('\\', "/"));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,97 @@
+//! The command line: `redline review`, `redline bench`, `redline knowledge`.
+//!
+//! Exit codes: 0 success (or findings below `--fail-on`), 1 findings at or above `--fail-on`,
+//! 2 errors (bad input, bad configuration). Errors print as one line on stderr.
+
+mod bench_cmd;
+mod knowledge_cmd;
+mod review_cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Exit code for errors.
+pub const EXIT_ERROR: i32 = 2;
+
+/// Self-hostable AI code review for pull requests.
+#[derive(Debug, Parser)]
+#[command(name = "redline", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Review a local change: git revisions, the working tree, two folders, a case folder or a diff.
+    Review(review_cmd::ReviewArgs),
+    /// Score the reviewer's precision and recall on annotated cases.
+    Bench(bench_cmd::BenchArgs),
+    /// Search the knowledge store, or check its entries and rules.
+    #[command(subcommand)]
+    Knowledge(knowledge_cmd::KnowledgeCommand),
+}
+
+/// Parses the command line, runs it, and returns the process exit code.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return 0;
+        }
+        Err(e) => {
+            // Usage errors are one line too, like every other error.
+            let text = e.render().to_string();
+            let line = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| {
+                    !l.is_empty()
+                        && !l.starts_with("Usage:")
+                        && !l.starts_with("For more information")
+                })
+                .collect::<Vec<_>>()
+                .join(" ");
+            eprintln!("{line}");
+            return EXIT_ERROR;
+        }
+    };
+    let result = match cli.command {
+        Command::Review(args) => review_cmd::run(args),
+        Command::Bench(args) => bench_cmd::run(args),
+        Command::Knowledge(cmd) => knowledge_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&format!("{e:#}")));
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Errors are one line: the chain joined with ": ", newlines folded.
+fn one_line(s: &str) -> String {
+    s.split('\n')
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Writes `text` to `path`, or to stdout for `-`; a closed stdout (`| head`) is not an error.
+fn emit(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match path {
+        Some(p) if p != std::path::Path::new("-") => std::fs::write(p, text)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display())),
+        _ => {
+            let mut out = std::io::stdout().lock();
+            match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => other.map_err(Into::into),
+            }
+        }
+    }
+}

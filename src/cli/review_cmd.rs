@@ -1,0 +1,185 @@
+//! `redline review`: where the change comes from, the output format, the exit code.
+
+use crate::change::{self, ChangeSet, GitRange};
+use crate::config;
+use crate::review::Reviewer;
+use crate::rules::{RuleSet, Severity};
+use anyhow::{Result, bail};
+use clap::{Args, ValueEnum};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// A benchmark case folder (with case.json, base/ and head/) to review.
+    #[arg(value_name = "CASE_DIR", conflicts_with_all = ["worktree", "base_dir", "diff", "base", "head"])]
+    case_dir: Option<PathBuf>,
+    /// The git repository (default: the current folder); with --diff, where full file texts are read.
+    #[arg(long, value_name = "DIR")]
+    repo: Option<PathBuf>,
+    /// Base revision (default: the merge-base with the default branch).
+    #[arg(long, value_name = "REV")]
+    base: Option<String>,
+    /// Head revision (default: HEAD).
+    #[arg(long, value_name = "REV", conflicts_with = "worktree")]
+    head: Option<String>,
+    /// Review uncommitted changes (working tree and index, untracked files included) against --base (default HEAD).
+    #[arg(long)]
+    worktree: bool,
+    /// Folder holding the files before the change.
+    #[arg(long, value_name = "DIR", requires = "head_dir", conflicts_with_all = ["worktree", "diff", "base", "head"])]
+    base_dir: Option<PathBuf>,
+    /// Folder holding the files after the change.
+    #[arg(long, value_name = "DIR", requires = "base_dir")]
+    head_dir: Option<PathBuf>,
+    /// A unified diff to review (`-` for standard input).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["worktree", "base", "head"])]
+    diff: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    format: Format,
+    /// Write the output here instead of standard output.
+    #[arg(long, short, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Exit with 1 when there are findings at or above this severity.
+    #[arg(long, value_enum, default_value = "never")]
+    fail_on: FailOn,
+    /// Report only findings at or above this severity.
+    #[arg(long, value_enum)]
+    min_severity: Option<SeverityArg>,
+    /// Which engine reviews: the rules, the LLM agent, or the agent when an LLM is configured.
+    #[arg(long, value_enum, default_value = "auto")]
+    engine: Engine,
+    /// A configuration file to use instead of the repository's .redline.toml.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Colour in text output.
+    #[arg(long, value_enum, default_value = "auto")]
+    color: ColorChoice,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+    Sarif,
+    Markdown,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum FailOn {
+    Critical,
+    Warning,
+    Suggestion,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum SeverityArg {
+    Critical,
+    Warning,
+    Suggestion,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+pub enum Engine {
+    Rules,
+    Agent,
+    Auto,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Resolves `--engine`: the agent needs an LLM endpoint, which this build does not drive yet.
+pub fn resolve_engine(engine: Engine) -> Result<&'static str> {
+    match engine {
+        Engine::Rules | Engine::Auto => Ok("rules"),
+        Engine::Agent => bail!(
+            "--engine agent is not available in this build: the LLM agent is not implemented yet (use --engine rules)"
+        ),
+    }
+}
+
+pub fn run(args: ReviewArgs) -> Result<i32> {
+    resolve_engine(args.engine)?;
+    crate::context::tokens::warm_up();
+    let (change, root): (ChangeSet, PathBuf) = if let Some(case) = &args.case_dir {
+        (change::from_case_dir(case)?, case.join("head"))
+    } else if let (Some(b), Some(h)) = (&args.base_dir, &args.head_dir) {
+        (change::from_dirs(Some(b), h)?, h.clone())
+    } else if let Some(d) = &args.diff {
+        let repo = args.repo.clone();
+        (
+            change::from_diff(d, repo.as_deref())?,
+            repo.unwrap_or_else(|| PathBuf::from(".")),
+        )
+    } else {
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+        let change = if args.worktree {
+            change::from_worktree(&repo, args.base.as_deref())?
+        } else {
+            change::from_git(
+                &repo,
+                &GitRange {
+                    base: args.base.clone(),
+                    head: args.head.clone(),
+                },
+            )?
+        };
+        (change, repo)
+    };
+    let loaded = config::load(Some(&root), args.config.as_deref())?;
+    let rules = RuleSet::load(&loaded.extra_dirs, &loaded.config.rules.disable)?;
+    let min_severity = match args.min_severity {
+        Some(SeverityArg::Critical) => Severity::Critical,
+        Some(SeverityArg::Warning) => Severity::Warning,
+        Some(SeverityArg::Suggestion) | None => Severity::Suggestion,
+    };
+    let reviewer = Reviewer {
+        rules: &rules,
+        config: &loaded,
+        min_severity,
+    };
+    let review = reviewer.review(&change);
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&crate::report::json(&review))? + "\n",
+        Format::Sarif => {
+            serde_json::to_string_pretty(&crate::report::sarif(&review, &rules))? + "\n"
+        }
+        Format::Markdown => crate::report::markdown(&review),
+        Format::Text => {
+            let color = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => {
+                    args.output.is_none()
+                        && std::io::stdout().is_terminal()
+                        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                }
+            };
+            let sources = |path: &str| -> Option<String> {
+                change
+                    .files
+                    .iter()
+                    .find(|f| f.diff.path() == path)
+                    .and_then(|f| f.new_content.as_deref())
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+            };
+            crate::report::text(&review, &sources, color)
+        }
+    };
+    super::emit(args.output.as_deref(), &text)?;
+    let threshold = match args.fail_on {
+        FailOn::Never => None,
+        FailOn::Critical => Some(Severity::Critical),
+        FailOn::Warning => Some(Severity::Warning),
+        FailOn::Suggestion => Some(Severity::Suggestion),
+    };
+    let failed = threshold.is_some_and(|t| review.findings.iter().any(|f| f.severity <= t));
+    Ok(if failed { 1 } else { 0 })
+}

@@ -1,0 +1,20 @@
+//! redline: a self-hostable code reviewer for pull requests. This crate holds the whole program;
+//! `src/main.rs` only calls `cli::run`. One folder per layer:
+//!
+//! - `diff`: the unified diff model; `change`: where a change comes from (git, folders, a diff)
+//! - `lang`: language detection; `context`: tree-sitter trimming and token counts
+//! - `rules`: the deterministic detectors; `knowledge`: guidance entries and retrieval
+//! - `review`: the pipeline; `report`: output formats; `config`: `.redline.toml`
+//! - `bench`: precision and recall on annotated cases; `cli`: the command line
+
+pub mod bench;
+pub mod change;
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod diff;
+pub mod knowledge;
+pub mod lang;
+pub mod report;
+pub mod review;
+pub mod rules;

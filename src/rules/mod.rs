@@ -1,0 +1,476 @@
+//! The rules engine: deterministic detectors written as tree-sitter queries, narrowed by small Rust
+//! predicates (`predicates.rs`) where a query cannot say it (taint, secret shapes, context words).
+//! Rules live beside the guidance they enforce in knowledge/<area>/<name>.rules.toml.
+
+mod analysis;
+mod predicates;
+
+pub use analysis::Analysis;
+
+use crate::lang::Language;
+use anyhow::{Context, Result, anyhow, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use tree_sitter::{Query, QueryCursor, StreamingIterator, Tree};
+
+/// Severities, most severe first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Critical,
+    Warning,
+    Suggestion,
+}
+
+impl Severity {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Critical => "critical",
+            Severity::Warning => "warning",
+            Severity::Suggestion => "suggestion",
+        }
+    }
+
+    /// Parses `critical`, `warning` or `suggestion`.
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s.to_ascii_lowercase().as_str() {
+            "critical" => Some(Severity::Critical),
+            "warning" => Some(Severity::Warning),
+            "suggestion" => Some(Severity::Suggestion),
+            _ => None,
+        }
+    }
+}
+
+/// A rules file: a list of rules.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    rule: Vec<Rule>,
+}
+
+/// One rule as written in a `.rules.toml` file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    pub id: String,
+    pub languages: Vec<String>,
+    pub severity: Severity,
+    pub category: String,
+    #[serde(default)]
+    pub cwe: Option<String>,
+    /// Knowledge entry ids this rule enforces.
+    #[serde(default)]
+    pub guidance: Vec<String>,
+    pub message: String,
+    pub query: String,
+    /// The capture whose lines are reported (default: the first capture of the match).
+    #[serde(default)]
+    pub report: Option<String>,
+    /// Predicates that must all hold: `name`, `name:@capture`, `name:argument`, `!name`.
+    #[serde(default)]
+    pub when: Vec<String>,
+    /// Report only the first hit in each function: one tainted value reaching several sinks of
+    /// the same kind is one bug to fix, not several comments.
+    #[serde(default)]
+    pub one_per_function: bool,
+    /// How sure a hit is, 0..1.
+    #[serde(default = "default_confidence")]
+    pub confidence: f64,
+    #[serde(default)]
+    pub examples: Vec<Example>,
+    /// Where the rule was loaded from.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+fn default_confidence() -> f64 {
+    0.8
+}
+
+/// A code sample a rule must hit (or must not).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    pub code: String,
+    /// `hit` or `clean`.
+    pub expect: String,
+    /// The language of the sample when the rule has several (default: the first).
+    #[serde(default)]
+    pub language: Option<String>,
+}
+
+/// A rule hit, before the pipeline filters it to changed lines.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleHit {
+    pub rule_id: String,
+    pub line: u32,
+    pub end_line: u32,
+    pub severity: Severity,
+    pub category: String,
+    pub cwe: Option<String>,
+    pub message: String,
+    pub guidance: Vec<String>,
+    pub confidence: f64,
+}
+
+/// A predicate call parsed from a `when` entry.
+#[derive(Debug, Clone)]
+struct Condition {
+    negate: bool,
+    name: String,
+    /// `@capture` target, or None for the reported node.
+    capture: Option<String>,
+    /// Free argument after `:` that is not a capture (e.g. a regex).
+    arg: Option<String>,
+}
+
+struct Compiled {
+    rule: Rule,
+    queries: HashMap<Language, Query>,
+    conditions: Vec<Condition>,
+}
+
+/// Every rule, with its queries compiled for each grammar it applies to.
+pub struct RuleSet {
+    compiled: Vec<Compiled>,
+}
+
+impl RuleSet {
+    /// The built-in rules (knowledge/**/*.rules.toml, compiled into the binary).
+    pub fn builtin() -> Result<RuleSet> {
+        let mut rules = Vec::new();
+        for (path, text) in crate::knowledge::builtin_files()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".rules.toml"))
+        {
+            rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
+        }
+        RuleSet::compile(rules)
+    }
+
+    /// The built-in rules plus the `.rules.toml` files under `dirs`, less the `disabled` ids.
+    pub fn load(extra_dirs: &[std::path::PathBuf], disabled: &[String]) -> Result<RuleSet> {
+        let mut rules = Vec::new();
+        for (path, text) in crate::knowledge::builtin_files()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".rules.toml"))
+        {
+            rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
+        }
+        for dir in extra_dirs {
+            let mut files = Vec::new();
+            collect_rule_files(dir, &mut files)?;
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                rules.extend(parse_rules(&f.to_string_lossy(), &text)?);
+            }
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        RuleSet::compile(rules)
+    }
+
+    fn compile(rules: Vec<Rule>) -> Result<RuleSet> {
+        let mut seen = std::collections::HashSet::new();
+        let mut compiled = Vec::new();
+        for rule in rules {
+            if !seen.insert(rule.id.clone()) {
+                bail!("duplicate rule id `{}` ({})", rule.id, rule.origin);
+            }
+            let mut queries = HashMap::new();
+            for lang in rule_languages(&rule)? {
+                let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {
+                    anyhow!(
+                        "rule {} ({}): query does not compile for {:?}: {e}",
+                        rule.id,
+                        rule.origin,
+                        lang
+                    )
+                })?;
+                if let Some(r) = &rule.report {
+                    if q.capture_index_for_name(r).is_none() {
+                        bail!(
+                            "rule {}: report capture `@{r}` is not in its query",
+                            rule.id
+                        );
+                    }
+                }
+                queries.insert(lang, q);
+            }
+            let conditions = rule
+                .when
+                .iter()
+                .map(|w| parse_condition(&rule.id, w))
+                .collect::<Result<Vec<_>>>()?;
+            compiled.push(Compiled {
+                rule,
+                queries,
+                conditions,
+            });
+        }
+        Ok(RuleSet { compiled })
+    }
+
+    /// All rules.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.compiled.iter().map(|c| &c.rule)
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    /// Runs every rule for `lang` over the parsed file. Hits are sorted by line and de-duplicated
+    /// per rule and line.
+    pub fn run(&self, lang: Language, src: &str, tree: &Tree) -> Vec<RuleHit> {
+        let analysis = Analysis::new(lang, src, tree);
+        let mut hits: Vec<RuleHit> = Vec::new();
+        let mut functions_hit: std::collections::HashSet<(usize, usize)> =
+            std::collections::HashSet::new();
+        // For each hit, in order: its rule and the function holding it.
+        let mut hit_functions: Vec<(usize, tree_sitter::Node)> = Vec::new();
+        let mut cursor = QueryCursor::new();
+        for (rule_index, c) in self.compiled.iter().enumerate() {
+            let Some(query) = c.queries.get(&lang) else {
+                continue;
+            };
+            let report_idx = c
+                .rule
+                .report
+                .as_deref()
+                .and_then(|r| query.capture_index_for_name(r));
+            let names = query.capture_names();
+            let mut matches = cursor.matches(query, tree.root_node(), src.as_bytes());
+            while let Some(m) = matches.next() {
+                let captures = m.captures();
+                let Some(report) = (match report_idx {
+                    Some(i) => captures.iter().find(|c| c.index == i).map(|c| c.node),
+                    None => captures.first().map(|c| c.node),
+                }) else {
+                    continue;
+                };
+                let named = |name: &str| {
+                    captures
+                        .iter()
+                        .find(|c| names[c.index as usize] == name)
+                        .map(|c| c.node)
+                };
+                let ok = c.conditions.iter().all(|cond| {
+                    let target = match &cond.capture {
+                        Some(cap) => match named(cap) {
+                            Some(n) => n,
+                            None => return cond.negate,
+                        },
+                        None => report,
+                    };
+                    let captured: Vec<(&str, tree_sitter::Node)> = captures
+                        .iter()
+                        .map(|c| (names[c.index as usize], c.node))
+                        .collect();
+                    predicates::eval(
+                        &analysis,
+                        &cond.name,
+                        cond.arg.as_deref(),
+                        target,
+                        &captured,
+                    ) != cond.negate
+                });
+                if !ok {
+                    continue;
+                }
+                let line = report.start_position().row as u32 + 1;
+                // Long nodes (a whole call spread over lines) are reported on their first lines only.
+                let end_line = (report.end_position().row as u32 + 1).min(line + 4);
+                if hits
+                    .iter()
+                    .any(|h| h.rule_id == c.rule.id && h.line == line)
+                {
+                    continue;
+                }
+                if c.rule.one_per_function
+                    && !functions_hit.insert((rule_index, analysis.enclosing_function(report).id()))
+                {
+                    continue;
+                }
+                hit_functions.push((rule_index, analysis.enclosing_function(report)));
+                hits.push(RuleHit {
+                    rule_id: c.rule.id.clone(),
+                    line,
+                    end_line,
+                    severity: c.rule.severity,
+                    category: c.rule.category.clone(),
+                    cwe: c.rule.cwe.clone(),
+                    message: c.rule.message.clone(),
+                    guidance: c.rule.guidance.clone(),
+                    confidence: c.rule.confidence,
+                });
+            }
+        }
+        // A tainted value passed to a helper in the same file is one bug, reported where the input
+        // enters (in the caller), not once more inside the helper.
+        let funcs: Vec<(usize, String)> = hit_functions
+            .iter()
+            .map(|(rule, f)| (*rule, analysis.text(*f).to_string()))
+            .collect();
+        let mut keep = vec![true; hits.len()];
+        for (i, (rule_i, f_i)) in hit_functions.iter().enumerate() {
+            let name = analysis.function_name_of(*f_i);
+            if name.is_empty() || !self.compiled[*rule_i].rule.one_per_function {
+                continue;
+            }
+            let called = format!("{name}(");
+            if funcs
+                .iter()
+                .enumerate()
+                .any(|(j, (rule_j, text))| j != i && rule_j == rule_i && text.contains(&called))
+            {
+                keep[i] = false;
+            }
+        }
+        let mut it = keep.into_iter();
+        hits.retain(|_| it.next().unwrap_or(true));
+        hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));
+        hits
+    }
+
+    /// Runs every rule's examples; returns one line per failure.
+    pub fn check_examples(&self) -> Vec<String> {
+        let mut failures = Vec::new();
+        for c in &self.compiled {
+            if c.rule.examples.is_empty() {
+                failures.push(format!("{}: has no examples", c.rule.id));
+            }
+            for (i, ex) in c.rule.examples.iter().enumerate() {
+                let lang = match ex.language.as_deref().or(c
+                    .rule
+                    .languages
+                    .first()
+                    .map(String::as_str))
+                {
+                    Some(l) => match Language::from_name(l) {
+                        Some(l) => l,
+                        None => {
+                            failures.push(format!(
+                                "{} example {}: unknown language `{l}`",
+                                c.rule.id,
+                                i + 1
+                            ));
+                            continue;
+                        }
+                    },
+                    None => continue,
+                };
+                let mut parser = tree_sitter::Parser::new();
+                parser.set_language(&lang.grammar()).expect("grammar loads");
+                let Some(tree) = parser.parse(&ex.code, None) else {
+                    continue;
+                };
+                let hit = self
+                    .run(lang, &ex.code, &tree)
+                    .iter()
+                    .any(|h| h.rule_id == c.rule.id);
+                let want = match ex.expect.as_str() {
+                    "hit" => true,
+                    "clean" => false,
+                    other => {
+                        failures.push(format!(
+                            "{} example {}: expect must be hit or clean, not `{other}`",
+                            c.rule.id,
+                            i + 1
+                        ));
+                        continue;
+                    }
+                };
+                if hit != want {
+                    failures.push(format!(
+                        "{} example {} ({}): expected {}, got {}",
+                        c.rule.id,
+                        i + 1,
+                        lang.name(),
+                        ex.expect,
+                        if hit { "a hit" } else { "no hit" }
+                    ));
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// The grammars a rule compiles for (`typescript` covers TSX too).
+fn rule_languages(rule: &Rule) -> Result<Vec<Language>> {
+    let mut out = Vec::new();
+    for l in &rule.languages {
+        let lang = Language::from_name(l)
+            .ok_or_else(|| anyhow!("rule {}: unknown language `{l}`", rule.id))?;
+        out.push(lang);
+        if lang == Language::TypeScript {
+            out.push(Language::Tsx);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_condition(rule: &str, s: &str) -> Result<Condition> {
+    let (negate, s) = match s.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (name, rest) = match s.split_once(':') {
+        Some((n, r)) => (n.to_string(), Some(r.to_string())),
+        None => (s.to_string(), None),
+    };
+    if !predicates::NAMES.contains(&name.as_str()) {
+        bail!(
+            "rule {rule}: unknown predicate `{name}` (known: {})",
+            predicates::NAMES.join(", ")
+        );
+    }
+    let (capture, arg) = match rest {
+        Some(r) if r.starts_with('@') => (Some(r[1..].to_string()), None),
+        other => (None, other),
+    };
+    if let Some(a) = &arg {
+        if predicates::takes_regex(&name) {
+            regex::Regex::new(a).map_err(|e| anyhow!("rule {rule}: bad regex in `{s}`: {e}"))?;
+        }
+    }
+    Ok(Condition {
+        negate,
+        name,
+        capture,
+        arg,
+    })
+}
+
+/// Parses a rules file.
+pub fn parse_rules(origin: &str, text: &str) -> Result<Vec<Rule>> {
+    let file: RuleFile = toml::from_str(text).map_err(|e| anyhow!("{origin}: {}", e.message()))?;
+    let mut rules = file.rule;
+    for r in &mut rules {
+        r.origin = origin.to_string();
+    }
+    Ok(rules)
+}
+
+fn collect_rule_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_rule_files(&p, out)?;
+        } else if p.to_string_lossy().ends_with(".rules.toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

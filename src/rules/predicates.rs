@@ -1,0 +1,618 @@
+//! Predicates that narrow a rule's query matches where a query cannot say it. Each takes the
+//! analysis of the file, an optional argument (a regex for the `*-matches` family), the target
+//! node and the match's captures.
+
+use super::analysis::{Analysis, Trust};
+use crate::lang::Language;
+use regex::Regex;
+use std::sync::LazyLock;
+use tree_sitter::Node;
+
+/// Every predicate name a rule may use in `when`.
+pub const NAMES: &[&str] = &[
+    "tainted",
+    "tainted-local",
+    "dynamic-string",
+    "dynamic-or-tainted",
+    "dynamic-sql",
+    "not-constant",
+    "unsanitized",
+    "html-tainted",
+    "password-context",
+    "token-context",
+    "secret-compare",
+    "secret-literal",
+    "known-secret-shape",
+    "inside-loop",
+    "bare-except",
+    "prototype-pollution",
+    "floating-promise",
+    "async-callback",
+    "go-err-unchecked",
+    "go-blank-error",
+    "loose-equality",
+    "text-matches",
+    "statement-matches",
+    "function-matches",
+    "file-matches",
+    "in-function",
+];
+
+/// Whether the predicate's argument is a regex (checked when rules load).
+pub fn takes_regex(name: &str) -> bool {
+    name.ends_with("-matches")
+}
+
+static SQL_KEYWORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)\b(select\s.+\sfrom|insert\s+into|update\s+\S+\s+set|delete\s+from|where\s|order\s+by|group\s+by|values\s*\(|drop\s+table|create\s+table|alter\s+table|limit\s|join\s)").unwrap()
+});
+static HTML_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"<[a-zA-Z!/][^>]*>?").unwrap());
+static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)passw(or)?d|passwd|passphrase|\bpwd\b|_pwd|pwd_|Pwd\b|\bpw\b").unwrap()
+});
+static TOKEN_WORDS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)token|secret|passw|pwd|reset|otp|nonce|salt|session|csrf|api_?key|apikey|invite|verif|signature|coupon|voucher|activation|magic_?link|one_?time|recovery|credential|auth_?code").unwrap()
+});
+static STRONG_SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)signature|\bsig\b|digest|hmac|\bmac\b|api_?key|apikey|secret|\botp\b|csrf|password_?hash|passhash|webhook_?token|access_?token|auth_?token|expected").unwrap()
+});
+static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)pass(word|wd|phrase)?$|passw(or)?d|pwd|secret|token|api_?key|apikey|access_?key|private_?key|client_?secret|auth_?key|credential|signing_?key|encryption_?key|jwt_?key|bearer|dsn|conn(ection)?_?str").unwrap()
+});
+static NOT_SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)(_|\b|[a-z])(url|uri|endpoint|path|file|dir|name|field|label|message|msg|text|header|param|prefix|suffix|length|len|type|kind|env|var|key_?name|template|route|regex|pattern|format|placeholder|hint|error|id|count|ttl|expiry|expires|timeout|mode|policy|query|column|table|key_?id|cookie_?name)s?$").unwrap()
+});
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(?i)^(changeme|change_?me|password|passw0rd|secret|example|dummy|test|testing|none|null|redacted|placeholder|todo|fixme|xxx+|\*+|\.+|-+)$|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|^%\(.*\)s$|your[_-]|example|placeholder|xxxx|dummy|fake|sample|<|>|\$\{|\{\{").unwrap()
+});
+static KEY_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(concat!(
+        r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}", // AWS access key ids
+        r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}", // GitHub tokens
+        r"|sk_live_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,}", // Stripe
+        r"|sk-[A-Za-z0-9_-]{20,}",            // OpenAI-style keys
+        r"|xox[abposr]-[A-Za-z0-9-]{10,}",    // Slack
+        r"|AIza[0-9A-Za-z_-]{35}",            // Google API keys
+        r"|-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----",
+        r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@$<{]{3,}@" // credentials in a connection URL
+    ))
+    .unwrap()
+});
+static GO_IMPORTANT_ERR: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^(Unmarshal|Decode|Exec|ExecContext|Commit|Scan|Remove|RemoveAll|WriteFile|MkdirAll|Mkdir|Rename|Setenv|Flush|Sync|ParseForm|ParseMultipartForm|Chmod|Chdir|Symlink|Truncate|Atoi|ParseInt|ParseUint|ParseFloat|ParseBool|ParseDuration|ReadFile|ReadAll|Open|OpenFile|Create|Marshal|Query|QueryRow|QueryContext|Do|NewRequest|NewRequestWithContext|Parse|Write|WriteString|Copy|Get|Post|Dial|Listen|Stat|Seek|Close)$").unwrap()
+});
+
+/// Evaluates predicate `name` on `n`.
+pub fn eval<'t>(
+    a: &Analysis<'t>,
+    name: &str,
+    arg: Option<&str>,
+    n: Node<'t>,
+    captures: &[(&str, Node<'t>)],
+) -> bool {
+    match name {
+        "tainted" => a.is_tainted(n, Trust::Remote),
+        "tainted-local" => a.is_tainted(n, Trust::Local),
+        "dynamic-string" => for_args(n, |x| dynamic_string(a, x)),
+        "dynamic-or-tainted" => for_args(n, |x| {
+            dynamic_string(a, x) || (a.is_tainted(x, Trust::Local) && !a.is_constant(x))
+        }),
+        "dynamic-sql" => for_args(n, |x| {
+            a.string_parts(x)
+                .is_some_and(|(lit, dynamic)| dynamic && SQL_KEYWORDS.is_match(&lit))
+        }),
+        "not-constant" => !a.is_constant(n),
+        "unsanitized" => !a.is_constant(n) && !sanitized(a, n, 0),
+        "html-tainted" => html_tainted(a, n),
+        "password-context" => password_context(a, n),
+        "token-context" => token_context(a, n),
+        "secret-compare" => secret_compare(a, n),
+        "secret-literal" => secret_literal(a, n, captures),
+        "known-secret-shape" => KEY_SHAPES.is_match(a.text(n)),
+        "inside-loop" => inside_loop(a, n),
+        "bare-except" => bare_except(a, n),
+        "prototype-pollution" => prototype_pollution(a, n),
+        "floating-promise" => floating_promise(a, n),
+        "async-callback" => a.text(n).trim_start().starts_with("async"),
+        "go-err-unchecked" => go_err_unchecked(a, n),
+        "go-blank-error" => go_blank_error(a, n),
+        "loose-equality" => loose_equality(a, n),
+        "text-matches" => regex_of(arg).is_match(a.text(n)),
+        "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
+        "function-matches" => regex_of(arg).is_match(a.text(a.enclosing_function(n))),
+        "file-matches" => regex_of(arg).is_match(a.src),
+        "in-function" => a.enclosing_function(n).id() != a.root.id(),
+        _ => false,
+    }
+}
+
+fn regex_of(arg: Option<&str>) -> Regex {
+    // Rules are checked at load time, so a bad regex never reaches here; cache per pattern.
+    thread_local! {
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
+    }
+    let pat = arg.unwrap_or("$^");
+    CACHE.with(|c| {
+        c.borrow_mut()
+            .entry(pat.to_string())
+            .or_insert_with(|| Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap()))
+            .clone()
+    })
+}
+
+/// Applies `f` to each argument when `n` is an argument list, else to `n` itself.
+fn for_args<'t>(n: Node<'t>, f: impl Fn(Node<'t>) -> bool) -> bool {
+    if matches!(n.kind(), "argument_list" | "arguments") {
+        let mut c = n.walk();
+        let args: Vec<Node> = n.named_children(&mut c).collect();
+        args.into_iter().any(|x| {
+            let x = if x.kind() == "keyword_argument" {
+                x.child_by_field_name("value").unwrap_or(x)
+            } else {
+                x
+            };
+            f(x)
+        })
+    } else {
+        f(n)
+    }
+}
+
+fn dynamic_string<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    a.string_parts(n).is_some_and(|(_, dynamic)| dynamic)
+}
+
+/// A sanitizing call, or a string whose every dynamic part is one.
+fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize) -> bool {
+    if depth > 6 {
+        return false;
+    }
+    match n.kind() {
+        "call" | "call_expression" => n.child_by_field_name("function").is_some_and(|f| {
+            let t = a.text(f);
+            let last = t.rsplit('.').next().unwrap_or(t);
+            Regex::new(r"(?i)^(escape\w*|\w*escape|sanitize\w*|purify|clean|encode\w*|quote|markdown|render_to_string|format_html|bleach\w*|textContent|htmlEscape|xss|filterXSS)$").unwrap().is_match(last)
+        }),
+        "template_string" | "string" => {
+            let mut c = n.walk();
+            let subs: Vec<Node> = n.named_children(&mut c).filter(|ch| matches!(ch.kind(), "template_substitution" | "interpolation")).collect();
+            subs.into_iter().all(|s| s.named_child(0).is_some_and(|e| a.is_constant(e) || sanitized(a, e, depth + 1)))
+        }
+        "parenthesized_expression" => n.named_child(0).is_some_and(|e| sanitized(a, e, depth + 1)),
+        _ => false,
+    }
+}
+
+/// HTML built from request input: a string with a tag in its literal text and a tainted part.
+fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let lit = match n.kind() {
+        "call" | "call_expression" => {
+            let Some(args) = n.child_by_field_name("arguments") else {
+                return false;
+            };
+            let mut c = args.walk();
+            let found = args
+                .named_children(&mut c)
+                .filter_map(|x| a.string_parts(x))
+                .map(|(l, _)| l)
+                .collect::<Vec<_>>()
+                .join(" ");
+            found
+        }
+        _ => match a.string_parts(n) {
+            Some((l, _)) => l,
+            None => return false,
+        },
+    };
+    let tainted = match n.kind() {
+        "call" | "call_expression" => {
+            for_args(n.child_by_field_name("arguments").unwrap_or(n), |x| {
+                a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0)
+            })
+        }
+        _ => a.is_tainted(n, Trust::Remote) && !sanitized(a, n, 0),
+    };
+    HTML_TAG.is_match(&lit) && tainted
+}
+
+/// A hash call whose input is a password: its arguments (and what the statement feeds it after the
+/// call, `.update(pw)`) name a password; or, when they name nothing, the function is about passwords.
+/// Hashing a token, a file or a payload is not password storage.
+fn password_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let stmt = a.statement(n);
+    let args = n
+        .child_by_field_name("arguments")
+        .map(|x| a.text(x))
+        .unwrap_or("");
+    let after = &a.src[n.end_byte().min(stmt.end_byte())..stmt.end_byte()];
+    let input = format!("{args} {after}");
+    if PASSWORD.is_match(&input) {
+        return true;
+    }
+    static NOT_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)(^|[^a-z])(token|nonce|otp|code|key|secret|content|data|body|file|chunk|payload|url|email|bytes|blob|etag|checksum)").unwrap()
+    });
+    if NOT_PASSWORD.is_match(&input) {
+        return false;
+    }
+    PASSWORD.is_match(a.text(stmt)) || PASSWORD.is_match(a.function_name(n))
+}
+
+/// A random value that must be unguessable: its statement names a token, secret or code, or its
+/// function does (and the statement is not about jitter, delays or sampling).
+fn token_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    static BENIGN: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)jitter|delay|backoff|sleep|retry|sample|shuffle|colou?r|weight|timeout|interval|port\b|percent|ratio|chance|probability").unwrap()
+    });
+    let stmt = a.text(a.statement(n));
+    if BENIGN.is_match(stmt) {
+        return false;
+    }
+    TOKEN_WORDS.is_match(stmt) || TOKEN_WORDS.is_match(a.function_name(n))
+}
+
+/// `==` on a signature, token or key: a comparison that leaks timing.
+fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let (l, r) = match (
+        n.child_by_field_name("left"),
+        n.child_by_field_name("right"),
+    ) {
+        (Some(l), Some(r)) => (l, r),
+        _ => {
+            // Python comparison_operator and Go `bytes.Equal(a, b)` keep operands as plain children.
+            let node = if matches!(n.kind(), "call" | "call_expression") {
+                n.child_by_field_name("arguments").unwrap_or(n)
+            } else {
+                n
+            };
+            let mut c = node.walk();
+            let ch: Vec<Node> = node.named_children(&mut c).collect();
+            if ch.len() != 2 {
+                return false;
+            }
+            (ch[0], ch[1])
+        }
+    };
+    if n.kind() == "comparison_operator" || n.kind() == "binary_expression" {
+        let op = a.text(n)[l.end_byte() - n.start_byte()..r.start_byte() - n.start_byte()].trim();
+        if !matches!(op, "==" | "!=" | "===" | "!==") {
+            return false;
+        }
+    }
+    let trivial = |x: Node<'t>| {
+        let t = a.text(x);
+        a.is_constant(x)
+            && !t
+                .chars()
+                .any(|c| c.is_ascii_lowercase() && t.starts_with(char::is_lowercase))
+            || matches!(
+                x.kind(),
+                "string"
+                    | "interpreted_string_literal"
+                    | "integer"
+                    | "number"
+                    | "none"
+                    | "null"
+                    | "nil"
+                    | "undefined"
+                    | "true"
+                    | "false"
+            )
+            || t.starts_with("len(")
+            || t.ends_with(".length")
+            || t.starts_with("typeof")
+            || Regex::new(r"(?i)(type|kind|scheme|alg|length|count|status|prefix)\b")
+                .unwrap()
+                .is_match(t)
+            || Regex::new(r"(\bid|_id|Id|ID|_ids|Ids)$")
+                .unwrap()
+                .is_match(t)
+    };
+    if trivial(l) || trivial(r) {
+        return false;
+    }
+    let (lt, rt) = (a.text(l), a.text(r));
+    // `parts.v1 !== expected` in a function that computes an HMAC or signature.
+    let signing = Regex::new(r"(?i)hmac|signature|createHmac|digest\(|\.sign\(").unwrap();
+    if (STRONG_SECRET_NAME.is_match(lt) || STRONG_SECRET_NAME.is_match(rt))
+        && signing.is_match(a.text(a.enclosing_function(n)))
+    {
+        return true;
+    }
+    STRONG_SECRET_NAME.is_match(lt) && Regex::new(r"(?i)token|sig|digest|hmac|mac|key|secret|hash|otp|csrf|provided|received|header|given|expected|computed").unwrap().is_match(rt)
+        || STRONG_SECRET_NAME.is_match(rt) && Regex::new(r"(?i)token|sig|digest|hmac|mac|key|secret|hash|otp|csrf|provided|received|header|given|expected|computed").unwrap().is_match(lt)
+}
+
+/// A string literal that is a credential: a secret-looking name bound to a secret-looking value,
+/// or a value with a known key shape.
+fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>)]) -> bool {
+    let raw = a.text(n);
+    let value = raw.trim_matches(|c| c == '"' || c == '\'' || c == '`');
+    let value = value
+        .strip_prefix(['b', 'r', 'f'])
+        .map(|v| v.trim_matches(|c| c == '"' || c == '\''))
+        .unwrap_or(value);
+    if n.kind() == "string" && {
+        let mut c = n.walk();
+        let has = n
+            .named_children(&mut c)
+            .any(|ch| ch.kind() == "interpolation" || ch.kind() == "template_substitution");
+        has
+    } {
+        return false;
+    }
+    if KEY_SHAPES.is_match(value) {
+        return true;
+    }
+    let Some(name) = captures
+        .iter()
+        .find(|(c, _)| *c == "name")
+        .map(|(_, n)| a.text(*n))
+    else {
+        return false;
+    };
+    let name = name.trim_matches(|c| c == '"' || c == '\'');
+    let last = name.rsplit(['.', '>']).next().unwrap_or(name);
+    if !SECRET_NAME.is_match(last) || NOT_SECRET_NAME.is_match(last) {
+        return false;
+    }
+    if value.len() < 6 || value.contains(char::is_whitespace) || PLACEHOLDER.is_match(value) {
+        return false;
+    }
+    // An environment variable's name, a path, a URL without credentials, a format string.
+    if Regex::new(r"^[A-Z][A-Z0-9_]+$").unwrap().is_match(value)
+        || value.contains('/')
+        || value.contains('%')
+        || value.contains("{}")
+    {
+        return false;
+    }
+    let is_password = PASSWORD.is_match(last);
+    if is_password {
+        return value.len() >= 6;
+    }
+    value.len() >= 12 && entropy(value) >= 3.0 && value.chars().any(|c| c.is_ascii_digit())
+        || value.len() >= 24 && entropy(value) >= 3.5
+}
+
+fn entropy(s: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in s.chars() {
+        *counts.entry(c).or_insert(0usize) += 1;
+    }
+    let n = s.chars().count() as f64;
+    counts
+        .values()
+        .map(|&k| {
+            let p = k as f64 / n;
+            -p * p.log2()
+        })
+        .sum()
+}
+
+fn inside_loop<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let mut cur = n.parent();
+    while let Some(p) = cur {
+        if a.is_function(p) {
+            return false;
+        }
+        if matches!(
+            p.kind(),
+            "for_statement" | "while_statement" | "for_in_statement" | "do_statement"
+        ) {
+            return true;
+        }
+        cur = p.parent();
+    }
+    false
+}
+
+/// `except:` with no exception type, whose handler does not re-raise.
+fn bare_except<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    if n.child_by_field_name("value").is_some() {
+        return false;
+    }
+    let mut c = n.walk();
+    let typed = n
+        .named_children(&mut c)
+        .any(|ch| !matches!(ch.kind(), "block" | "comment"));
+    if typed {
+        return false;
+    }
+    let body = a.text(n);
+    !Regex::new(r"(?m)^\s*raise\s*$|^\s*raise\b")
+        .unwrap()
+        .is_match(body.split_once(':').map(|x| x.1).unwrap_or(""))
+}
+
+/// `target[key] = value` in a recursive merge or a path setter, where key comes from the input's
+/// own keys and nothing rules out `__proto__`, `constructor` or `prototype`.
+fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let f = a.enclosing_function(n);
+    if f.id() == a.root.id() {
+        return false;
+    }
+    let body = a.text(f);
+    if Regex::new(r"__proto__|['\x22]constructor['\x22]|['\x22]prototype['\x22]|hasOwnProperty|hasOwn\(|Object\.create\(null\)|isSafeKey|isPrototypePolluted|FORBIDDEN|BLOCKED|UNSAFE_KEYS|new Map\(").unwrap().is_match(body) {
+        return false;
+    }
+    let Some(left) = n.child_by_field_name("left") else {
+        return false;
+    };
+    let Some(index) = left.child_by_field_name("index") else {
+        return false;
+    };
+    if matches!(index.kind(), "string" | "number") {
+        return false;
+    }
+    let name = a.function_name(n);
+    let recursive = !name.is_empty() && body.matches(&format!("{name}(")).count() >= 2;
+    // Walking a path: `cur = cur[part]` / `node = node[k] || {}`.
+    let walks = Regex::new(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
+        .unwrap()
+        .captures_iter(body)
+        .any(|c| c[1] == c[2]);
+    let key_from_input =
+        Regex::new(r"Object\.(keys|entries)\(|for\s*\(\s*(const|let|var)\s+\w+\s+in\b|\.split\(")
+            .unwrap()
+            .is_match(body);
+    (recursive || walks) && key_from_input
+}
+
+/// A call to an async function of this file whose promise is dropped (no await, return, .then, void).
+fn floating_promise<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    if !a.lang.is_js_family() {
+        return false;
+    }
+    let call = if n.kind() == "expression_statement" {
+        n.named_child(0)
+    } else {
+        Some(n)
+    };
+    let Some(call) = call.filter(|c| c.kind() == "call_expression") else {
+        return false;
+    };
+    let Some(func) = call.child_by_field_name("function") else {
+        return false;
+    };
+    let name = match func.kind() {
+        "identifier" => a.text(func),
+        "member_expression" => func
+            .child_by_field_name("property")
+            .map(|p| a.text(p))
+            .unwrap_or(""),
+        _ => return false,
+    };
+    if a.enclosing_function(call).id() == a.root.id() {
+        return false;
+    }
+    let known_async =
+        a.async_function_names().contains(name) || (func.kind() == "identifier" && name == "fetch");
+    // A method named like an async one of another object is still a guess; require `this.` or a
+    // plain call for names that are common words.
+    known_async
+        && !matches!(
+            name,
+            "then"
+                | "catch"
+                | "finally"
+                | "emit"
+                | "on"
+                | "log"
+                | "push"
+                | "set"
+                | "get"
+                | "delete"
+        )
+}
+
+/// `err` assigned and then never read before it is overwritten or the block ends.
+fn go_err_unchecked<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    if a.lang != Language::Go {
+        return false;
+    }
+    let Some(left) = n.child_by_field_name("left") else {
+        return false;
+    };
+    let mut c = left.walk();
+    let assigns_err = left.named_children(&mut c).any(|x| a.text(x) == "err");
+    if !assigns_err {
+        return false;
+    }
+    let Some(right) = n.child_by_field_name("right") else {
+        return false;
+    };
+    if !a.text(right).contains('(') {
+        return false;
+    }
+    // The statement may sit in an `if x, err := f(); err != nil` header: then it is checked.
+    if n.parent()
+        .is_some_and(|p| p.kind() == "if_statement" || p.kind() == "for_clause")
+    {
+        return false;
+    }
+    let uses_err = Regex::new(r"\berr\b").unwrap();
+    let mut sib = n.next_named_sibling();
+    while let Some(s) = sib {
+        let t = a.text(s);
+        if s.kind() == "comment" {
+            sib = s.next_named_sibling();
+            continue;
+        }
+        let reassigns = matches!(s.kind(), "short_var_declaration" | "assignment_statement")
+            && s.child_by_field_name("left")
+                .is_some_and(|l| uses_err.is_match(a.text(l)))
+            && !s
+                .child_by_field_name("right")
+                .is_some_and(|r| uses_err.is_match(a.text(r)));
+        if reassigns {
+            return true;
+        }
+        if uses_err.is_match(t) {
+            return false;
+        }
+        sib = s.next_named_sibling();
+    }
+    // End of the block without a read: only a problem if the function goes on (not a named result).
+    let f = a.enclosing_function(n);
+    let named_result = f
+        .child_by_field_name("result")
+        .is_some_and(|r| uses_err.is_match(a.text(r)));
+    !named_result
+}
+
+/// `v, _ := strconv.Atoi(s)` / `_ = json.Unmarshal(b, &v)`: an error that matters thrown away.
+fn go_blank_error<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let (Some(left), Some(right)) = (
+        n.child_by_field_name("left"),
+        n.child_by_field_name("right"),
+    ) else {
+        return false;
+    };
+    let mut c = left.walk();
+    let lefts: Vec<Node> = left.named_children(&mut c).collect();
+    if lefts.last().is_none_or(|l| a.text(*l) != "_") {
+        return false;
+    }
+    let Some(call) = right
+        .named_child(0)
+        .filter(|r| r.kind() == "call_expression")
+    else {
+        return false;
+    };
+    let Some(func) = call.child_by_field_name("function") else {
+        return false;
+    };
+    let ftext = a.text(func);
+    let last = ftext.rsplit('.').next().unwrap_or(ftext);
+    // Closing and writing to a response are commonly and deliberately ignored.
+    if matches!(last, "Close" | "Write" | "WriteString") || ftext.starts_with("fmt.") {
+        return false;
+    }
+    GO_IMPORTANT_ERR.is_match(last)
+}
+
+/// `x == ''`, `x != 0`, `flag == false`: loose equality against a value that coerces (`== null` is
+/// the accepted idiom for null-or-undefined and is not reported).
+fn loose_equality<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let Some(op) = n.child_by_field_name("operator") else {
+        return false;
+    };
+    if !matches!(a.text(op), "==" | "!=") {
+        return false;
+    }
+    let (Some(l), Some(r)) = (
+        n.child_by_field_name("left"),
+        n.child_by_field_name("right"),
+    ) else {
+        return false;
+    };
+    let coercing = |x: Node| {
+        matches!(
+            a.text(x),
+            "''" | "\"\"" | "0" | "false" | "true" | "'0'" | "\"0\"" | "[]" | "NaN" | "undefined"
+        )
+    };
+    let null = |x: Node| a.text(x) == "null";
+    !(null(l) || null(r)) && (coercing(l) || coercing(r))
+}
