@@ -365,3 +365,39 @@ fn redline_toml_ignores_disables_and_filters() {
     .json();
     assert!(findings(&v).is_empty());
 }
+
+#[test]
+fn findings_in_test_files_are_one_level_lower_except_secrets() {
+    let repo = repo_with(&[("a.py", b"x = 1\n")]);
+    write_files(
+        repo.path(),
+        &[
+            (
+                "tests/test_client.py",
+                b"import requests\n\ndef test_get(url):\n    requests.get(url, verify=False)\n",
+            ),
+            (
+                "tests/test_keys.py",
+                b"AWS_KEY = \"AKIAQWERTYUIOPASDFGH\"\n",
+            ),
+            (
+                "app/client.py",
+                b"import requests\n\ndef get(url):\n    return requests.get(url, verify=False)\n",
+            ),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    let sev = |p: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == p)
+            .map(|f| f["severity"].as_str().unwrap().to_string())
+    };
+    assert_eq!(sev("app/client.py").as_deref(), Some("critical"));
+    assert_eq!(sev("tests/test_client.py").as_deref(), Some("warning"));
+    assert_eq!(sev("tests/test_keys.py").as_deref(), Some("critical"));
+}

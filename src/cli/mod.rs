@@ -62,6 +62,9 @@ pub fn run() -> i32 {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Knowledge(cmd) => knowledge_cmd::run(cmd),
     };
+    if std::env::var_os("REDLINE_RULE_TIMES").is_some() {
+        crate::rules::profile::report();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {

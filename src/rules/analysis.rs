@@ -46,10 +46,29 @@ struct Binding<'t> {
 struct Scope<'t> {
     node: Node<'t>,
     bindings: Vec<Binding<'t>>,
-    remote: HashSet<String>,
-    local: HashSet<String>,
     /// Parameter names that hold a request object whose fields are input (Go `r *http.Request`).
     request_objects: Vec<String>,
+    /// Parameters that are input by themselves (route parameters, NestJS `@Query()`).
+    input_params: Vec<String>,
+    /// Tainted names, computed on first need (most functions never reach a sink).
+    taint: std::cell::OnceCell<Taint>,
+}
+
+/// The names of a function that hold untrusted values.
+#[derive(Default)]
+struct Taint {
+    remote: HashSet<String>,
+    local: HashSet<String>,
+}
+
+impl Taint {
+    fn set(&self, trust: Trust) -> &HashSet<String> {
+        if trust == Trust::Remote {
+            &self.remote
+        } else {
+            &self.local
+        }
+    }
 }
 
 /// Per-file analysis, computed lazily per function.
@@ -58,6 +77,8 @@ pub struct Analysis<'t> {
     pub src: &'t str,
     pub root: Node<'t>,
     scopes: RefCell<HashMap<usize, Rc<Scope<'t>>>>,
+    /// Functions whose taint is being computed (call-site taint can loop through recursion).
+    computing: RefCell<HashSet<usize>>,
     /// Functions whose scope is being built (call-site taint can loop through recursion).
     building: RefCell<HashSet<usize>>,
     /// Every call in the file, by the last segment of its callee's name.
@@ -94,6 +115,11 @@ static SANITIZER: LazyLock<Regex> = LazyLock::new(|| {
 static PASSTHROUGH: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(join|Join|resolve|normpath|normalize|abspath|realpath|expanduser|urljoin|Clean|Abs|format|Sprintf|Sprint|Sprintln|replace|Replace|ReplaceAll|strip|lstrip|rstrip|trim|trimStart|trimEnd|TrimSpace|Trim|TrimPrefix|TrimSuffix|TrimLeft|TrimRight|lower|upper|casefold|toLowerCase|toUpperCase|ToLower|ToUpper|concat|decode|unquote|unquote_plus|decodeURIComponent|decodeURI|unescape|b64decode|urlsafe_b64decode|DecodeString|loads|parse|Parse|ParseRequestURI|from|String|str|toString|split|Split|SplitN|slice|substring|substr|Fields|urlparse|urlsplit|URL|Buffer|bytes|bytearray|dict|list|tuple|sorted|reversed|getattr|valueOf|fromEntries|assign|await|Promise|resolve|fsPath|Path|PurePath|filepath|Dir|Ext|NewDecoder|NewReader|NewScanner|ReadAll|LimitReader|MaxBytesReader|TeeReader|NopCloser|MultiReader|Decode|Unmarshal|Bytes|Text|readFileSync|readFile|json|text|body|Query|Values)$").unwrap()
 });
+static NOT_INPUT_TYPE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"Session|User|Request|Response|Connection|Cursor|Settings|Config|Logger|BackgroundTasks|Engine|Client|Repository|Service|Depends").unwrap()
+});
+static NEST_INPUT_DECORATOR: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"@(Query|Param|Body|Headers|Req)\b").unwrap());
 static PY_HANDLER_DECORATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\.(route|get|post|put|patch|delete|api_route|websocket)\(|@api_view|@\w*\.?(command|argument|option)\b").unwrap()
 });
@@ -126,6 +152,7 @@ impl<'t> Analysis<'t> {
             src,
             root: tree.root_node(),
             scopes: RefCell::new(HashMap::new()),
+            computing: RefCell::new(HashSet::new()),
             building: RefCell::new(HashSet::new()),
             calls: RefCell::new(None),
             async_names: RefCell::new(None),
@@ -231,9 +258,9 @@ impl<'t> Analysis<'t> {
             return Rc::new(Scope {
                 node: f,
                 bindings: Vec::new(),
-                remote: HashSet::new(),
-                local: HashSet::new(),
                 request_objects: Vec::new(),
+                input_params: Vec::new(),
+                taint: std::cell::OnceCell::new(),
             });
         }
         let s = Rc::new(self.build_scope(f));
@@ -263,47 +290,69 @@ impl<'t> Analysis<'t> {
         let mut scope = Scope {
             node: f,
             bindings,
-            remote: HashSet::new(),
-            local: HashSet::new(),
             request_objects,
+            input_params,
+            taint: std::cell::OnceCell::new(),
         };
-        for p in input_params {
-            scope.remote.insert(p.clone());
-            scope.local.insert(p);
-        }
-        // Names inherit taint from the enclosing function (closures, nested handlers).
         if let Some(outer) = self.outer_scope(&scope) {
-            scope.remote.extend(outer.remote.iter().cloned());
-            scope.local.extend(outer.local.iter().cloned());
             scope
                 .request_objects
                 .extend(outer.request_objects.iter().cloned());
         }
-        if f.id() != self.root.id() {
-            self.taint_params_from_call_sites(f, &mut scope);
+        scope
+    }
+
+    /// The taint of a scope, computed once; None while it is being computed (recursion).
+    fn taint_of<'s>(&self, scope: &'s Scope<'t>) -> Option<&'s Taint> {
+        if let Some(t) = scope.taint.get() {
+            return Some(t);
+        }
+        if !self.computing.borrow_mut().insert(scope.node.id()) {
+            return None;
+        }
+        let t = self.compute_taint(scope);
+        self.computing.borrow_mut().remove(&scope.node.id());
+        let _ = scope.taint.set(t);
+        scope.taint.get()
+    }
+
+    fn compute_taint(&self, scope: &Scope<'t>) -> Taint {
+        let mut t = Taint::default();
+        for p in &scope.input_params {
+            t.remote.insert(p.clone());
+            t.local.insert(p.clone());
+        }
+        // Names inherit taint from the enclosing function (closures, nested handlers).
+        if let Some(outer) = self.outer_scope(scope) {
+            if let Some(ot) = self.taint_of(&outer) {
+                t.remote.extend(ot.remote.iter().cloned());
+                t.local.extend(ot.local.iter().cloned());
+            }
+        }
+        if scope.node.id() != self.root.id() {
+            self.taint_params_from_call_sites(scope.node, &mut t);
         }
         // Two passes, so that a value tainted late in a loop reaches uses earlier in it.
         for _ in 0..2 {
-            for i in 0..scope.bindings.len() {
-                let b = scope.bindings[i].clone();
+            for b in &scope.bindings {
                 let Some(v) = b.value else { continue };
                 if b.kind == BindKind::Param {
                     continue;
                 }
-                if self.expr_tainted(v, &scope, Trust::Remote) {
-                    scope.remote.insert(b.name.clone());
+                if !t.remote.contains(&b.name) && self.expr_tainted(v, scope, &t, Trust::Remote) {
+                    t.remote.insert(b.name.clone());
                 }
-                if self.expr_tainted(v, &scope, Trust::Local) {
-                    scope.local.insert(b.name.clone());
+                if !t.local.contains(&b.name) && self.expr_tainted(v, scope, &t, Trust::Local) {
+                    t.local.insert(b.name.clone());
                 }
             }
         }
-        scope
+        t
     }
 
     /// A helper in the same file called with tainted arguments has tainted parameters: request
     /// handlers often pass input to a small function that does the dangerous call.
-    fn taint_params_from_call_sites(&self, f: Node<'t>, scope: &mut Scope<'t>) {
+    fn taint_params_from_call_sites(&self, f: Node<'t>, taint: &mut Taint) {
         let name = self.function_name_of(f);
         if name.len() < 3
             || matches!(
@@ -393,10 +442,10 @@ impl<'t> Analysis<'t> {
                 let local = remote || self.is_tainted(value, Trust::Local);
                 for t in targets {
                     if remote {
-                        scope.remote.insert(t.clone());
+                        taint.remote.insert(t.clone());
                     }
                     if local {
-                        scope.local.insert(t);
+                        taint.local.insert(t);
                     }
                 }
             }
@@ -479,13 +528,17 @@ impl<'t> Analysis<'t> {
                     kind: BindKind::Param,
                     pos: p.start_byte(),
                 });
-                let nest_input = self.lang.is_js_family()
-                    && Regex::new(r"@(Query|Param|Body|Headers|Req)\b")
-                        .unwrap()
-                        .is_match(ptext);
+                let nest_input = self.lang.is_js_family() && NEST_INPUT_DECORATOR.is_match(ptext);
+                // A typed parameter says what it is (`cursor: str` is input, `db: Session` is not);
+                // an untyped one is judged by its name.
+                let py_type = p.child_by_field_name("type").map(|t| self.text(t));
+                let not_input = match py_type {
+                    Some(t) => NOT_INPUT_TYPE.is_match(t),
+                    None => PARAM_NOT_INPUT.is_match(name),
+                };
                 let py_input = self.lang == Language::Python
                     && (py_handler || after_request)
-                    && !PARAM_NOT_INPUT.is_match(name)
+                    && !not_input
                     && !ptext.contains("Depends(");
                 if nest_input || py_input {
                     input.push(name.clone());
@@ -755,7 +808,9 @@ impl<'t> Analysis<'t> {
     /// Whether the value of `n` derives from untrusted input at `trust`.
     pub fn is_tainted(&self, n: Node<'t>, trust: Trust) -> bool {
         let scope = self.scope(n);
-        self.expr_tainted(n, &scope, trust)
+        let empty = Taint::default();
+        let t = self.taint_of(&scope).unwrap_or(&empty);
+        self.expr_tainted(n, &scope, t, trust)
     }
 
     fn source_match(&self, text: &str, scope: &Scope<'t>, trust: Trust) -> bool {
@@ -791,14 +846,15 @@ impl<'t> Analysis<'t> {
         false
     }
 
-    fn expr_tainted(&self, n: Node<'t>, scope: &Scope<'t>, trust: Trust) -> bool {
-        self.expr_tainted_depth(n, scope, trust, 0)
+    fn expr_tainted(&self, n: Node<'t>, scope: &Scope<'t>, t: &Taint, trust: Trust) -> bool {
+        self.expr_tainted_depth(n, scope, t, trust, 0)
     }
 
     fn expr_tainted_depth(
         &self,
         n: Node<'t>,
         scope: &Scope<'t>,
+        t: &Taint,
         trust: Trust,
         depth: usize,
     ) -> bool {
@@ -812,12 +868,7 @@ impl<'t> Analysis<'t> {
         match kind {
             "identifier" | "shorthand_property_identifier" => {
                 let name = self.text(n);
-                let set = if trust == Trust::Remote {
-                    &scope.remote
-                } else {
-                    &scope.local
-                };
-                return set.contains(name) || self.source_match(name, scope, trust);
+                return t.set(trust).contains(name) || self.source_match(name, scope, trust);
             }
             "call" | "call_expression" | "new_expression" => {
                 let func = n
@@ -839,7 +890,7 @@ impl<'t> Analysis<'t> {
                         .child_by_field_name("object")
                         .or_else(|| f.child_by_field_name("operand"))
                     {
-                        if self.expr_tainted_depth(obj, scope, trust, depth + 1) {
+                        if self.expr_tainted_depth(obj, scope, t, trust, depth + 1) {
                             return true;
                         }
                     }
@@ -852,7 +903,7 @@ impl<'t> Analysis<'t> {
                         return false;
                     }
                     if let Some(args) = n.child_by_field_name("arguments") {
-                        return self.expr_tainted_depth(args, scope, trust, depth + 1);
+                        return self.expr_tainted_depth(args, scope, t, trust, depth + 1);
                     }
                     return false;
                 }
@@ -895,7 +946,7 @@ impl<'t> Analysis<'t> {
             "keyword_argument" | "pair" => {
                 return n
                     .child_by_field_name("value")
-                    .is_some_and(|v| self.expr_tainted_depth(v, scope, trust, depth + 1));
+                    .is_some_and(|v| self.expr_tainted_depth(v, scope, t, trust, depth + 1));
             }
             "lambda" | "arrow_function" | "function_expression" | "func_literal" => return false,
             _ => {}
@@ -904,7 +955,7 @@ impl<'t> Analysis<'t> {
         let children: Vec<Node> = n.named_children(&mut c).collect();
         children
             .into_iter()
-            .any(|ch| self.expr_tainted_depth(ch, scope, trust, depth + 1))
+            .any(|ch| self.expr_tainted_depth(ch, scope, t, trust, depth + 1))
     }
 
     /// The values bound to `name` before byte `pos` in `n`'s function (or an enclosing one).

@@ -5,6 +5,33 @@
 mod analysis;
 mod predicates;
 
+/// Time spent per rule, printed at exit when REDLINE_RULE_TIMES is set (for rule authors).
+pub mod profile {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    static TIMES: Mutex<Option<HashMap<String, Duration>>> = Mutex::new(None);
+
+    pub(super) fn record(rule: &str, d: Duration) {
+        let mut t = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+        *t.get_or_insert_with(HashMap::new)
+            .entry(rule.to_string())
+            .or_default() += d;
+    }
+
+    /// Prints the slowest rules to stderr.
+    pub fn report() {
+        let t = TIMES.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(map) = t.as_ref() else { return };
+        let mut v: Vec<_> = map.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1));
+        for (rule, d) in v.into_iter().take(25) {
+            eprintln!("{:>10.1} ms  {rule}", d.as_secs_f64() * 1000.0);
+        }
+    }
+}
+
 pub use analysis::Analysis;
 
 use crate::lang::Language;
@@ -30,6 +57,14 @@ impl Severity {
             Severity::Critical => "critical",
             Severity::Warning => "warning",
             Severity::Suggestion => "suggestion",
+        }
+    }
+
+    /// One level less severe (a suggestion stays a suggestion).
+    pub fn lower(self) -> Severity {
+        match self {
+            Severity::Critical => Severity::Warning,
+            _ => Severity::Suggestion,
         }
     }
 
@@ -133,9 +168,12 @@ struct Compiled {
     conditions: Vec<Condition>,
 }
 
-/// Every rule, with its queries compiled for each grammar it applies to.
+/// Every rule, with its queries compiled for each grammar it applies to, and, per grammar, all
+/// of them in one query so that a file is walked once rather than once per rule.
 pub struct RuleSet {
     compiled: Vec<Compiled>,
+    /// Per grammar: the combined query and, for each of its patterns, the rule it came from.
+    combined: HashMap<Language, (Query, Vec<usize>)>,
 }
 
 impl RuleSet {
@@ -212,7 +250,32 @@ impl RuleSet {
                 conditions,
             });
         }
-        Ok(RuleSet { compiled })
+        let mut combined = HashMap::new();
+        for lang in Language::ALL {
+            let mut text = String::new();
+            let mut pattern_rule = Vec::new();
+            for (i, c) in compiled.iter().enumerate() {
+                if let Some(q) = c.queries.get(&lang) {
+                    text.push_str(&c.rule.query);
+                    text.push('\n');
+                    pattern_rule.extend(std::iter::repeat_n(i, q.pattern_count()));
+                }
+            }
+            if pattern_rule.is_empty() {
+                continue;
+            }
+            let q = Query::new(&lang.grammar(), &text)
+                .map_err(|e| anyhow!("combined {lang:?} query: {e}"))?;
+            if q.pattern_count() != pattern_rule.len() {
+                bail!(
+                    "combined {lang:?} query has {} patterns, expected {}",
+                    q.pattern_count(),
+                    pattern_rule.len()
+                );
+            }
+            combined.insert(lang, (q, pattern_rule));
+        }
+        Ok(RuleSet { compiled, combined })
     }
 
     /// All rules.
@@ -240,18 +303,22 @@ impl RuleSet {
         // For each hit, in order: its rule and the function holding it.
         let mut hit_functions: Vec<(usize, tree_sitter::Node)> = Vec::new();
         let mut cursor = QueryCursor::new();
-        for (rule_index, c) in self.compiled.iter().enumerate() {
-            let Some(query) = c.queries.get(&lang) else {
-                continue;
-            };
-            let report_idx = c
-                .rule
-                .report
-                .as_deref()
-                .and_then(|r| query.capture_index_for_name(r));
-            let names = query.capture_names();
-            let mut matches = cursor.matches(query, tree.root_node(), src.as_bytes());
+        let profile = std::env::var_os("REDLINE_RULE_TIMES").is_some();
+        let Some((query, pattern_rule)) = self.combined.get(&lang) else {
+            return Vec::new();
+        };
+        let names = query.capture_names();
+        let mut matches = cursor.matches(query, tree.root_node(), src.as_bytes());
+        {
             while let Some(m) = matches.next() {
+                let rule_index = pattern_rule[m.pattern_index];
+                let c = &self.compiled[rule_index];
+                let started = profile.then(std::time::Instant::now);
+                let report_idx = c
+                    .rule
+                    .report
+                    .as_deref()
+                    .and_then(|r| query.capture_index_for_name(r));
                 let captures = m.captures();
                 let Some(report) = (match report_idx {
                     Some(i) => captures.iter().find(|c| c.index == i).map(|c| c.node),
@@ -285,6 +352,9 @@ impl RuleSet {
                         &captured,
                     ) != cond.negate
                 });
+                if let Some(t) = started {
+                    profile::record(&c.rule.id, t.elapsed());
+                }
                 if !ok {
                     continue;
                 }

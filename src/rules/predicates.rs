@@ -8,8 +8,19 @@ use regex::Regex;
 use std::sync::LazyLock;
 use tree_sitter::Node;
 
+/// A regex compiled once per call site.
+macro_rules! cached_regex {
+    ($re:expr) => {{
+        static RE: LazyLock<Regex> =
+            LazyLock::new(|| Regex::new($re).expect("a valid built-in regex"));
+        &*RE
+    }};
+}
+
 /// Every predicate name a rule may use in `when`.
 pub const NAMES: &[&str] = &[
+    "call-matches",
+    "mutated-param",
     "tainted",
     "tainted-local",
     "dynamic-string",
@@ -53,9 +64,6 @@ static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
 static TOKEN_WORDS: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)token|secret|passw|pwd|reset|otp|nonce|salt|session|csrf|api_?key|apikey|invite|verif|signature|coupon|voucher|activation|magic_?link|one_?time|recovery|credential|auth_?code").unwrap()
 });
-static STRONG_SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)signature|\bsig\b|digest|hmac|\bmac\b|api_?key|apikey|secret|\botp\b|csrf|password_?hash|passhash|webhook_?token|access_?token|auth_?token|expected").unwrap()
-});
 static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"(?i)pass(word|wd|phrase)?$|passw(or)?d|pwd|secret|token|api_?key|apikey|access_?key|private_?key|client_?secret|auth_?key|credential|signing_?key|encryption_?key|jwt_?key|bearer|dsn|conn(ection)?_?str").unwrap()
 });
@@ -73,7 +81,7 @@ static KEY_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
         r"|sk-[A-Za-z0-9_-]{20,}",            // OpenAI-style keys
         r"|xox[abposr]-[A-Za-z0-9-]{10,}",    // Slack
         r"|AIza[0-9A-Za-z_-]{35}",            // Google API keys
-        r"|-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----",
+        r"|-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----\s*[A-Za-z0-9+/=\s\\n]{40,}",
         r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@$<{]{3,}@" // credentials in a connection URL
     ))
     .unwrap()
@@ -108,7 +116,12 @@ pub fn eval<'t>(
         "token-context" => token_context(a, n),
         "secret-compare" => secret_compare(a, n),
         "secret-literal" => secret_literal(a, n, captures),
-        "known-secret-shape" => KEY_SHAPES.is_match(a.text(n)),
+        "known-secret-shape" => known_secret_shape(a.text(n)) && !is_docstring(n),
+        "call-matches" => enclosing_call(n).is_some_and(|c| {
+            c.child_by_field_name("function")
+                .is_some_and(|f| regex_of(arg).is_match(a.text(f)))
+        }),
+        "mutated-param" => mutated_param(a, n),
         "inside-loop" => inside_loop(a, n),
         "bare-except" => bare_except(a, n),
         "prototype-pollution" => prototype_pollution(a, n),
@@ -133,10 +146,12 @@ fn regex_of(arg: Option<&str>) -> Regex {
     }
     let pat = arg.unwrap_or("$^");
     CACHE.with(|c| {
-        c.borrow_mut()
-            .entry(pat.to_string())
-            .or_insert_with(|| Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap()))
-            .clone()
+        if let Some(r) = c.borrow().get(pat) {
+            return r.clone();
+        }
+        let r = Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap());
+        c.borrow_mut().insert(pat.to_string(), r.clone());
+        r
     })
 }
 
@@ -171,7 +186,7 @@ fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize) -> bool {
         "call" | "call_expression" => n.child_by_field_name("function").is_some_and(|f| {
             let t = a.text(f);
             let last = t.rsplit('.').next().unwrap_or(t);
-            Regex::new(r"(?i)^(escape\w*|\w*escape|sanitize\w*|purify|clean|encode\w*|quote|markdown|render_to_string|format_html|bleach\w*|textContent|htmlEscape|xss|filterXSS)$").unwrap().is_match(last)
+            cached_regex!(r"(?i)^(escape\w*|\w*escape|sanitize\w*|purify|clean|encode\w*|quote|markdown|render_to_string|format_html|bleach\w*|textContent|htmlEscape|xss|filterXSS)$").is_match(last)
         }),
         "template_string" | "string" => {
             let mut c = n.walk();
@@ -185,6 +200,10 @@ fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize) -> bool {
 
 /// HTML built from request input: a string with a tag in its literal text and a tainted part.
 fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    // Cheap first: HTML needs a `<` somewhere in the function.
+    if !a.text(a.enclosing_function(n)).contains('<') {
+        return false;
+    }
     let lit = match n.kind() {
         "call" | "call_expression" => {
             let Some(args) = n.child_by_field_name("arguments") else {
@@ -251,6 +270,86 @@ fn token_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     TOKEN_WORDS.is_match(stmt) || TOKEN_WORDS.is_match(a.function_name(n))
 }
 
+/// The lower-cased words of the identifiers in `text` (`providedSig` -> provided, sig).
+fn words(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for ident in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        for part in ident.split('_').filter(|p| !p.is_empty()) {
+            let chars: Vec<char> = part.chars().collect();
+            let mut cur = String::new();
+            for (i, &c) in chars.iter().enumerate() {
+                let boundary = i > 0
+                    && c.is_uppercase()
+                    && (chars[i - 1].is_lowercase()
+                        || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
+                if boundary && !cur.is_empty() {
+                    out.push(cur.to_lowercase());
+                    cur.clear();
+                }
+                cur.push(c);
+            }
+            if !cur.is_empty() {
+                out.push(cur.to_lowercase());
+            }
+        }
+    }
+    out
+}
+
+/// Words that name a secret compared for authentication.
+fn names_secret(ws: &[String]) -> bool {
+    let has = |w: &str| ws.iter().any(|x| x == w);
+    [
+        "signature",
+        "sig",
+        "digest",
+        "hexdigest",
+        "hmac",
+        "mac",
+        "secret",
+        "otp",
+        "csrf",
+        "apikey",
+        "passhash",
+    ]
+    .iter()
+    .any(|w| has(w))
+        || (has("api") && has("key"))
+        || (has("password") && has("hash"))
+        || ((has("access")
+            || has("auth")
+            || has("webhook")
+            || has("bearer")
+            || has("session")
+            || has("reset")
+            || has("csrf"))
+            && has("token"))
+}
+
+/// Words that may name the other side of such a comparison.
+fn names_secretish(ws: &[String]) -> bool {
+    names_secret(ws)
+        || ws.iter().any(|w| {
+            matches!(
+                w.as_str(),
+                "token"
+                    | "key"
+                    | "hash"
+                    | "sign"
+                    | "signed"
+                    | "provided"
+                    | "received"
+                    | "given"
+                    | "computed"
+                    | "expected"
+                    | "header"
+                    | "supplied"
+                    | "incoming"
+                    | "stored"
+            )
+        })
+}
+
 /// `==` on a signature, token or key: a comparison that leaks timing.
 fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let (l, r) = match (
@@ -279,48 +378,35 @@ fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
             return false;
         }
     }
+    static NOT_SECRET_VALUE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)(type|kind|scheme|alg|algorithm|length|count|status|prefix|version|name|format)\b|(\bid|_id|Id|ID|_ids|Ids)$").unwrap()
+    });
     let trivial = |x: Node<'t>| {
         let t = a.text(x);
         a.is_constant(x)
-            && !t
-                .chars()
-                .any(|c| c.is_ascii_lowercase() && t.starts_with(char::is_lowercase))
-            || matches!(
-                x.kind(),
-                "string"
-                    | "interpreted_string_literal"
-                    | "integer"
-                    | "number"
-                    | "none"
-                    | "null"
-                    | "nil"
-                    | "undefined"
-                    | "true"
-                    | "false"
-            )
             || t.starts_with("len(")
             || t.ends_with(".length")
             || t.starts_with("typeof")
-            || Regex::new(r"(?i)(type|kind|scheme|alg|length|count|status|prefix)\b")
-                .unwrap()
-                .is_match(t)
-            || Regex::new(r"(\bid|_id|Id|ID|_ids|Ids)$")
-                .unwrap()
-                .is_match(t)
+            || NOT_SECRET_VALUE.is_match(t)
     };
     if trivial(l) || trivial(r) {
         return false;
     }
-    let (lt, rt) = (a.text(l), a.text(r));
-    // `parts.v1 !== expected` in a function that computes an HMAC or signature.
-    let signing = Regex::new(r"(?i)hmac|signature|createHmac|digest\(|\.sign\(").unwrap();
-    if (STRONG_SECRET_NAME.is_match(lt) || STRONG_SECRET_NAME.is_match(rt))
-        && signing.is_match(a.text(a.enclosing_function(n)))
-    {
+    // Two results of the same function (`inspect.signature(f) == inspect.signature(g)`) are values of
+    // one kind being compared, not a secret checked against input.
+    let callee = |x: Node<'t>| x.child_by_field_name("function").map(|f| a.text(f));
+    if matches!(l.kind(), "call" | "call_expression") && callee(l) == callee(r) {
+        return false;
+    }
+    let (lw, rw) = (words(a.text(l)), words(a.text(r)));
+    if (names_secret(&lw) && names_secretish(&rw)) || (names_secret(&rw) && names_secretish(&lw)) {
         return true;
     }
-    STRONG_SECRET_NAME.is_match(lt) && Regex::new(r"(?i)token|sig|digest|hmac|mac|key|secret|hash|otp|csrf|provided|received|header|given|expected|computed").unwrap().is_match(rt)
-        || STRONG_SECRET_NAME.is_match(rt) && Regex::new(r"(?i)token|sig|digest|hmac|mac|key|secret|hash|otp|csrf|provided|received|header|given|expected|computed").unwrap().is_match(lt)
+    // `parts.v1 !== expected` in a function that computes an HMAC or a signature.
+    static SIGNING: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"(?i)hmac|signature|createHmac|\.sign\(").unwrap());
+    let expected = |ws: &[String]| ws.iter().any(|w| w == "expected" || w == "computed");
+    (expected(&lw) || expected(&rw)) && SIGNING.is_match(a.text(a.enclosing_function(n)))
 }
 
 /// A string literal that is a credential: a secret-looking name bound to a secret-looking value,
@@ -341,7 +427,7 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
     } {
         return false;
     }
-    if KEY_SHAPES.is_match(value) {
+    if known_secret_shape(value) {
         return true;
     }
     let Some(name) = captures
@@ -351,7 +437,14 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
     else {
         return false;
     };
-    let name = name.trim_matches(|c| c == '"' || c == '\'');
+    let name = name.trim_matches(|c| c == '"' || c == '\'' || c == '`');
+    // A dictionary key like "AWS::SecretsManager::Secret" names a thing, not a variable holding a secret.
+    if !name
+        .chars()
+        .all(|c| c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '>' | '[' | ']' | '$'))
+    {
+        return false;
+    }
     let last = name.rsplit(['.', '>']).next().unwrap_or(name);
     if !SECRET_NAME.is_match(last) || NOT_SECRET_NAME.is_match(last) {
         return false;
@@ -360,7 +453,7 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
         return false;
     }
     // An environment variable's name, a path, a URL without credentials, a format string.
-    if Regex::new(r"^[A-Z][A-Z0-9_]+$").unwrap().is_match(value)
+    if cached_regex!(r"^[A-Z][A-Z0-9_]+$").is_match(value)
         || value.contains('/')
         || value.contains('%')
         || value.contains("{}")
@@ -373,6 +466,93 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
     }
     value.len() >= 12 && entropy(value) >= 3.0 && value.chars().any(|c| c.is_ascii_digit())
         || value.len() >= 24 && entropy(value) >= 3.5
+}
+
+/// A value with the shape of a real credential, that is not a documented example or a placeholder.
+fn known_secret_shape(value: &str) -> bool {
+    static EXAMPLE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)example|dummy|fake|sample|placeholder|xxxx|your[_-]|redacted|changeme")
+            .unwrap()
+    });
+    static URL_CREDENTIALS: LazyLock<Regex> =
+        LazyLock::new(|| Regex::new(r"://[^/\s:@]+:([^/\s:@]+)@").unwrap());
+    let Some(m) = KEY_SHAPES.find(value) else {
+        return false;
+    };
+    if EXAMPLE.is_match(m.as_str()) {
+        return false;
+    }
+    if let Some(c) = URL_CREDENTIALS.captures(m.as_str()) {
+        let pw = &c[1];
+        if PLACEHOLDER.is_match(pw)
+            || matches!(
+                pw.to_ascii_lowercase().as_str(),
+                "pass"
+                    | "password"
+                    | "pwd"
+                    | "secret"
+                    | "user"
+                    | "postgres"
+                    | "root"
+                    | "admin"
+                    | "guest"
+            )
+        {
+            return false;
+        }
+    }
+    true
+}
+
+/// A string that is a function's or module's documentation.
+fn is_docstring(n: Node<'_>) -> bool {
+    n.parent()
+        .is_some_and(|p| p.kind() == "expression_statement" && p.named_child_count() == 1)
+}
+
+/// The call whose argument list holds `n` (a keyword argument, an object literal field).
+fn enclosing_call(n: Node<'_>) -> Option<Node<'_>> {
+    let mut cur = n.parent();
+    let mut hops = 0;
+    while let Some(p) = cur {
+        if matches!(p.kind(), "call" | "call_expression" | "new_expression") {
+            return Some(p);
+        }
+        hops += 1;
+        if hops > 4 {
+            return None;
+        }
+        cur = p.parent();
+    }
+    None
+}
+
+/// A mutable default that the function changes, returns or stores: the shared object leaks
+/// between calls. One only read is harmless.
+fn mutated_param<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let Some(param) = n.parent().and_then(|p| p.child_by_field_name("name")) else {
+        return false;
+    };
+    let name = regex::escape(a.text(param));
+    let body = a
+        .enclosing_function(n)
+        .child_by_field_name("body")
+        .map(|b| a.text(b))
+        .unwrap_or("");
+    let pattern = format!(
+        concat!(
+            r"(?m)\b{n}\s*\.\s*(append|extend|insert|add|update|setdefault|pop|popitem|remove|discard|clear|sort|reverse)\s*\(",
+            r"|\b{n}\s*\[[^\]]*\]\s*(=[^=]|\+=|-=)",
+            r"|\b{n}\s*(\+=|\|=)",
+            r"|\b(return|yield)\s+{n}\s*$",
+            r"|=\s*{n}\s*$",
+            r"|\bdel\s+{n}\["
+        ),
+        n = name
+    );
+    Regex::new(&pattern)
+        .map(|r| r.is_match(body))
+        .unwrap_or(true)
 }
 
 fn entropy(s: &str) -> f64 {
@@ -420,8 +600,7 @@ fn bare_except<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let body = a.text(n);
-    !Regex::new(r"(?m)^\s*raise\s*$|^\s*raise\b")
-        .unwrap()
+    !cached_regex!(r"(?m)^\s*raise\s*$|^\s*raise\b")
         .is_match(body.split_once(':').map(|x| x.1).unwrap_or(""))
 }
 
@@ -433,7 +612,7 @@ fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let body = a.text(f);
-    if Regex::new(r"__proto__|['\x22]constructor['\x22]|['\x22]prototype['\x22]|hasOwnProperty|hasOwn\(|Object\.create\(null\)|isSafeKey|isPrototypePolluted|FORBIDDEN|BLOCKED|UNSAFE_KEYS|new Map\(").unwrap().is_match(body) {
+    if cached_regex!(r"__proto__|['\x22]constructor['\x22]|['\x22]prototype['\x22]|hasOwnProperty|hasOwn\(|Object\.create\(null\)|isSafeKey|isPrototypePolluted|FORBIDDEN|BLOCKED|UNSAFE_KEYS|new Map\(").is_match(body) {
         return false;
     }
     let Some(left) = n.child_by_field_name("left") else {
@@ -448,14 +627,13 @@ fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let name = a.function_name(n);
     let recursive = !name.is_empty() && body.matches(&format!("{name}(")).count() >= 2;
     // Walking a path: `cur = cur[part]` / `node = node[k] || {}`.
-    let walks = Regex::new(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
-        .unwrap()
+    let walks = cached_regex!(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
         .captures_iter(body)
         .any(|c| c[1] == c[2]);
-    let key_from_input =
-        Regex::new(r"Object\.(keys|entries)\(|for\s*\(\s*(const|let|var)\s+\w+\s+in\b|\.split\(")
-            .unwrap()
-            .is_match(body);
+    let key_from_input = cached_regex!(
+        r"Object\.(keys|entries)\(|for\s*\(\s*(const|let|var)\s+\w+\s+in\b|\.split\("
+    )
+    .is_match(body);
     (recursive || walks) && key_from_input
 }
 
@@ -531,7 +709,7 @@ fn go_err_unchecked<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     {
         return false;
     }
-    let uses_err = Regex::new(r"\berr\b").unwrap();
+    let uses_err = cached_regex!(r"\berr\b");
     let mut sib = n.next_named_sibling();
     while let Some(s) = sib {
         let t = a.text(s);
