@@ -336,7 +336,7 @@ fn redline_toml_ignores_disables_and_filters() {
     let base: &[(&str, &[u8])] = &[("a.py", b"x = 1\n")];
     let repo = repo_with(base);
     write_files(repo.path(), &[
-        ("a.py", b"def f(a=[]):\n    try:\n        pass\n    except:\n        pass\n"),
+        ("a.py", b"def f(a=[]):\n    a.append(1)\n    try:\n        pass\n    except:\n        pass\n"),
         ("gen/b.py", b"def g(a={}):\n    pass\n"),
         ("team/rules.md", b"# Our rule\nNever call legacy_billing_api from new code.\n"),
         (".redline.toml", b"ignore = [\"gen/**\"]\nmin_severity = \"warning\"\n[rules]\ndisable = [\"py.bare-except\"]\n[knowledge]\nextra = [\"team\"]\n"),
