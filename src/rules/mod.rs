@@ -164,32 +164,34 @@ struct Condition {
 
 struct Compiled {
     rule: Rule,
-    queries: HashMap<Language, Query>,
+    /// The grammars this rule runs on.
+    langs: Vec<Language>,
     conditions: Vec<Condition>,
 }
 
-/// Every rule, with its queries compiled for each grammar it applies to, and, per grammar, all
-/// of them in one query so that a file is walked once rather than once per rule.
+/// A grammar's rules in one query, so that a file is walked once rather than once per rule.
+struct Combined {
+    query: Query,
+    /// For each pattern of the query, the index of the rule it came from.
+    pattern_rule: Vec<usize>,
+}
+
+/// Every rule, and per grammar all of them compiled into one query on first use: compiling
+/// queries is the slowest part of start-up, and most reviews touch one or two languages.
 pub struct RuleSet {
     compiled: Vec<Compiled>,
-    /// Per grammar: the combined query and, for each of its patterns, the rule it came from.
-    combined: HashMap<Language, (Query, Vec<usize>)>,
+    combined: HashMap<Language, std::sync::OnceLock<Option<Combined>>>,
 }
 
 impl RuleSet {
     /// The built-in rules (knowledge/**/*.rules.toml, compiled into the binary).
     pub fn builtin() -> Result<RuleSet> {
-        let mut rules = Vec::new();
-        for (path, text) in crate::knowledge::builtin_files()
-            .iter()
-            .filter(|(p, _)| p.ends_with(".rules.toml"))
-        {
-            rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
-        }
-        RuleSet::compile(rules)
+        RuleSet::load(&[], &[])
     }
 
     /// The built-in rules plus the `.rules.toml` files under `dirs`, less the `disabled` ids.
+    /// Rules from `dirs` are compiled at once so that a broken team rule is reported by name;
+    /// built-in rules are checked by `redline knowledge check` (and CI).
     pub fn load(extra_dirs: &[std::path::PathBuf], disabled: &[String]) -> Result<RuleSet> {
         let mut rules = Vec::new();
         for (path, text) in crate::knowledge::builtin_files()
@@ -198,6 +200,7 @@ impl RuleSet {
         {
             rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
         }
+        let builtin_count = rules.len();
         for dir in extra_dirs {
             let mut files = Vec::new();
             collect_rule_files(dir, &mut files)?;
@@ -208,37 +211,21 @@ impl RuleSet {
                 rules.extend(parse_rules(&f.to_string_lossy(), &text)?);
             }
         }
+        for r in &rules[builtin_count..] {
+            compile_rule(r)?;
+        }
         rules.retain(|r| !disabled.contains(&r.id));
-        RuleSet::compile(rules)
+        RuleSet::new(rules)
     }
 
-    fn compile(rules: Vec<Rule>) -> Result<RuleSet> {
+    fn new(rules: Vec<Rule>) -> Result<RuleSet> {
         let mut seen = std::collections::HashSet::new();
         let mut compiled = Vec::new();
         for rule in rules {
             if !seen.insert(rule.id.clone()) {
                 bail!("duplicate rule id `{}` ({})", rule.id, rule.origin);
             }
-            let mut queries = HashMap::new();
-            for lang in rule_languages(&rule)? {
-                let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {
-                    anyhow!(
-                        "rule {} ({}): query does not compile for {:?}: {e}",
-                        rule.id,
-                        rule.origin,
-                        lang
-                    )
-                })?;
-                if let Some(r) = &rule.report {
-                    if q.capture_index_for_name(r).is_none() {
-                        bail!(
-                            "rule {}: report capture `@{r}` is not in its query",
-                            rule.id
-                        );
-                    }
-                }
-                queries.insert(lang, q);
-            }
+            let langs = rule_languages(&rule)?;
             let conditions = rule
                 .when
                 .iter()
@@ -246,36 +233,59 @@ impl RuleSet {
                 .collect::<Result<Vec<_>>>()?;
             compiled.push(Compiled {
                 rule,
-                queries,
+                langs,
                 conditions,
             });
         }
-        let mut combined = HashMap::new();
-        for lang in Language::ALL {
-            let mut text = String::new();
-            let mut pattern_rule = Vec::new();
-            for (i, c) in compiled.iter().enumerate() {
-                if let Some(q) = c.queries.get(&lang) {
-                    text.push_str(&c.rule.query);
-                    text.push('\n');
-                    pattern_rule.extend(std::iter::repeat_n(i, q.pattern_count()));
-                }
-            }
-            if pattern_rule.is_empty() {
-                continue;
-            }
-            let q = Query::new(&lang.grammar(), &text)
-                .map_err(|e| anyhow!("combined {lang:?} query: {e}"))?;
-            if q.pattern_count() != pattern_rule.len() {
-                bail!(
-                    "combined {lang:?} query has {} patterns, expected {}",
-                    q.pattern_count(),
-                    pattern_rule.len()
-                );
-            }
-            combined.insert(lang, (q, pattern_rule));
-        }
+        let combined = Language::ALL
+            .into_iter()
+            .map(|l| (l, std::sync::OnceLock::new()))
+            .collect();
         Ok(RuleSet { compiled, combined })
+    }
+
+    /// Compiles every rule on its own for every grammar it names; one line per problem.
+    pub fn compile_each(&self) -> Vec<String> {
+        self.compiled
+            .iter()
+            .filter_map(|c| compile_rule(&c.rule).err().map(|e| format!("{e:#}")))
+            .collect()
+    }
+
+    /// The combined query of a grammar, compiled on first use (None when no rule applies).
+    fn combined(&self, lang: Language) -> Option<&Combined> {
+        self.combined[&lang]
+            .get_or_init(|| {
+                let mut text = String::new();
+                let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+                for (i, c) in self.compiled.iter().enumerate() {
+                    if c.langs.contains(&lang) {
+                        let start = text.len();
+                        text.push_str(&c.rule.query);
+                        spans.push((start, text.len(), i));
+                        text.push('\n');
+                    }
+                }
+                if spans.is_empty() {
+                    return None;
+                }
+                // Rules are compiled one by one when loaded or checked; a failure here is a bug.
+                let query = match Query::new(&lang.grammar(), &text) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        eprintln!("warning: the {lang:?} rules do not compile together ({e}); run `redline knowledge check`");
+                        return None;
+                    }
+                };
+                let pattern_rule = (0..query.pattern_count())
+                    .map(|p| {
+                        let at = query.start_byte_for_pattern(p);
+                        spans.iter().find(|(s, e, _)| (*s..*e).contains(&at)).map(|x| x.2).unwrap_or(0)
+                    })
+                    .collect();
+                Some(Combined { query, pattern_rule })
+            })
+            .as_ref()
     }
 
     /// All rules.
@@ -304,7 +314,11 @@ impl RuleSet {
         let mut hit_functions: Vec<(usize, tree_sitter::Node)> = Vec::new();
         let mut cursor = QueryCursor::new();
         let profile = std::env::var_os("REDLINE_RULE_TIMES").is_some();
-        let Some((query, pattern_rule)) = self.combined.get(&lang) else {
+        let Some(Combined {
+            query,
+            pattern_rule,
+        }) = self.combined(lang)
+        else {
             return Vec::new();
         };
         let names = query.capture_names();
@@ -415,7 +429,7 @@ impl RuleSet {
 
     /// Runs every rule's examples; returns one line per failure.
     pub fn check_examples(&self) -> Vec<String> {
-        let mut failures = Vec::new();
+        let mut failures = self.compile_each();
         for c in &self.compiled {
             if c.rule.examples.is_empty() {
                 failures.push(format!("{}: has no examples", c.rule.id));
@@ -475,6 +489,29 @@ impl RuleSet {
         }
         failures
     }
+}
+
+/// Compiles a rule's query for each of its grammars and checks its report capture.
+fn compile_rule(rule: &Rule) -> Result<()> {
+    for lang in rule_languages(rule)? {
+        let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {
+            anyhow!(
+                "rule {} ({}): query does not compile for {:?}: {e}",
+                rule.id,
+                rule.origin,
+                lang
+            )
+        })?;
+        if let Some(r) = &rule.report {
+            if q.capture_index_for_name(r).is_none() {
+                bail!(
+                    "rule {}: report capture `@{r}` is not in its query",
+                    rule.id
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The grammars a rule compiles for (`typescript` covers TSX too).
