@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
 pub enum KnowledgeCommand {
-    /// Search the knowledge store (BM25).
+    /// Search the knowledge store (BM25; fused with embeddings when REDLINE_EMBEDDINGS_BASE_URL is set).
     Search {
         /// What to look for: words, identifiers or code.
         query: String,
@@ -21,6 +21,20 @@ pub enum KnowledgeCommand {
         /// Extra folders of Markdown guidance to index too.
         #[arg(long = "extra", value_name = "DIR")]
         extra: Vec<PathBuf>,
+        /// Also index the knowledge folders named in this repository's .redline.toml.
+        #[arg(long, value_name = "DIR")]
+        repo: Option<PathBuf>,
+    },
+    /// Measure retrieval on a labelled set of (hunk -> relevant entry ids): recall@k, MRR, latency.
+    Eval {
+        /// A JSON array of {id, language, path, hunk, relevant: [entry ids]}.
+        file: PathBuf,
+        /// The cut-off for recall.
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Write the scores as JSON.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
     },
     /// Validate the entries and rules, run every rule's examples, and report rules naming missing entries.
     Check {
@@ -43,10 +57,21 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
             query,
             language,
             k,
-            extra,
+            mut extra,
+            repo,
         } => {
-            let store = Store::with_extra(&extra)?;
-            let hits = store.search(&query, language.as_deref(), k);
+            if let Some(repo) = &repo {
+                extra.extend(crate::config::load(Some(repo), None)?.extra_dirs);
+            }
+            let mut store = Store::with_extra(&extra)?;
+            let hits = match embedder()? {
+                Some(emb) => runtime()?.block_on(async {
+                    store.attach_embeddings(&emb).await?;
+                    let qv = emb.embed(std::slice::from_ref(&query)).await?.pop();
+                    anyhow::Ok(store.search_with(&query, qv.as_deref(), language.as_deref(), k))
+                })?,
+                None => store.search(&query, language.as_deref(), k),
+            };
             let mut out = String::new();
             if hits.is_empty() {
                 out.push_str("no entries match\n");
@@ -64,6 +89,81 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
                 ));
             }
             super::emit(None, &out)?;
+            Ok(0)
+        }
+        KnowledgeCommand::Eval { file, k, json } => {
+            use crate::knowledge::eval;
+            let mut store = Store::builtin()?;
+            let rules = RuleSet::builtin()?;
+            let pairs = eval::prepare(eval::load(&file, &store)?, &rules);
+            // Warm up (first-touch costs are not query latency).
+            for p in pairs.iter().take(5) {
+                store.search(&p.query, Some(&p.item.language), k);
+            }
+            let mut results = vec![eval::score("bm25", &pairs, k, |p| {
+                store
+                    .search(&p.query, Some(&p.item.language), eval::MRR_DEPTH)
+                    .into_iter()
+                    .map(|h| h.id)
+                    .collect()
+            })];
+            if let Some(emb) = embedder()? {
+                let rt = runtime()?;
+                rt.block_on(store.attach_embeddings(&emb))?;
+                let queries: Vec<String> = pairs.iter().map(|p| p.query.clone()).collect();
+                let vectors = rt.block_on(emb.embed(&queries))?;
+                let mut i = 0;
+                results.push(eval::score(
+                    &format!("bm25+embeddings ({}, RRF)", emb.model()),
+                    &pairs,
+                    k,
+                    |p| {
+                        let v = &vectors[i];
+                        i += 1;
+                        store
+                            .search_with(&p.query, Some(v), Some(&p.item.language), eval::MRR_DEPTH)
+                            .into_iter()
+                            .map(|h| h.id)
+                            .collect()
+                    },
+                ));
+            }
+            let mut out = format!(
+                "{} labelled pairs, {} entries, {} chunks\n\n{:<40} {:>9} {:>9} {:>7} {:>11} {:>11}\n",
+                pairs.len(),
+                store.entries.len(),
+                store.chunks.len(),
+                "method",
+                format!("recall@{k}"),
+                format!("hit@{k}"),
+                "MRR",
+                "p50 (us)",
+                "p95 (us)"
+            );
+            for r in &results {
+                out.push_str(&format!(
+                    "{:<40} {:>9.3} {:>9.3} {:>7.3} {:>11.1} {:>11.1}\n",
+                    r.method,
+                    r.recall_at_k,
+                    r.hit_rate_at_k,
+                    r.mrr,
+                    r.latency_p50_us,
+                    r.latency_p95_us
+                ));
+            }
+            for r in &results {
+                if !r.misses.is_empty() {
+                    out.push_str(&format!(
+                        "{}: no relevant entry in the top {k} for {}\n",
+                        r.method,
+                        r.misses.join(", ")
+                    ));
+                }
+            }
+            super::emit(None, &out)?;
+            if let Some(p) = json {
+                super::emit(Some(&p), &(serde_json::to_string_pretty(&results)? + "\n"))?;
+            }
             Ok(0)
         }
         KnowledgeCommand::Check { extra } => {
@@ -175,4 +275,17 @@ fn print_tree(
             print_tree(ch, src, depth + 1, n.field_name_for_child(i as u32), out);
         }
     }
+}
+
+/// The embeddings client, when an endpoint is configured.
+fn embedder() -> Result<Option<crate::knowledge::embed::Embedder>> {
+    crate::knowledge::embed::EmbeddingConfig::from_env()
+        .map(crate::knowledge::embed::Embedder::new)
+        .transpose()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?)
 }

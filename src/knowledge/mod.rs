@@ -3,6 +3,8 @@
 //! repository can add folders of its own Markdown through `.redline.toml`.
 
 pub mod bm25;
+pub mod embed;
+pub mod eval;
 pub mod query;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -134,12 +136,21 @@ pub struct Hit {
     pub text: String,
 }
 
-/// All entries, their chunks and the BM25 index over them.
+/// All entries, their chunks and the BM25 index over them; with embeddings attached, a dense
+/// vector per chunk too.
 pub struct Store {
     pub entries: Vec<Entry>,
     pub chunks: Vec<Chunk>,
     index: bm25::Index,
+    /// The text of each chunk as indexed (and embedded).
+    docs: Vec<String>,
+    dense: Option<Vec<Vec<f32>>>,
 }
+
+/// Reciprocal rank fusion constant (the usual 60: ranks matter, raw scores do not).
+const RRF_K: f64 = 60.0;
+/// How deep each ranking goes into the fusion.
+const FUSION_DEPTH: usize = 50;
 
 impl Store {
     /// The built-in entries only.
@@ -195,6 +206,8 @@ impl Store {
             entries,
             chunks,
             index,
+            docs,
+            dense: None,
         })
     }
 
@@ -203,20 +216,77 @@ impl Store {
         self.entries.iter().find(|e| e.id == id)
     }
 
-    /// The best `k` entries for `query`, one hit per entry, filtered to `language` when given.
+    /// Embeds every chunk (from the cache where possible) so that searches can fuse BM25 with
+    /// dense similarity.
+    pub async fn attach_embeddings(&mut self, embedder: &embed::Embedder) -> Result<()> {
+        self.dense = Some(embedder.embed(&self.docs).await?);
+        Ok(())
+    }
+
+    /// Whether dense vectors are attached.
+    pub fn has_embeddings(&self) -> bool {
+        self.dense.is_some()
+    }
+
+    /// The best `k` entries for `query` by BM25, one hit per entry, filtered to `language`.
     pub fn search(&self, query: &str, language: Option<&str>, k: usize) -> Vec<Hit> {
-        let scored = self.index.search(query);
-        let mut hits: Vec<Hit> = Vec::new();
-        for (doc, score) in scored {
-            let c = &self.chunks[doc];
-            if let Some(lang) = language {
-                let lang = crate::lang::Language::from_name(lang)
-                    .map(|l| l.name())
-                    .unwrap_or(lang);
-                if !c.languages.iter().any(|l| l == "any" || l == lang) {
-                    continue;
+        self.search_with(query, None, language, k)
+    }
+
+    /// The best `k` entries, fusing BM25 with dense similarity to `query_vector` (when given and
+    /// embeddings are attached) by reciprocal rank fusion.
+    pub fn search_with(
+        &self,
+        query: &str,
+        query_vector: Option<&[f32]>,
+        language: Option<&str>,
+        k: usize,
+    ) -> Vec<Hit> {
+        let lang = language.map(|l| {
+            crate::lang::Language::from_name(l)
+                .map(|x| x.name())
+                .unwrap_or(l)
+        });
+        let allowed = |doc: usize| {
+            lang.is_none_or(|l| {
+                self.chunks[doc]
+                    .languages
+                    .iter()
+                    .any(|c| c == "any" || c == l)
+            })
+        };
+        let sparse: Vec<(usize, f64)> = self
+            .index
+            .search(query)
+            .into_iter()
+            .filter(|(d, _)| allowed(*d))
+            .collect();
+        let ranked: Vec<(usize, f64)> = match (query_vector, &self.dense) {
+            (Some(qv), Some(dense)) => {
+                let mut by_dense: Vec<(usize, f32)> = dense
+                    .iter()
+                    .enumerate()
+                    .filter(|(d, _)| allowed(*d))
+                    .map(|(d, v)| (d, embed::dot(qv, v)))
+                    .collect();
+                by_dense.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                let mut fused: std::collections::HashMap<usize, f64> =
+                    std::collections::HashMap::new();
+                for (rank, (d, _)) in sparse.iter().take(FUSION_DEPTH).enumerate() {
+                    *fused.entry(*d).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
                 }
+                for (rank, (d, _)) in by_dense.iter().take(FUSION_DEPTH).enumerate() {
+                    *fused.entry(*d).or_default() += 1.0 / (RRF_K + rank as f64 + 1.0);
+                }
+                let mut v: Vec<(usize, f64)> = fused.into_iter().collect();
+                v.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
             }
+            _ => sparse,
+        };
+        let mut hits: Vec<Hit> = Vec::new();
+        for (doc, score) in ranked {
+            let c = &self.chunks[doc];
             let e = &self.entries[c.entry];
             if hits.iter().any(|h| h.id == e.id) {
                 continue;
