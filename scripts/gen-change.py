@@ -112,6 +112,8 @@ def main():
     ap.add_argument("--files", type=int, default=10)
     ap.add_argument("--changed", type=int, default=2000)
     ap.add_argument("--functions", type=int, default=100, help="functions per file")
+    ap.add_argument("--shape", choices=["typical", "spread"], default="typical",
+                    help="typical: a few functions rewritten and new ones added; spread: a 3-line edit in most functions")
     args = ap.parse_args()
     rng = random.Random(7)
     exts = ["py", "ts", "js", "go", "py", "ts", "js", "go", "py", "ts"][: args.files]
@@ -125,11 +127,30 @@ def main():
             funcs.append((name, noun, rng.randint(1, 999)))
         old_parts = [function(ext, *f) for f in funcs]
         new_parts = list(old_parts)
-        # Each edit changes 3 lines (1 removed, 2 added); spread the edits over the file.
-        edits = min(args.functions, per_file // 3)
-        for j in sorted(rng.sample(range(args.functions), edits)):
-            new_parts[j] = edited(ext, old_parts[j], funcs[j][1], rng)
-        changed_total += edits * 3
+        if args.shape == "spread":
+            # Each edit changes 3 lines (1 removed, 2 added); spread the edits over the file.
+            edits = min(args.functions, per_file // 3)
+            for j in sorted(rng.sample(range(args.functions), edits)):
+                new_parts[j] = edited(ext, old_parts[j], funcs[j][1], rng)
+            changed_total += edits * 3
+        else:
+            # A third of the change rewrites existing functions, the rest adds new ones.
+            changed = 0
+            for j in sorted(rng.sample(range(args.functions), args.functions)):
+                if changed >= per_file // 3:
+                    break
+                name, noun, n = funcs[j]
+                other = rng.choice([x for x in NOUNS if x != noun])
+                new_parts[j] = function(ext, name, other, rng.randint(1, 999))
+                changed += sum(1 for a, b in zip(old_parts[j].split("\n"), new_parts[j].split("\n")) if a != b) * 2
+            k = 0
+            while changed < per_file:
+                noun = rng.choice(NOUNS)
+                text = function(ext, f"{noun}_new_{k}" if ext == "py" else f"{noun}New{k}", noun, rng.randint(1, 999))
+                new_parts.append(text)
+                changed += text.count("\n")
+                k += 1
+            changed_total += changed
         old = HEADERS[ext] + "".join(old_parts)
         new = HEADERS[ext] + "".join(new_parts)
         path = f"src/mod{i}/file{i}.{ext}"

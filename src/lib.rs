@@ -7,6 +7,7 @@
 //! - `review`: the pipeline; `report`: output formats; `config`: `.redline.toml`
 //! - `bench`: precision and recall on annotated cases; `cli`: the command line
 
+pub mod agent;
 pub mod bench;
 pub mod change;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod context;
 pub mod diff;
 pub mod knowledge;
 pub mod lang;
+pub mod llm;
 pub mod report;
 pub mod review;
 pub mod rules;

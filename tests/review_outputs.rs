@@ -146,15 +146,3 @@ fn fail_on_sets_the_exit_code() {
     assert_eq!(r.code, 0);
     assert!(r.stdout.contains("No findings."));
 }
-
-#[test]
-fn agent_engine_is_reported_as_unavailable() {
-    let repo = sample_repo();
-    let r = run_in(repo.path(), &["review", "--engine", "agent"]);
-    assert_eq!(r.code, 2);
-    assert!(
-        r.stderr.contains("--engine agent is not available"),
-        "{}",
-        r.stderr
-    );
-}

@@ -3,7 +3,8 @@
 
 pub mod score;
 
-use crate::review::{Finding, Reviewer};
+use crate::change::ChangeSet;
+use crate::review::{Finding, Review};
 use anyhow::{Context, Result, anyhow, bail};
 use score::{Expected, Reported};
 use serde::Deserialize;
@@ -104,7 +105,7 @@ pub struct CaseError {
 /// Runs every case under `root`; `progress` is told each case as it starts.
 pub fn run(
     root: &Path,
-    reviewer: &Reviewer,
+    mut review: impl FnMut(&ChangeSet) -> Result<Review>,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<(Vec<CaseRun>, Vec<CaseError>)> {
     let dirs = find_cases(root)?;
@@ -137,7 +138,16 @@ pub fn run(
                 continue;
             }
         };
-        let review = reviewer.review(&change);
+        let review = match review(&change) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(CaseError {
+                    id: case.meta.id.clone(),
+                    error: format!("{e:#}"),
+                });
+                continue;
+            }
+        };
         let millis = start.elapsed().as_secs_f64() * 1000.0;
         let reported = review.findings.iter().map(Reported::from).collect();
         runs.push(CaseRun {

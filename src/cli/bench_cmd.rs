@@ -1,6 +1,6 @@
 //! `redline bench DIR`: runs every case under DIR and prints the score table.
 
-use super::review_cmd::{Engine, resolve_engine};
+use super::review_cmd::{Engine, resolve_engine, review_change};
 use crate::bench::{self, score};
 use crate::review::Reviewer;
 use crate::rules::{RuleSet, Severity};
@@ -29,7 +29,8 @@ pub struct BenchArgs {
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
-    let engine = resolve_engine(args.engine)?;
+    let llm = resolve_engine(args.engine)?;
+    let engine = if llm.is_some() { "agent" } else { "rules" };
     let rules = RuleSet::builtin()?;
     let config = crate::config::load(None, None)?;
     let reviewer = Reviewer {
@@ -39,7 +40,9 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     };
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let (runs, errors) = bench::run(&args.dir, &reviewer, |i, n, id| {
+    let review =
+        |change: &crate::change::ChangeSet| review_change(change, &reviewer, llm.as_ref(), &[]);
+    let (runs, errors) = bench::run(&args.dir, review, |i, n, id| {
         let mut err = std::io::stderr().lock();
         if tty {
             let _ = write!(err, "\r\x1b[2K[{i}/{n}] {id}");

@@ -95,18 +95,43 @@ enum ColorChoice {
     Never,
 }
 
-/// Resolves `--engine`: the agent needs an LLM endpoint, which this build does not drive yet.
-pub fn resolve_engine(engine: Engine) -> Result<&'static str> {
-    match engine {
-        Engine::Rules | Engine::Auto => Ok("rules"),
-        Engine::Agent => bail!(
-            "--engine agent is not available in this build: the LLM agent is not implemented yet (use --engine rules)"
+/// The engine a run uses: the agent needs an LLM endpoint (`REDLINE_LLM_BASE_URL`, or
+/// `OPENAI_BASE_URL` / `OPENAI_API_KEY`); `auto` picks it when one is configured.
+pub fn resolve_engine(engine: Engine) -> Result<Option<crate::llm::LlmConfig>> {
+    let config = crate::llm::LlmConfig::from_env();
+    match (engine, config) {
+        (Engine::Rules, _) => Ok(None),
+        (Engine::Agent, None) => bail!(
+            "--engine agent needs an LLM endpoint: set REDLINE_LLM_BASE_URL (with /v1), REDLINE_LLM_API_KEY and REDLINE_LLM_MODEL"
         ),
+        (_, config) => Ok(config),
     }
 }
 
+/// Reviews a change with the rules, or with the agent when an LLM is configured.
+pub fn review_change(
+    change: &ChangeSet,
+    reviewer: &Reviewer,
+    llm: Option<&crate::llm::LlmConfig>,
+    extra_knowledge: &[PathBuf],
+) -> Result<crate::review::Review> {
+    let Some(llm) = llm else {
+        return Ok(reviewer.review(change));
+    };
+    let store = crate::knowledge::Store::with_extra(extra_knowledge)?;
+    let client = crate::llm::LlmClient::new(llm.clone())?;
+    let settings = crate::agent::AgentSettings::from_env();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    Ok(rt.block_on(crate::agent::review(
+        change, reviewer, &client, &store, &settings,
+    )))
+}
+
 pub fn run(args: ReviewArgs) -> Result<i32> {
-    resolve_engine(args.engine)?;
+    let llm = resolve_engine(args.engine)?;
     crate::context::tokens::warm_up();
     let (change, root): (ChangeSet, PathBuf) = if let Some(case) = &args.case_dir {
         (change::from_case_dir(case)?, case.join("head"))
@@ -145,7 +170,7 @@ pub fn run(args: ReviewArgs) -> Result<i32> {
         config: &loaded,
         min_severity,
     };
-    let review = reviewer.review(&change);
+    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded.extra_dirs)?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&crate::report::json(&review))? + "\n",
         Format::Sarif => {

@@ -14,6 +14,8 @@ use tree_sitter::{Node, Tree};
 pub const HUNK_MARGIN: u32 = 50;
 /// Lines either side of a hunk in module-level code (no enclosing function or class).
 pub const TOP_LEVEL_MARGIN: u32 = 10;
+/// Lines either side of the hunks shown in a partial (multi-pass) review view.
+pub const PASS_MARGIN: u32 = 15;
 /// The most context lines kept for one file.
 pub const MAX_FILE_LINES: u32 = 400;
 /// Function-like units shorter than this are not taken as the enclosing unit (lambdas, callbacks).
@@ -73,6 +75,166 @@ impl FileContext {
             }
         }
         out
+    }
+}
+
+impl FileContext {
+    /// The review view: the outline, then the spans that hold the selected hunks (all when
+    /// `hunks` is None) with new-side line numbers, `+` on added lines and the removed lines shown
+    /// where they were, so the model reads the change and its context once. Selected hunks the
+    /// 400-line cap left out are appended as plain diff.
+    pub fn render_review(&self, text: &str, diff: &FileDiff, hunks: Option<&[usize]>) -> String {
+        use crate::diff::LineKind;
+        let lines: Vec<&str> = text.lines().collect();
+        let selected: Vec<usize> = match hunks {
+            Some(h) => h.to_vec(),
+            None => (0..diff.hunks.len()).collect(),
+        };
+        // Removed lines, keyed by the new-side line they stood before.
+        let mut removed: std::collections::HashMap<u32, Vec<&str>> =
+            std::collections::HashMap::new();
+        let mut added = std::collections::HashSet::new();
+        for h in &diff.hunks {
+            let mut pending: Vec<&str> = Vec::new();
+            for l in &h.lines {
+                match l.kind {
+                    LineKind::Removed => pending.push(&l.text),
+                    _ => {
+                        if let Some(n) = l.new_line {
+                            if l.kind == LineKind::Added {
+                                added.insert(n);
+                            }
+                            if !pending.is_empty() {
+                                removed.entry(n).or_default().append(&mut pending);
+                            }
+                        }
+                    }
+                }
+            }
+            if !pending.is_empty() {
+                removed
+                    .entry(h.new_start + h.new_count)
+                    .or_default()
+                    .append(&mut pending);
+            }
+        }
+        let mut out = String::new();
+        // The outline, less what the spans show anyway.
+        let shown = |n: u32| self.spans.iter().any(|s| s.start <= n && n <= s.end);
+        let outline: Vec<&(u32, String)> = self
+            .outline
+            .iter()
+            .filter(|(n, _)| !shown(*n))
+            .take(20)
+            .collect();
+        if !outline.is_empty() {
+            out.push_str("# outline\n");
+            for (n, s) in outline {
+                out.push_str(&format!("{n:>5}  {s}\n"));
+            }
+        }
+        let hunk_range = |i: usize| {
+            let h = &diff.hunks[i];
+            (h.new_start, h.new_start + h.new_count.max(1) - 1)
+        };
+        let mut covered = vec![false; diff.hunks.len()];
+        for s in &self.spans {
+            let holds: Vec<usize> = selected
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let (a, b) = hunk_range(i);
+                    a <= s.end && b >= s.start
+                })
+                .collect();
+            if holds.is_empty() {
+                continue;
+            }
+            for &i in &holds {
+                let (a, b) = hunk_range(i);
+                if a >= s.start && b <= s.end {
+                    covered[i] = true;
+                }
+            }
+            // For a subset of hunks (a partial pass), only the span's lines near them.
+            let (from, to) = match hunks {
+                None => (s.start, s.end),
+                Some(_) => {
+                    let a = holds
+                        .iter()
+                        .map(|&i| hunk_range(i).0)
+                        .min()
+                        .unwrap_or(s.start);
+                    let b = holds
+                        .iter()
+                        .map(|&i| hunk_range(i).1)
+                        .max()
+                        .unwrap_or(s.end);
+                    (
+                        a.saturating_sub(PASS_MARGIN).max(s.start),
+                        (b + PASS_MARGIN).min(s.end),
+                    )
+                }
+            };
+            let label = s
+                .name
+                .as_deref()
+                .map(|n| format!(" {n}"))
+                .unwrap_or_default();
+            out.push_str(&format!("# {}{} (lines {}-{})\n", s.kind, label, from, to));
+            for n in from..=to {
+                for r in removed.get(&n).into_iter().flatten() {
+                    out.push_str(&format!("      -{r}\n"));
+                }
+                if let Some(l) = lines.get(n as usize - 1) {
+                    let mark = if added.contains(&n) { '+' } else { ' ' };
+                    out.push_str(&format!("{n:>5} {mark}{l}\n"));
+                }
+            }
+        }
+        for &i in &selected {
+            if covered[i] {
+                continue;
+            }
+            let h = &diff.hunks[i];
+            out.push_str(&format!(
+                "# hunk @@ -{},{} +{},{} @@\n",
+                h.old_start, h.old_count, h.new_start, h.new_count
+            ));
+            for l in &h.lines {
+                match l.kind {
+                    LineKind::Added => {
+                        out.push_str(&format!("{:>5} +{}\n", l.new_line.unwrap_or(0), l.text))
+                    }
+                    LineKind::Removed => out.push_str(&format!("      -{}\n", l.text)),
+                    LineKind::Context => {
+                        out.push_str(&format!("{:>5}  {}\n", l.new_line.unwrap_or(0), l.text))
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+impl FileContext {
+    /// The whole file as one span: the review view of a change that touches most of its file is
+    /// smaller this way than as trimmed spans plus leftover hunks.
+    pub fn whole_file(&self) -> FileContext {
+        FileContext {
+            spans: vec![Span {
+                start: 1,
+                end: self.file_lines.max(1),
+                kind: "file".into(),
+                name: None,
+            }],
+            outline: Vec::new(),
+            context_lines: self.file_lines,
+            file_lines: self.file_lines,
+            context_tokens: self.file_tokens,
+            file_tokens: self.file_tokens,
+            capped: false,
+        }
     }
 }
 

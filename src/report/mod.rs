@@ -38,15 +38,39 @@ pub fn json(review: &Review) -> serde_json::Value {
             "file_tokens": file_tokens,
             "notes": review.notes,
             "timings_ms": review.timings,
+            "agent": review.agent,
         }
     })
 }
 
-fn engine_note(review: &Review) -> &'static str {
-    if review.engine == "rules" {
-        "rules review: deterministic detectors only (no LLM configured)"
-    } else {
-        "agent review"
+fn engine_note(review: &Review) -> String {
+    match &review.agent {
+        None => "rules review: deterministic detectors only (no LLM configured)".into(),
+        Some(a) => {
+            let models: Vec<String> = {
+                let mut m: Vec<String> = a.files.iter().filter_map(|f| f.model.clone()).collect();
+                m.sort();
+                m.dedup();
+                m
+            };
+            let mut note = format!(
+                "agent review ({}; prompt {}; {} LLM calls, {} tokens in, {} out, ${:.4})",
+                if models.is_empty() {
+                    "no model answered".to_string()
+                } else {
+                    models.join(", ")
+                },
+                a.prompt_version,
+                a.llm_calls,
+                a.prompt_tokens,
+                a.completion_tokens,
+                a.cost_usd
+            );
+            if let Some(why) = &a.llm_skipped {
+                note.push_str(&format!("; LLM skipped: {why}"));
+            }
+            note
+        }
     }
 }
 

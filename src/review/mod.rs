@@ -81,6 +81,28 @@ pub struct Review {
     pub files: Vec<FileReport>,
     pub notes: Vec<String>,
     pub timings: Timings,
+    /// What the agent did, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agent::AgentRecord>,
+}
+
+/// One file through the rules stage, with what the agent needs to review it further.
+pub struct FileResult {
+    pub report: FileReport,
+    pub findings: Vec<Finding>,
+    /// Parse, rules and context milliseconds.
+    pub timings: [f64; 3],
+    pub material: Option<Material>,
+}
+
+/// A reviewed file's text, diff and trimmed context.
+pub struct Material {
+    pub language: Language,
+    /// The new text (LF line ends).
+    pub text: String,
+    pub diff: crate::diff::FileDiff,
+    /// The trimmed context (spans and outline).
+    pub context: FileContext,
 }
 
 impl Review {
@@ -147,8 +169,13 @@ impl Reviewer<'_> {
     /// Reviews a change with the rules engine.
     pub fn review(&self, change: &ChangeSet) -> Review {
         let start = Instant::now();
-        let mut timings = Timings::default();
-        let outcomes: Vec<(FileReport, Vec<Finding>, [f64; 3])> = std::thread::scope(|s| {
+        let results = self.prepare(change);
+        assemble(change, results, start)
+    }
+
+    /// Runs every file through parsing, rules and context trimming, on all cores.
+    pub fn prepare(&self, change: &ChangeSet) -> Vec<FileResult> {
+        std::thread::scope(|s| {
             let workers = std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(2)
@@ -174,41 +201,16 @@ impl Reviewer<'_> {
                     })
                 })
                 .collect();
-            let mut all: Vec<(usize, (FileReport, Vec<Finding>, [f64; 3]))> = handles
+            let mut all: Vec<(usize, FileResult)> = handles
                 .into_iter()
                 .flat_map(|h| h.join().expect("review thread"))
                 .collect();
             all.sort_by_key(|(i, _)| *i);
             all.into_iter().map(|(_, r)| r).collect()
-        });
-        let mut findings = Vec::new();
-        let mut files = Vec::new();
-        for (report, f, t) in outcomes {
-            timings.parse_ms += t[0];
-            timings.rules_ms += t[1];
-            timings.context_ms += t[2];
-            files.push(report);
-            findings.extend(f);
-        }
-        findings.sort_by(|a, b| {
-            a.path
-                .cmp(&b.path)
-                .then(a.line.cmp(&b.line))
-                .then(a.severity.cmp(&b.severity))
-        });
-        timings.total_ms = start.elapsed().as_secs_f64() * 1000.0;
-        Review {
-            description: change.description.clone(),
-            engine: "rules".into(),
-            rules_version: rules_version(),
-            findings,
-            files,
-            notes: change.notes.clone(),
-            timings,
-        }
+        })
     }
 
-    fn review_file(&self, file: &ChangedFile) -> (FileReport, Vec<Finding>, [f64; 3]) {
+    fn review_file(&self, file: &ChangedFile) -> FileResult {
         let diff = &file.diff;
         let path = diff.path().to_string();
         let added = diff
@@ -231,7 +233,12 @@ impl Reviewer<'_> {
         };
         let skip = |mut r: FileReport, why: String| {
             r.skipped = Some(why);
-            (r, Vec::new(), [0.0; 3])
+            FileResult {
+                report: r,
+                findings: Vec::new(),
+                timings: [0.0; 3],
+                material: None,
+            }
         };
         if self.config.is_ignored(&path) {
             return skip(
@@ -375,8 +382,55 @@ impl Reviewer<'_> {
             capped: ctx.capped,
         });
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
-        (report, findings, [ms(t0, t1), ms(t1, t2), ms(t2, t3)])
+        let material = Material {
+            language,
+            context: ctx,
+            text: text.into_owned(),
+            diff: diff.clone(),
+        };
+        FileResult {
+            report,
+            findings,
+            timings: [ms(t0, t1), ms(t1, t2), ms(t2, t3)],
+            material: Some(material),
+        }
     }
+}
+
+/// Builds a rules review from the files' results.
+pub fn assemble(change: &ChangeSet, results: Vec<FileResult>, start: Instant) -> Review {
+    let mut timings = Timings::default();
+    let mut findings = Vec::new();
+    let mut files = Vec::new();
+    for r in results {
+        timings.parse_ms += r.timings[0];
+        timings.rules_ms += r.timings[1];
+        timings.context_ms += r.timings[2];
+        files.push(r.report);
+        findings.extend(r.findings);
+    }
+    sort_findings(&mut findings);
+    timings.total_ms = start.elapsed().as_secs_f64() * 1000.0;
+    Review {
+        description: change.description.clone(),
+        engine: "rules".into(),
+        rules_version: rules_version(),
+        findings,
+        files,
+        notes: change.notes.clone(),
+        timings,
+        agent: None,
+    }
+}
+
+/// Findings in reading order: by path, line, then most severe first.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        a.path
+            .cmp(&b.path)
+            .then(a.line.cmp(&b.line))
+            .then(a.severity.cmp(&b.severity))
+    });
 }
 
 /// Test code, by the conventions of the four languages.

@@ -18,11 +18,17 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// How the fake answers chat requests: given the request body and its number (0-based), a status,
+/// a body and a delay.
+pub type Script = Arc<dyn Fn(&Value, usize) -> (u16, Value, std::time::Duration) + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     requests: Vec<Recorded>,
     /// When set, every request is answered with this status and an OpenAI-style error body.
     fail_with: Option<u16>,
+    chat_calls: usize,
+    script: Option<Script>,
 }
 
 /// A running fake; it stops with the test process.
@@ -38,6 +44,7 @@ impl FakeOpenAi {
         let state = Arc::new(Mutex::new(Shared::default()));
         let app = Router::new()
             .route("/v1/embeddings", post(embeddings))
+            .route("/v1/chat/completions", post(chat))
             .with_state(state.clone());
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -61,6 +68,23 @@ impl FakeOpenAi {
     /// Requests received so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Scripts the chat endpoint.
+    pub fn with_script(
+        self,
+        script: impl Fn(&Value, usize) -> (u16, Value, std::time::Duration) + Send + Sync + 'static,
+    ) -> Self {
+        self.state.lock().unwrap().script = Some(Arc::new(script));
+        self
+    }
+
+    /// Chat requests received so far.
+    pub fn chat_requests(&self) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| r.path == "/v1/chat/completions")
+            .collect()
     }
 
     /// Makes every later request fail with `status`.
@@ -135,4 +159,71 @@ async fn embeddings(
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
     }))
     .into_response()
+}
+
+async fn chat(
+    State(state): State<Arc<Mutex<Shared>>>,
+    headers: HeaderMap,
+    body: String,
+) -> Response {
+    let body: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    let (n, script) = {
+        let mut s = state.lock().unwrap();
+        s.requests.push(Recorded {
+            path: "/v1/chat/completions".into(),
+            authorization: headers
+                .get("authorization")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string),
+            body: body.clone(),
+        });
+        s.chat_calls += 1;
+        (s.chat_calls - 1, s.script.clone())
+    };
+    let Some(script) = script else {
+        return (StatusCode::NOT_FOUND, "no script").into_response();
+    };
+    let (status, reply, delay) = script(&body, n);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let mut resp = (StatusCode::from_u16(status).unwrap(), axum::Json(reply)).into_response();
+    if status == 429 {
+        resp.headers_mut()
+            .insert("retry-after", "0".parse().unwrap());
+    }
+    resp
+}
+
+/// A chat completion that calls tools: (name, arguments JSON text).
+pub fn tool_calls(calls: &[(&str, &str)]) -> Value {
+    let tc: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(i, (name, args))| json!({"id": format!("call_{i}_{}", rand_suffix()), "type": "function", "function": {"name": name, "arguments": args}}))
+        .collect();
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "fake-large",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": null, "tool_calls": tc}, "finish_reason": "tool_calls"}],
+        "usage": {"prompt_tokens": 1000, "completion_tokens": 50, "total_tokens": 1050}
+    })
+}
+
+/// A chat completion with text only.
+pub fn text_reply(text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-test", "object": "chat.completion", "created": 1700000000, "model": "fake-large",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 800, "completion_tokens": 40, "total_tokens": 840}
+    })
+}
+
+/// An OpenAI-style error body.
+pub fn error_body(message: &str) -> Value {
+    json!({"error": {"message": message, "type": "server_error", "param": null, "code": null}})
+}
+
+fn rand_suffix() -> u32 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
