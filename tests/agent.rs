@@ -455,3 +455,73 @@ fn auto_uses_rules_without_an_llm_and_agent_demands_one() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--engine agent needs an LLM endpoint"));
 }
+
+#[test]
+fn the_budget_stops_the_agent_and_the_rest_is_rules_only() {
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for i in 0..3 {
+        files.push((format!("a/svc{i}.py"), BASE.to_vec()));
+        files.push((format!("b/svc{i}.py"), HEAD.to_vec()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, c)| (p.as_str(), c.as_slice()))
+        .collect();
+    let dir = workspace(&refs);
+    let fake = FakeOpenAi::start().with_script(|_, _| {
+        (
+            200,
+            tool_calls(&[("finish_file", r#"{"summary":"s"}"#)]),
+            Duration::ZERO,
+        )
+    });
+    // 1,000 prompt tokens at $10 per million: one call spends the $0.005 budget.
+    let v = run_agent(
+        dir.path(),
+        &fake,
+        &[
+            ("REDLINE_LLM_PRICES", "fake-large=10/10"),
+            ("REDLINE_LLM_BUDGET_USD", "0.005"),
+            ("REDLINE_AGENT_CONCURRENCY", "1"),
+        ],
+    )
+    .json();
+    let agent = &v["summary"]["agent"];
+    assert_eq!(agent["llm_calls"], 1);
+    assert!(
+        (agent["cost_usd"].as_f64().unwrap() - 0.0105).abs() < 1e-9,
+        "{agent}"
+    );
+    assert!(
+        agent["llm_skipped"].as_str().unwrap().contains("budget"),
+        "{agent}"
+    );
+    let covered: Vec<&str> = agent["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["coverage"].as_str().unwrap())
+        .collect();
+    assert_eq!(covered, vec!["agent", "rules-only", "rules-only"]);
+    let md = {
+        let mut cmd = redline();
+        cmd.current_dir(dir.path()).args([
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--engine",
+            "agent",
+            "--format",
+            "markdown",
+        ]);
+        cmd.env("REDLINE_LLM_BASE_URL", &fake.base_url)
+            .env("REDLINE_LLM_MODEL", "fake-large")
+            .env("REDLINE_LLM_PRICES", "fake-large=10/10")
+            .env("REDLINE_LLM_BUDGET_USD", "0.005")
+            .env("REDLINE_AGENT_CONCURRENCY", "1");
+        String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+    };
+    assert!(md.contains("rules only: the per-PR LLM budget"), "{md}");
+}

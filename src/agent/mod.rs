@@ -560,7 +560,7 @@ fn account(run: &Run<'_>, rec: &mut FileRecord, reply: &Reply) {
     if let Some(budget) = run.settings.budget_usd {
         if *spent >= budget && !run.stopped.swap(true, Ordering::SeqCst) {
             *run.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("the per-PR LLM budget of ${budget:.2} is spent"));
+                Some(format!("the per-PR LLM budget of ${budget:.4} is spent"));
         }
     }
 }

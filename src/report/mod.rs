@@ -202,13 +202,26 @@ pub fn markdown(review: &Review) -> String {
     );
     let _ = writeln!(out, "| file | status | coverage |\n|---|---|---|");
     for f in &review.files {
+        let agent_cov = review
+            .agent
+            .as_ref()
+            .and_then(|a| a.files.iter().find(|r| r.path == f.path))
+            .map(|r| match r.coverage.as_str() {
+                "agent" => format!(", agent ({} model, {} tool calls)", r.route, r.tool_calls),
+                other => format!(
+                    ", {}: {}",
+                    other.replace('-', " "),
+                    r.reason.clone().unwrap_or_default()
+                ),
+            });
         let cov = match (&f.skipped, &f.context) {
             (Some(why), _) => format!("skipped: {why}"),
             (None, Some(c)) => format!(
-                "reviewed ({} of {} lines as context{})",
+                "reviewed ({} of {} lines as context{}{})",
                 c.context_lines,
                 c.file_lines,
-                if c.capped { ", capped" } else { "" }
+                if c.capped { ", capped" } else { "" },
+                agent_cov.clone().unwrap_or_default()
             ),
             (None, None) => "reviewed".into(),
         };
