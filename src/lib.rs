@@ -17,6 +17,7 @@ pub mod diff;
 pub mod knowledge;
 pub mod lang;
 pub mod llm;
+pub mod redact;
 pub mod report;
 pub mod review;
 pub mod rules;

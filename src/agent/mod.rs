@@ -50,6 +50,8 @@ pub struct AgentSettings {
     pub max_completion_tokens: u32,
     /// Stop calling the LLM for this pull request once it has cost this much (USD).
     pub budget_usd: Option<f64>,
+    /// Paths whose content never goes to an LLM (`.redline.toml` `never_send`).
+    pub never_send: globset::GlobSet,
 }
 
 impl Default for AgentSettings {
@@ -62,6 +64,7 @@ impl Default for AgentSettings {
             context_token_budget: 24_000,
             max_completion_tokens: 1024,
             budget_usd: None,
+            never_send: globset::GlobSet::empty(),
         }
     }
 }
@@ -111,6 +114,11 @@ pub struct FileRecord {
     pub prompt_tokens_sent: u64,
     pub cost_usd: f64,
     pub comments_kept: usize,
+    /// Audit: bytes of text sent to the LLM for this file, and a SHA-256 over all of it.
+    pub sent_bytes: usize,
+    pub sent_sha256: Option<String>,
+    /// Secrets replaced by placeholders in what was sent.
+    pub redactions: usize,
     /// Comments dropped or changed by validation, with why.
     pub validation: Vec<String>,
     pub quirks: Quirks,
@@ -127,6 +135,8 @@ pub struct AgentRecord {
     pub completion_tokens: u64,
     pub prompt_tokens_sent: u64,
     pub cost_usd: f64,
+    /// Secrets replaced by placeholders in everything sent.
+    pub redactions: usize,
     /// Set when the LLM was skipped for some or all files, with why.
     pub llm_skipped: Option<String>,
     pub quirks: Quirks,
@@ -155,6 +165,8 @@ struct Run<'a> {
     stopped: AtomicBool,
     stop_reason: std::sync::Mutex<Option<String>>,
     spent_usd: std::sync::Mutex<f64>,
+    /// One redactor for the pull request, so a secret has the same placeholder in every file.
+    redactor: std::sync::Mutex<crate::redact::Redactor>,
 }
 
 /// Reviews a change with the rules, then the agent per file; the verdict comes from the findings.
@@ -175,6 +187,7 @@ pub async fn review(
         stopped: AtomicBool::new(false),
         stop_reason: std::sync::Mutex::new(None),
         spent_usd: std::sync::Mutex::new(0.0),
+        redactor: std::sync::Mutex::new(crate::redact::Redactor::new()),
     });
     let semaphore = Arc::new(tokio::sync::Semaphore::new(settings.concurrency.max(1)));
     let mut outputs: Vec<(FileRecord, Vec<Finding>)> = Vec::new();
@@ -204,6 +217,7 @@ pub async fn review(
             record.prompt_tokens += file_record.prompt_tokens;
             record.completion_tokens += file_record.completion_tokens;
             record.prompt_tokens_sent += file_record.prompt_tokens_sent;
+            record.redactions += file_record.redactions;
             record.cost_usd += file_record.cost_usd;
             for (k, v) in &file_record.quirks {
                 *record.quirks.entry(k.clone()).or_default() += v;
@@ -334,6 +348,11 @@ async fn review_file(run: &Run<'_>, result: &FileResult) -> (FileRecord, Vec<Fin
             .clone();
         return (rec, result.findings.clone());
     }
+    if run.settings.never_send.is_match(&path) {
+        rec.coverage = "rules-only".into();
+        rec.reason = Some("never sent to an LLM (.redline.toml never_send)".into());
+        return (rec, result.findings.clone());
+    }
     // Guidance for this code: its language, its identifiers and calls, the rules that fired.
     let added: String = m
         .diff
@@ -432,6 +451,7 @@ async fn review_file(run: &Run<'_>, result: &FileResult) -> (FileRecord, Vec<Fin
             break;
         }
         rec.passes += 1;
+        let user = redact(run, &mut rec, &user);
         let outcome = file_loop(run, route, &user, m, &mut rec, &mut drafts, &mut calls_left).await;
         if let Err(e) = outcome {
             match e {
@@ -489,6 +509,7 @@ async fn summarize(
     let user = format!(
         "Summarize in at most three sentences what this change to {path} does.\n\nOutline:\n{outline}\nHunks:\n{stat}"
     );
+    let user = redact(run, rec, &user);
     let messages = vec![system_message(), user_message(&user)];
     let req = CreateChatCompletionRequestArgs::default()
         .messages(messages)
@@ -524,6 +545,21 @@ fn prompt_size(req: &async_openai::types::chat::CreateChatCompletionRequest) -> 
         text.push_str(&serde_json::to_string(tools).unwrap_or_default());
     }
     crate::context::tokens::count(&text) as u64
+}
+
+/// The text with secrets replaced, counted in the file's audit record (bytes, hash, redactions).
+fn redact(run: &Run<'_>, rec: &mut FileRecord, text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut r = run.redactor.lock().unwrap_or_else(|e| e.into_inner());
+    let before = r.count;
+    let out = r.redact(text);
+    rec.redactions += r.count - before;
+    rec.sent_bytes += out.len();
+    let mut h = Sha256::new();
+    h.update(rec.sent_sha256.as_deref().unwrap_or("").as_bytes());
+    h.update(out.as_bytes());
+    rec.sent_sha256 = Some(hex::encode(h.finalize()));
+    out
 }
 
 fn system_message() -> ChatCompletionRequestMessage {
@@ -686,6 +722,7 @@ async fn file_loop(
                     text
                 }
             };
+            let result = redact(run, rec, &result);
             messages.push(
                 ChatCompletionRequestToolMessageArgs::default()
                     .tool_call_id(id)
@@ -745,6 +782,14 @@ fn execute(
                     false,
                 );
             };
+            if run.settings.never_send.is_match(path) {
+                return (
+                    format!(
+                        "error: {path:?} may not be sent to an LLM by this repository's policy"
+                    ),
+                    false,
+                );
+            }
             let Some(bytes) = file.new_content.as_deref() else {
                 return (
                     "error: that file has no content in this revision".into(),
@@ -934,8 +979,15 @@ fn validate(
                 .collect::<Vec<_>>()
                 .join("\n");
             let reference = squash(&d.code_reference);
+            // The model saw the code with secrets as placeholders; compare with that view too.
+            let redacted_window = run
+                .redactor
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .redact(&window);
             let matches = !reference.is_empty()
                 && (squash(&window).contains(&reference)
+                    || squash(&redacted_window).contains(&reference)
                     || lines
                         .get(line as usize - 1)
                         .is_some_and(|l| reference.contains(&squash(l)) && !squash(l).is_empty()));

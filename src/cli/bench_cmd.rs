@@ -41,7 +41,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let review =
-        |change: &crate::change::ChangeSet| review_change(change, &reviewer, llm.as_ref(), &[]);
+        |change: &crate::change::ChangeSet| review_change(change, &reviewer, llm.as_ref(), &config);
     let (runs, errors) = bench::run(&args.dir, review, |i, n, id| {
         let mut err = std::io::stderr().lock();
         if tty {

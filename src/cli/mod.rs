@@ -29,6 +29,15 @@ enum Command {
     /// Search the knowledge store, or check its entries and rules.
     #[command(subcommand)]
     Knowledge(knowledge_cmd::KnowledgeCommand),
+    /// Show what the redactor would mask in files before anything is sent to an LLM.
+    Redact {
+        /// Files to check.
+        #[arg(required = true)]
+        files: Vec<std::path::PathBuf>,
+        /// Print the redacted text, not just the counts.
+        #[arg(long)]
+        show: bool,
+    },
 }
 
 /// Parses the command line, runs it, and returns the process exit code.
@@ -61,6 +70,7 @@ pub fn run() -> i32 {
         Command::Review(args) => review_cmd::run(args),
         Command::Bench(args) => bench_cmd::run(args),
         Command::Knowledge(cmd) => knowledge_cmd::run(cmd),
+        Command::Redact { files, show } => redact(&files, show),
     };
     if std::env::var_os("REDLINE_RULE_TIMES").is_some() {
         crate::rules::profile::report();
@@ -97,4 +107,29 @@ fn emit(path: Option<&std::path::Path>, text: &str) -> anyhow::Result<()> {
             }
         }
     }
+}
+
+/// `redline redact FILE...`: one line per file with the number of values masked.
+fn redact(files: &[std::path::PathBuf], show: bool) -> anyhow::Result<i32> {
+    let mut out = String::new();
+    let mut total = 0;
+    for f in files {
+        let bytes =
+            std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let mut r = crate::redact::Redactor::new();
+        let red = r.redact(&text);
+        total += r.count;
+        out.push_str(&format!("{}: {} redaction(s)\n", f.display(), r.count));
+        if show && r.count > 0 {
+            for (a, b) in text.lines().zip(red.lines()) {
+                if a != b {
+                    out.push_str(&format!("    {b}\n"));
+                }
+            }
+        }
+    }
+    out.push_str(&format!("{} file(s), {total} redaction(s)\n", files.len()));
+    emit(None, &out)?;
+    Ok(0)
 }

@@ -4,7 +4,7 @@ use crate::change::{self, ChangeSet, GitRange};
 use crate::config;
 use crate::review::Reviewer;
 use crate::rules::{RuleSet, Severity};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -108,26 +108,63 @@ pub fn resolve_engine(engine: Engine) -> Result<Option<crate::llm::LlmConfig>> {
     }
 }
 
-/// Reviews a change with the rules, or with the agent when an LLM is configured.
+/// Reviews a change with the rules, or with the agent when an LLM is configured and the
+/// repository's policy lets its code go to one of the endpoints.
 pub fn review_change(
     change: &ChangeSet,
     reviewer: &Reviewer,
     llm: Option<&crate::llm::LlmConfig>,
-    extra_knowledge: &[PathBuf],
+    loaded: &crate::config::Loaded,
 ) -> Result<crate::review::Review> {
+    use crate::config::LlmPolicy;
     let Some(llm) = llm else {
         return Ok(reviewer.review(change));
     };
-    let store = crate::knowledge::Store::with_extra(extra_knowledge)?;
-    let client = crate::llm::LlmClient::new(llm.clone())?;
-    let settings = crate::agent::AgentSettings::from_env();
+    let mut llm = llm.clone();
+    let refused = match loaded.config.llm {
+        LlmPolicy::Off => Some("this repository's .redline.toml sets llm = \"off\"".to_string()),
+        LlmPolicy::LocalOnly => {
+            llm.endpoints.retain(|e| e.local);
+            llm.endpoints.is_empty().then(|| "this repository's .redline.toml sets llm = \"local-only\" and no configured endpoint is marked local".to_string())
+        }
+        LlmPolicy::Any => None,
+    };
+    if let Some(why) = refused {
+        let mut review = reviewer.review(change);
+        review
+            .notes
+            .push(format!("LLM not used: {why}; rules review only"));
+        return Ok(review);
+    }
+    let store = crate::knowledge::Store::with_extra(&loaded.extra_dirs)?;
+    let mut client = crate::llm::LlmClient::new(llm)?;
+    // REDLINE_LLM_RECORD=FILE keeps the model's exchanges for replay in tests (see tests/replay.rs).
+    let record_to = std::env::var_os("REDLINE_LLM_RECORD").map(PathBuf::from);
+    if record_to.is_some() {
+        client = client.record();
+    }
+    let mut settings = crate::agent::AgentSettings::from_env();
+    settings.never_send = loaded.never_send.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    Ok(rt.block_on(crate::agent::review(
+    let review = rt.block_on(crate::agent::review(
         change, reviewer, &client, &store, &settings,
-    )))
+    ));
+    if let Some(path) = record_to {
+        let transcript = serde_json::json!({
+            "change": change.description,
+            "model": review.agent.as_ref().and_then(|a| a.files.iter().find_map(|f| f.model.clone())),
+            "prompt_version": crate::agent::PROMPT_VERSION,
+            "exchanges": client.take_recording(),
+            "findings": review.findings,
+            "quirks": review.agent.as_ref().map(|a| a.quirks.clone()),
+        });
+        std::fs::write(&path, serde_json::to_string_pretty(&transcript)? + "\n")
+            .with_context(|| format!("cannot write the transcript {}", path.display()))?;
+    }
+    Ok(review)
 }
 
 pub fn run(args: ReviewArgs) -> Result<i32> {
@@ -170,7 +207,7 @@ pub fn run(args: ReviewArgs) -> Result<i32> {
         config: &loaded,
         min_severity,
     };
-    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded.extra_dirs)?;
+    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded)?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&crate::report::json(&review))? + "\n",
         Format::Sarif => {

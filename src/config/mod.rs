@@ -48,10 +48,27 @@ pub struct RepoConfig {
     /// Findings below this severity are not reported (default: suggestion, i.e. everything).
     #[serde(default)]
     pub min_severity: Option<Severity>,
+    /// Which LLM endpoints this repository's code may go to: `any` (default), `local-only`
+    /// (endpoints marked local in the server configuration) or `off`.
+    #[serde(default)]
+    pub llm: LlmPolicy,
+    /// Globs of paths whose content never goes to an LLM (e.g. `secrets/**`, `*.pem`, `.env*`).
+    #[serde(default)]
+    pub never_send: Vec<String>,
     #[serde(default)]
     pub rules: RulesSection,
     #[serde(default)]
     pub knowledge: KnowledgeSection,
+}
+
+/// Where a repository's code may be sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LlmPolicy {
+    #[default]
+    Any,
+    LocalOnly,
+    Off,
 }
 
 fn yes() -> bool {
@@ -82,6 +99,8 @@ pub struct KnowledgeSection {
 pub struct Loaded {
     pub config: RepoConfig,
     pub ignore: GlobSet,
+    /// Paths whose content never goes to an LLM.
+    pub never_send: GlobSet,
     pub extra_dirs: Vec<PathBuf>,
     /// Where it came from, for the report (None: defaults).
     pub origin: Option<PathBuf>,
@@ -141,6 +160,20 @@ pub fn load(root: Option<&Path>, explicit: Option<&Path>) -> Result<Loaded> {
         }
     }
     let ignore = builder.build()?;
+    let mut never = GlobSetBuilder::new();
+    for g in &config.never_send {
+        never.add(Glob::new(g).map_err(|e| {
+            anyhow!(
+                "{}: bad never_send glob `{g}`: {e}",
+                path.as_deref().unwrap_or(Path::new(FILE_NAME)).display()
+            )
+        })?);
+        if !g.contains('/') {
+            // `*.pem` means at any depth.
+            never.add(Glob::new(&format!("**/{g}")).expect("prefix of a valid glob"));
+        }
+    }
+    let never_send = never.build()?;
     let extra_dirs = config
         .knowledge
         .extra
@@ -165,6 +198,7 @@ pub fn load(root: Option<&Path>, explicit: Option<&Path>) -> Result<Loaded> {
     Ok(Loaded {
         config,
         ignore,
+        never_send,
         extra_dirs,
         origin: path,
     })

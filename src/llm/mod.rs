@@ -155,6 +155,8 @@ pub struct LlmClient {
     pub config: LlmConfig,
     http: reqwest::Client,
     breakers: Vec<Mutex<Breaker>>,
+    /// Every exchange (request body, status, response text), when recording transcripts.
+    recording: Option<Mutex<Vec<Value>>>,
 }
 
 impl LlmClient {
@@ -172,7 +174,22 @@ impl LlmClient {
             config,
             http,
             breakers,
+            recording: None,
         })
+    }
+
+    /// Keeps every exchange from now on, for `take_recording`.
+    pub fn record(mut self) -> LlmClient {
+        self.recording = Some(Mutex::new(Vec::new()));
+        self
+    }
+
+    /// The exchanges recorded so far, in order.
+    pub fn take_recording(&self) -> Vec<Value> {
+        self.recording
+            .as_ref()
+            .map(|r| std::mem::take(&mut *r.lock().unwrap_or_else(|e| e.into_inner())))
+            .unwrap_or_default()
     }
 
     /// Whether every endpoint's breaker is open (nothing left to try).
@@ -278,6 +295,11 @@ impl LlmClient {
                     None
                 }
                 Ok(Ok((status, retry_after, text))) => {
+                    if let Some(rec) = &self.recording {
+                        rec.lock().unwrap_or_else(|e| e.into_inner()).push(serde_json::json!({
+                            "endpoint": ep.name, "request": body, "status": status.as_u16(), "response": text,
+                        }));
+                    }
                     if status.is_success() {
                         return parse_reply(&text, ep, model).map_err(Failure::Transient);
                     }
