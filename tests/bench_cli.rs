@@ -98,3 +98,63 @@ fn bench_of_a_missing_folder_is_an_error() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("nope is not a folder"), "{}", r.stderr);
 }
+
+#[test]
+fn predictions_from_elsewhere_are_scored_the_same_way() {
+    let out = tempfile::tempdir().unwrap();
+    let pred = out.path().join("pred");
+    let root = project_root();
+    let a = run_in(
+        &root,
+        &[
+            "bench",
+            "fixtures/cases",
+            "--predictions",
+            pred.to_str().unwrap(),
+            "--json",
+            out.path().join("a.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let b = run_in(
+        &root,
+        &[
+            "bench",
+            "fixtures/cases",
+            "--score",
+            pred.to_str().unwrap(),
+            "--json",
+            out.path().join("b.json").to_str().unwrap(),
+        ],
+    );
+    assert_eq!(b.code, 0, "{}", b.stderr);
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(out.path().join(f)).unwrap()).unwrap()
+    };
+    let (va, vb) = (read("a.json"), read("b.json"));
+    for k in [
+        "precision",
+        "recall",
+        "f1",
+        "critical_precision",
+        "critical_recall",
+        "false_alarm_rate",
+    ] {
+        assert_eq!(va[k], vb[k], "{k}");
+    }
+    assert_eq!(vb["engine"], "predictions");
+    // A missing prediction file is a case error, named, and the run goes on.
+    let one = std::fs::read_dir(&pred)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    std::fs::remove_file(&one).unwrap();
+    let c = run_in(
+        &root,
+        &["bench", "fixtures/cases", "--score", pred.to_str().unwrap()],
+    );
+    assert_eq!(c.code, 1);
+    assert!(c.stderr.contains("no predictions at"), "{}", c.stderr);
+}

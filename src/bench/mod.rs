@@ -5,6 +5,51 @@ pub mod score;
 
 use crate::change::ChangeSet;
 use crate::review::{Finding, Review};
+
+/// Reviews a case's change with `review` and returns its findings (the usual bench engine).
+pub fn with_reviewer(
+    mut review: impl FnMut(&ChangeSet) -> Result<Review>,
+) -> impl FnMut(&Case, &ChangeSet) -> Result<Vec<Finding>> {
+    move |_, change| Ok(review(change)?.findings)
+}
+
+/// Reads each case's findings from `dir/<case-id>.json` (any tool's output in the findings format),
+/// so that other reviewers can be scored exactly like redline.
+pub fn from_predictions(dir: PathBuf) -> impl FnMut(&Case, &ChangeSet) -> Result<Vec<Finding>> {
+    move |case, _| {
+        let path = dir.join(format!("{}.json", sanitize_id(&case.meta.id)));
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("no predictions at {}", path.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        let items = v["findings"]
+            .as_array()
+            .ok_or_else(|| anyhow!("{}: no `findings` array", path.display()))?;
+        items
+            .iter()
+            .map(|f| {
+                let line = f["line"]
+                    .as_u64()
+                    .ok_or_else(|| anyhow!("{}: a finding without a line", path.display()))?
+                    as u32;
+                Ok(Finding {
+                    path: f["path"].as_str().unwrap_or("").to_string(),
+                    line,
+                    end_line: f["end_line"].as_u64().map(|e| e as u32).unwrap_or(line),
+                    severity: crate::rules::Severity::parse(f["severity"].as_str().unwrap_or(""))
+                        .unwrap_or(crate::rules::Severity::Warning),
+                    category: f["category"].as_str().unwrap_or("").to_string(),
+                    message: f["message"].as_str().unwrap_or("").to_string(),
+                    confidence: f["confidence"].as_f64().unwrap_or(1.0),
+                    rule_id: f["rule_id"].as_str().map(str::to_string),
+                    source: f["source"].as_str().unwrap_or("external").to_string(),
+                    cwe: None,
+                    guidance: Vec::new(),
+                })
+            })
+            .collect()
+    }
+}
 use anyhow::{Context, Result, anyhow, bail};
 use score::{Expected, Reported};
 use serde::Deserialize;
@@ -105,7 +150,7 @@ pub struct CaseError {
 /// Runs every case under `root`; `progress` is told each case as it starts.
 pub fn run(
     root: &Path,
-    mut review: impl FnMut(&ChangeSet) -> Result<Review>,
+    mut review: impl FnMut(&Case, &ChangeSet) -> Result<Vec<Finding>>,
     mut progress: impl FnMut(usize, usize, &str),
 ) -> Result<(Vec<CaseRun>, Vec<CaseError>)> {
     let dirs = find_cases(root)?;
@@ -138,7 +183,7 @@ pub fn run(
                 continue;
             }
         };
-        let review = match review(&change) {
+        let findings = match review(&case, &change) {
             Ok(r) => r,
             Err(e) => {
                 errors.push(CaseError {
@@ -149,14 +194,14 @@ pub fn run(
             }
         };
         let millis = start.elapsed().as_secs_f64() * 1000.0;
-        let reported = review.findings.iter().map(Reported::from).collect();
+        let reported = findings.iter().map(Reported::from).collect();
         runs.push(CaseRun {
             id: case.meta.id.clone(),
             language: case.meta.language.clone(),
             kind: case.meta.kind.clone(),
             expected: case.expected,
             reported,
-            findings: review.findings,
+            findings,
             millis,
         });
     }

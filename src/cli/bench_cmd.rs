@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Write the score table as Markdown.
     #[arg(long, value_name = "FILE")]
     markdown: Option<PathBuf>,
+    /// Score the findings in DIR/<case-id>.json (another run's or another tool's) instead of reviewing.
+    #[arg(long, value_name = "DIR", conflicts_with = "predictions")]
+    score: Option<PathBuf>,
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
@@ -40,8 +43,22 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     };
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
-    let review =
-        |change: &crate::change::ChangeSet| review_change(change, &reviewer, llm.as_ref(), &config);
+    let engine = if args.score.is_some() {
+        "predictions"
+    } else {
+        engine
+    };
+    let review: Box<
+        dyn FnMut(
+            &bench::Case,
+            &crate::change::ChangeSet,
+        ) -> anyhow::Result<Vec<crate::review::Finding>>,
+    > = match &args.score {
+        Some(dir) => Box::new(bench::from_predictions(dir.clone())),
+        None => Box::new(bench::with_reviewer(|change: &crate::change::ChangeSet| {
+            review_change(change, &reviewer, llm.as_ref(), &config)
+        })),
+    };
     let (runs, errors) = bench::run(&args.dir, review, |i, n, id| {
         let mut err = std::io::stderr().lock();
         if tty {
