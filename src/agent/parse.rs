@@ -1,5 +1,5 @@
 //! Lenient reading of what models emit: tool calls written as JSON in the message text (bare, in a
-//! ```json fence, or in <tool_call> tags), arguments of the wrong type, unknown severities. Every
+//! json code fence, or in `<tool_call>` tags), arguments of the wrong type, unknown severities. Every
 //! repair is counted, so the review's record shows how the model behaved.
 
 use serde_json::Value;
