@@ -21,3 +21,12 @@ pub mod redact;
 pub mod report;
 pub mod review;
 pub mod rules;
+
+/// `s` cut to `n` characters, with an ellipsis when cut (for one-line messages and excerpts).
+pub fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}

@@ -21,6 +21,20 @@ fn workspace(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
+/// A change of `n` files, each the default one.
+fn copies(n: usize) -> tempfile::TempDir {
+    let files: Vec<(String, &[u8])> = (0..n)
+        .flat_map(|i| {
+            [
+                (format!("a/svc{i}.py"), BASE),
+                (format!("b/svc{i}.py"), HEAD),
+            ]
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = files.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    workspace(&refs)
+}
+
 fn default_workspace() -> tempfile::TempDir {
     workspace(&[
         ("a/billing/invoices.py", BASE),
@@ -279,16 +293,7 @@ fn a_429_is_retried_and_then_succeeds() {
 #[test]
 fn server_errors_and_timeouts_open_the_breaker_and_the_review_completes_from_rules() {
     // Five files; every call fails (500s, and timeouts for one file's calls).
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for i in 0..5 {
-        files.push((format!("a/svc{i}.py"), BASE.to_vec()));
-        files.push((format!("b/svc{i}.py"), HEAD.to_vec()));
-    }
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_slice()))
-        .collect();
-    let dir = workspace(&refs);
+    let dir = copies(5);
     let fake = FakeOpenAi::start().with_script(|_, n| {
         if n % 4 == 3 {
             (200, text_reply("late"), Duration::from_secs(3))
@@ -458,16 +463,7 @@ fn auto_uses_rules_without_an_llm_and_agent_demands_one() {
 
 #[test]
 fn the_budget_stops_the_agent_and_the_rest_is_rules_only() {
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    for i in 0..3 {
-        files.push((format!("a/svc{i}.py"), BASE.to_vec()));
-        files.push((format!("b/svc{i}.py"), HEAD.to_vec()));
-    }
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, c)| (p.as_str(), c.as_slice()))
-        .collect();
-    let dir = workspace(&refs);
+    let dir = copies(3);
     let fake = FakeOpenAi::start().with_script(|_, _| {
         (
             200,

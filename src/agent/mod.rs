@@ -944,7 +944,7 @@ fn validate(
                     rec.validation.push(format!(
                         "line {line} is outside the diff: dropped ({}: {})",
                         d.category,
-                        truncate(&d.body, 80)
+                        crate::truncate(&d.body, 80)
                     ));
                     parse::note(&mut rec.quirks, "comment outside the diff");
                     continue;
@@ -1061,12 +1061,4 @@ fn validate(
     }
     out.extend(kept);
     out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
 }

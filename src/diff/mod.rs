@@ -306,7 +306,7 @@ fn parse_hunk(lines: &[&str], start: usize) -> Result<(Hunk, usize), DiffError> 
     let bad = || {
         err(
             lineno,
-            &format!("malformed hunk header `{}`", truncate(header, 60)),
+            &format!("malformed hunk header `{}`", crate::truncate(header, 60)),
         )
     };
     let inner = header.strip_prefix("@@ ").ok_or_else(bad)?;
@@ -489,14 +489,6 @@ fn unquote(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
 }
 
 /// Builds the diff of one file from its two texts (3 lines of context, as git does).

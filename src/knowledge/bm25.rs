@@ -45,7 +45,7 @@ fn push_term(out: &mut Vec<String>, t: &str) {
 }
 
 /// `dangerouslySetInnerHTML` -> dangerously set inner html; `read_file` -> read file.
-fn split_identifier(word: &str) -> Vec<String> {
+pub fn split_identifier(word: &str) -> Vec<String> {
     let mut parts = Vec::new();
     for piece in word.split('_').filter(|p| !p.is_empty()) {
         let chars: Vec<char> = piece.chars().collect();

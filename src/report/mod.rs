@@ -122,7 +122,7 @@ pub fn text(review: &Review, sources: &dyn Fn(&str) -> Option<String>, color: bo
                     } else {
                         " "
                     };
-                    let _ = writeln!(out, "    {marker}{n:>5} | {}", truncate(l, 140));
+                    let _ = writeln!(out, "    {marker}{n:>5} | {}", crate::truncate(l, 140));
                 }
             }
         }
@@ -235,12 +235,4 @@ pub fn markdown(review: &Review) -> String {
         review.rules_version
     );
     out
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n {
-        s.to_string()
-    } else {
-        format!("{}…", s.chars().take(n).collect::<String>())
-    }
 }

@@ -272,28 +272,9 @@ fn token_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
 
 /// The lower-cased words of the identifiers in `text` (`providedSig` -> provided, sig).
 fn words(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for ident in text.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        for part in ident.split('_').filter(|p| !p.is_empty()) {
-            let chars: Vec<char> = part.chars().collect();
-            let mut cur = String::new();
-            for (i, &c) in chars.iter().enumerate() {
-                let boundary = i > 0
-                    && c.is_uppercase()
-                    && (chars[i - 1].is_lowercase()
-                        || chars.get(i + 1).is_some_and(|n| n.is_lowercase()));
-                if boundary && !cur.is_empty() {
-                    out.push(cur.to_lowercase());
-                    cur.clear();
-                }
-                cur.push(c);
-            }
-            if !cur.is_empty() {
-                out.push(cur.to_lowercase());
-            }
-        }
-    }
-    out
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .flat_map(crate::knowledge::bm25::split_identifier)
+        .collect()
 }
 
 /// Words that name a secret compared for authentication.

@@ -33,6 +33,11 @@ impl Run {
     }
 }
 
+/// Runs a prepared command.
+pub fn run_cmd(cmd: &mut Command) -> Run {
+    to_run(cmd.stdin(Stdio::null()).output().expect("binary runs"))
+}
+
 fn to_run(out: Output) -> Run {
     Run {
         code: out.status.code().unwrap_or(-1),
