@@ -30,6 +30,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+/// Warnings and suggestions whose code reference does not match their line are dropped unless the
+/// model is at least this sure (a critical one is downgraded instead, so it is still seen).
+const ANCHOR_EXEMPT_CONFIDENCE: f64 = 0.9;
+
 /// The prompt version recorded with every review.
 pub const PROMPT_VERSION: &str = "review-v1";
 const SYSTEM_PROMPT: &str = include_str!("../../prompts/review-v1/system.md");
@@ -970,28 +974,37 @@ fn validate(
             continue;
         }
         let mut severity = d.severity;
+        let window: String = lines
+            .iter()
+            .skip(line.saturating_sub(2) as usize)
+            .take((end_line - line + 3) as usize)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\n");
+        let reference = squash(&d.code_reference);
+        // The model saw the code with secrets as placeholders; compare with that view too.
+        let redacted_window = run
+            .redactor
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .redact(&window);
+        let anchored = !reference.is_empty()
+            && (squash(&window).contains(&reference)
+                || squash(&redacted_window).contains(&reference)
+                || lines
+                    .get(line as usize - 1)
+                    .is_some_and(|l| reference.contains(&squash(l)) && !squash(l).is_empty()));
+        if !anchored && severity != Severity::Critical && d.confidence < ANCHOR_EXEMPT_CONFIDENCE {
+            // Not anchored to the code it names: likely on the wrong line, or about nothing.
+            rec.validation.push(format!(
+                "line {line}: the code reference does not match the line: dropped ({}: {})",
+                d.category,
+                crate::truncate(&d.body, 80)
+            ));
+            continue;
+        }
         if severity == Severity::Critical {
-            let window: String = lines
-                .iter()
-                .skip(line.saturating_sub(2) as usize)
-                .take((end_line - line + 3) as usize)
-                .copied()
-                .collect::<Vec<_>>()
-                .join("\n");
-            let reference = squash(&d.code_reference);
-            // The model saw the code with secrets as placeholders; compare with that view too.
-            let redacted_window = run
-                .redactor
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .redact(&window);
-            let matches = !reference.is_empty()
-                && (squash(&window).contains(&reference)
-                    || squash(&redacted_window).contains(&reference)
-                    || lines
-                        .get(line as usize - 1)
-                        .is_some_and(|l| reference.contains(&squash(l)) && !squash(l).is_empty()));
-            if !matches {
+            if !anchored {
                 rec.validation.push(format!("line {line}: critical without a code reference matching the line: downgraded to warning"));
                 severity = Severity::Warning;
             } else if d.confidence < run.settings.min_critical_confidence {
