@@ -277,7 +277,6 @@ pub async fn review(
 async fn futures_join_all<F: std::future::Future>(
     futures: impl Iterator<Item = F>,
 ) -> Vec<F::Output> {
-    let mut handles = Vec::new();
     let mut pinned: Vec<std::pin::Pin<Box<F>>> = futures.map(Box::pin).collect();
     let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
     std::future::poll_fn(|cx| {
@@ -297,12 +296,10 @@ async fn futures_join_all<F: std::future::Future>(
         }
     })
     .await;
-    handles.extend(
-        outputs
-            .into_iter()
-            .map(|o| o.expect("every future finished")),
-    );
-    handles
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
 }
 
 /// Small model for small, low-risk files; large for security-sensitive or complex ones.
