@@ -520,4 +520,5 @@ fn the_budget_stops_the_agent_and_the_rest_is_rules_only() {
         String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
     };
     assert!(md.contains("rules only: the per-PR LLM budget"), "{md}");
+    assert!(md.contains("**What changed**\n\n- `svc0.py`: s"), "{md}");
 }

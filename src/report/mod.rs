@@ -169,6 +169,25 @@ pub fn markdown(review: &Review) -> String {
         "{verdict} {} critical · {} warning · {} suggestion\n",
         counts["critical"], counts["warning"], counts["suggestion"]
     );
+    // What changed, in the agent's words (its finish_file summaries), when it ran.
+    if let Some(agent) = &review.agent {
+        let summaries: Vec<String> = agent
+            .files
+            .iter()
+            .filter_map(|f| {
+                f.summary.as_ref().map(|s| {
+                    format!(
+                        "- `{}`: {}",
+                        f.path,
+                        crate::truncate(&s.replace('\n', " "), 300)
+                    )
+                })
+            })
+            .collect();
+        if !summaries.is_empty() {
+            let _ = writeln!(out, "**What changed**\n\n{}\n", summaries.join("\n"));
+        }
+    }
     if !review.findings.is_empty() {
         let _ = writeln!(out, "| | file | line | finding |\n|---|---|---|---|");
         for f in &review.findings {
