@@ -79,6 +79,11 @@ pub struct Analysis<'t> {
     scopes: RefCell<HashMap<usize, Rc<Scope<'t>>>>,
     /// Functions whose taint is being computed (call-site taint can loop through recursion).
     computing: RefCell<HashSet<usize>>,
+    /// Per function and trust: whether its return value is tainted by sources alone, and whether
+    /// by its parameters.
+    returns: RefCell<HashMap<(usize, bool), (bool, bool)>>,
+    /// Named functions of the file, by name (one definition per name).
+    functions: RefCell<Option<Rc<HashMap<String, Node<'t>>>>>,
     /// Functions whose scope is being built (call-site taint can loop through recursion).
     building: RefCell<HashSet<usize>>,
     /// Every call in the file, by the last segment of its callee's name.
@@ -153,6 +158,8 @@ impl<'t> Analysis<'t> {
             root: tree.root_node(),
             scopes: RefCell::new(HashMap::new()),
             computing: RefCell::new(HashSet::new()),
+            returns: RefCell::new(HashMap::new()),
+            functions: RefCell::new(None),
             building: RefCell::new(HashSet::new()),
             calls: RefCell::new(None),
             async_names: RefCell::new(None),
@@ -348,6 +355,129 @@ impl<'t> Analysis<'t> {
             }
         }
         t
+    }
+
+    /// The function of this file a callee names: `helper(...)`, or `self.helper(...)` /
+    /// `this.helper(...)`.
+    fn local_function(&self, callee: Node<'t>) -> Option<Node<'t>> {
+        let name = match callee.kind() {
+            "identifier" => self.text(callee),
+            "attribute" | "member_expression" | "selector_expression" => {
+                let obj = callee
+                    .child_by_field_name("object")
+                    .or_else(|| callee.child_by_field_name("operand"))?;
+                if !matches!(self.text(obj), "self" | "this" | "cls")
+                    && !(self.lang == Language::Go && obj.kind() == "identifier")
+                {
+                    return None;
+                }
+                let prop = callee
+                    .child_by_field_name("attribute")
+                    .or_else(|| callee.child_by_field_name("property"))
+                    .or_else(|| callee.child_by_field_name("field"))?;
+                self.text(prop)
+            }
+            _ => return None,
+        };
+        if name.len() < 3 {
+            return None;
+        }
+        self.functions_by_name().get(name).copied()
+    }
+
+    fn functions_by_name(&self) -> Rc<HashMap<String, Node<'t>>> {
+        if let Some(m) = self.functions.borrow().as_ref() {
+            return m.clone();
+        }
+        let mut map = HashMap::new();
+        let mut stack = vec![self.root];
+        while let Some(n) = stack.pop() {
+            if self.is_function(n) && n.kind() != "lambda" {
+                let name = self.function_name_of(n);
+                if !name.is_empty() {
+                    map.entry(name.to_string()).or_insert(n);
+                }
+            }
+            let mut c = n.walk();
+            stack.extend(n.named_children(&mut c));
+        }
+        let rc = Rc::new(map);
+        *self.functions.borrow_mut() = Some(rc.clone());
+        rc
+    }
+
+    /// Whether `f`'s return value is tainted by the sources it reads itself, and whether by its
+    /// parameters (computed once per function, with every parameter assumed tainted).
+    fn return_taint(&self, f: Node<'t>, trust: Trust) -> (bool, bool) {
+        let key = (f.id(), trust == Trust::Remote);
+        if let Some(r) = self.returns.borrow().get(&key) {
+            return *r;
+        }
+        // Recursion: assume clean until known.
+        self.returns.borrow_mut().insert(key, (false, false));
+        let scope = self.scope(f);
+        let mut result = (false, false);
+        for with_params in [false, true] {
+            let mut t = Taint::default();
+            for p in &scope.input_params {
+                t.remote.insert(p.clone());
+                t.local.insert(p.clone());
+            }
+            if with_params {
+                for b in scope.bindings.iter().filter(|b| b.kind == BindKind::Param) {
+                    t.remote.insert(b.name.clone());
+                    t.local.insert(b.name.clone());
+                }
+            }
+            for _ in 0..2 {
+                for b in &scope.bindings {
+                    let Some(v) = b.value else { continue };
+                    if b.kind != BindKind::Param
+                        && !t.set(trust).contains(&b.name)
+                        && self.expr_tainted(v, &scope, &t, trust)
+                    {
+                        t.remote.insert(b.name.clone());
+                        t.local.insert(b.name.clone());
+                    }
+                }
+            }
+            let tainted = self
+                .return_values(f)
+                .into_iter()
+                .any(|r| self.expr_tainted(r, &scope, &t, trust));
+            if with_params {
+                result.1 = tainted;
+            } else {
+                result.0 = tainted;
+            }
+        }
+        self.returns.borrow_mut().insert(key, result);
+        result
+    }
+
+    /// The expressions a function returns (not those of nested functions).
+    fn return_values(&self, f: Node<'t>) -> Vec<Node<'t>> {
+        let Some(body) = f.child_by_field_name("body") else {
+            return Vec::new();
+        };
+        if f.kind() == "arrow_function" && body.kind() != "statement_block" {
+            return vec![body];
+        }
+        let mut out = Vec::new();
+        let mut stack = vec![body];
+        while let Some(n) = stack.pop() {
+            if n.id() != body.id() && self.is_function(n) {
+                continue;
+            }
+            if n.kind() == "return_statement" {
+                let mut c = n.walk();
+                out.extend(n.named_children(&mut c).filter(|x| x.kind() != "comment"));
+                continue;
+            }
+            let mut c = n.walk();
+            stack.extend(n.named_children(&mut c));
+        }
+        out
     }
 
     /// A helper in the same file called with tainted arguments has tainted parameters: request
@@ -893,6 +1023,18 @@ impl<'t> Analysis<'t> {
                         if self.expr_tainted_depth(obj, scope, t, trust, depth + 1) {
                             return true;
                         }
+                    }
+                    // A function of this file returns what its body says: input it reads itself,
+                    // or (a transformation of) its arguments.
+                    if let Some(def) = self.local_function(f) {
+                        let (from_sources, from_params) = self.return_taint(def, trust);
+                        if from_sources {
+                            return true;
+                        }
+                        return from_params
+                            && n.child_by_field_name("arguments").is_some_and(|a| {
+                                self.expr_tainted_depth(a, scope, t, trust, depth + 1)
+                            });
                     }
                     // Other calls pass taint from their arguments only when they are known to return
                     // (a transformation of) their input; an unknown function (a database lookup by
