@@ -1119,6 +1119,15 @@ impl<'t> Analysis<'t> {
         Vec::new()
     }
 
+    /// The source texts of the values bound to the identifier `n` before it (in its function or
+    /// an enclosing one).
+    pub fn bound_values(&self, n: Node<'t>) -> Vec<&'t str> {
+        self.bindings_before(n, self.text(n))
+            .into_iter()
+            .filter_map(|b| b.value.map(|v| self.text(v)))
+            .collect()
+    }
+
     /// Whether `n` is a constant, or built only from constants (literals, ALL_CAPS names, names bound
     /// only to constants, placeholder lists such as `", ".join(["%s"] * n)`, numbers).
     pub fn is_constant(&self, n: Node<'t>) -> bool {

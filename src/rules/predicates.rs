@@ -20,6 +20,7 @@ macro_rules! cached_regex {
 /// Every predicate name a rule may use in `when`.
 pub const NAMES: &[&str] = &[
     "call-matches",
+    "promisified-exec",
     "mutated-param",
     "tainted",
     "tainted-local",
@@ -122,6 +123,13 @@ pub fn eval<'t>(
                 .is_some_and(|f| regex_of(arg).is_match(a.text(f)))
         }),
         "mutated-param" => mutated_param(a, n),
+        "promisified-exec" => {
+            a.src.contains("promisify")
+                && n.kind() == "identifier"
+                && a.bound_values(n).iter().any(|v| {
+                    cached_regex!(r"promisify\(\s*([\w.]+\.)?exec(Sync)?\s*\)").is_match(v)
+                })
+        }
         "inside-loop" => inside_loop(a, n),
         "bare-except" => bare_except(a, n),
         "prototype-pollution" => prototype_pollution(a, n),
