@@ -1128,6 +1128,14 @@ impl<'t> Analysis<'t> {
             .collect()
     }
 
+    /// The value nodes bound to the identifier `n` before it.
+    pub fn bound_value_nodes(&self, n: Node<'t>) -> Vec<Node<'t>> {
+        self.bindings_before(n, self.text(n))
+            .into_iter()
+            .filter_map(|b| b.value)
+            .collect()
+    }
+
     /// Whether `n` is a constant, or built only from constants (literals, ALL_CAPS names, names bound
     /// only to constants, placeholder lists such as `", ".join(["%s"] * n)`, numbers).
     pub fn is_constant(&self, n: Node<'t>) -> bool {

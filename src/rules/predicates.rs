@@ -614,15 +614,42 @@ fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let name = a.function_name(n);
-    let recursive = !name.is_empty() && body.matches(&format!("{name}(")).count() >= 2;
+    // The function calls itself (`merge(...)` or `this.merge(...)`, not `config.merge(...)`).
+    let recursive = !name.is_empty()
+        && Regex::new(&format!(
+            r"(?:^|[^.\w]){0}\s*\(|this\.{0}\s*\(",
+            regex::escape(name)
+        ))
+        .is_ok_and(|re| re.find_iter(body).count() >= 2);
     // Walking a path: `cur = cur[part]` / `node = node[k] || {}`.
     let walks = cached_regex!(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
         .captures_iter(body)
         .any(|c| c[1] == c[2]);
-    let key_from_input = cached_regex!(
-        r"Object\.(keys|entries)\(|for\s*\(\s*(const|let|var)\s+\w+\s+in\b|\.split\("
-    )
-    .is_match(body);
+    // The key is one of the input's own keys: a for-in variable, or from Object.keys/entries or a
+    // split path (`segments[i]` counts through its array).
+    let key_node = match index.kind() {
+        "identifier" => Some(index),
+        "subscript_expression" => index
+            .child_by_field_name("object")
+            .filter(|o| o.kind() == "identifier"),
+        _ => None,
+    };
+    let key_from_input = key_node.is_some_and(|k| {
+        a.bound_value_nodes(k).into_iter().any(|v| {
+            let for_in = v.parent().is_some_and(|p| {
+                p.kind() == "for_in_statement"
+                    && p.child_by_field_name("operator")
+                        .is_some_and(|o| a.text(o) == "in")
+            });
+            for_in
+                || cached_regex!(r"Object\.(keys|entries|getOwnPropertyNames)\(|\.split\(")
+                    .is_match(a.text(v))
+                || {
+                    // `const [key, value] of Object.entries(src)` binds through the pattern.
+                    a.text(v).contains("entries(")
+                }
+        })
+    });
     (recursive || walks) && key_from_input
 }
 
@@ -642,12 +669,18 @@ fn floating_promise<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let Some(func) = call.child_by_field_name("function") else {
         return false;
     };
+    // A plain call, or a method of this object; `other.add(x)` may be any `add`.
     let name = match func.kind() {
         "identifier" => a.text(func),
-        "member_expression" => func
-            .child_by_field_name("property")
-            .map(|p| a.text(p))
-            .unwrap_or(""),
+        "member_expression"
+            if func
+                .child_by_field_name("object")
+                .is_some_and(|o| o.kind() == "this") =>
+        {
+            func.child_by_field_name("property")
+                .map(|p| a.text(p))
+                .unwrap_or("")
+        }
         _ => return false,
     };
     if a.enclosing_function(call).id() == a.root.id() {
