@@ -88,7 +88,8 @@ static KEY_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
     .unwrap()
 });
 static GO_IMPORTANT_ERR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(Unmarshal|Decode|Exec|ExecContext|Commit|Scan|Remove|RemoveAll|WriteFile|MkdirAll|Mkdir|Rename|Setenv|Flush|Sync|ParseForm|ParseMultipartForm|Chmod|Chdir|Symlink|Truncate|Atoi|ParseInt|ParseUint|ParseFloat|ParseBool|ParseDuration|ReadFile|ReadAll|Open|OpenFile|Create|Marshal|Query|QueryRow|QueryContext|Do|NewRequest|NewRequestWithContext|Parse|Write|WriteString|Copy|Get|Post|Dial|Listen|Stat|Seek|Close)$").unwrap()
+    // Number parsing with `_` is the usual way to default an optional value to zero: not listed.
+    Regex::new(r"^(Unmarshal|Decode|Exec|ExecContext|Commit|Scan|Remove|RemoveAll|WriteFile|MkdirAll|Mkdir|Rename|Setenv|Sync|ParseForm|ParseMultipartForm|Chmod|Chdir|Symlink|ReadFile|ReadAll|Open|OpenFile|Create|Marshal|Query|QueryRow|QueryContext|Do|NewRequest|NewRequestWithContext|Copy|Get|Post|Dial|Listen|Stat|Seek)$").unwrap()
 });
 
 /// Evaluates predicate `name` on `n`.
@@ -111,7 +112,7 @@ pub fn eval<'t>(
                 .is_some_and(|(lit, dynamic)| dynamic && SQL_KEYWORDS.is_match(&lit))
         }),
         "not-constant" => !a.is_constant(n),
-        "unsanitized" => !a.is_constant(n) && !sanitized(a, n, 0),
+        "unsanitized" => !a.is_constant(n) && !sanitized(a, n, 0, false),
         "html-tainted" => html_tainted(a, n),
         "password-context" => password_context(a, n),
         "token-context" => token_context(a, n),
@@ -186,7 +187,9 @@ fn dynamic_string<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
 }
 
 /// A sanitizing call, or a string whose every dynamic part is one.
-fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize) -> bool {
+/// With `untainted_ok`, parts that do not come from request input count as safe too (for HTML
+/// built from input); without it, every dynamic part must be escaped (for values marked as HTML).
+fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize, untainted_ok: bool) -> bool {
     if depth > 6 {
         return false;
     }
@@ -199,9 +202,18 @@ fn sanitized<'t>(a: &Analysis<'t>, n: Node<'t>, depth: usize) -> bool {
         "template_string" | "string" => {
             let mut c = n.walk();
             let subs: Vec<Node> = n.named_children(&mut c).filter(|ch| matches!(ch.kind(), "template_substitution" | "interpolation")).collect();
-            subs.into_iter().all(|s| s.named_child(0).is_some_and(|e| a.is_constant(e) || sanitized(a, e, depth + 1)))
+            subs.into_iter().all(|s| s.named_child(0).is_some_and(|e| a.is_constant(e) || sanitized(a, e, depth + 1, untainted_ok)))
         }
-        "parenthesized_expression" => n.named_child(0).is_some_and(|e| sanitized(a, e, depth + 1)),
+        "parenthesized_expression" => n.named_child(0).is_some_and(|e| sanitized(a, e, depth + 1, untainted_ok)),
+        // `body := "<a href=\"" + htmlEscape(url) + "\">"`: every dynamic part escaped.
+        "binary_expression" | "binary_operator" => {
+            let parts = [n.child_by_field_name("left"), n.child_by_field_name("right")];
+            parts.into_iter().flatten().all(|p| a.is_constant(p) || sanitized(a, p, depth + 1, untainted_ok) || (untainted_ok && !a.is_tainted(p, Trust::Remote)))
+        }
+        "identifier" => {
+            let values = a.bound_value_nodes(n);
+            !values.is_empty() && values.into_iter().all(|v| a.is_constant(v) || sanitized(a, v, depth + 1, untainted_ok))
+        }
         _ => false,
     }
 }
@@ -234,10 +246,10 @@ fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let tainted = match n.kind() {
         "call" | "call_expression" => {
             for_args(n.child_by_field_name("arguments").unwrap_or(n), |x| {
-                a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0)
+                a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0, true)
             })
         }
-        _ => a.is_tainted(n, Trust::Remote) && !sanitized(a, n, 0),
+        _ => a.is_tainted(n, Trust::Remote) && !sanitized(a, n, 0, true),
     };
     HTML_TAG.is_match(&lit) && tainted
 }
@@ -435,6 +447,10 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
         return false;
     }
     let last = name.rsplit(['.', '>']).next().unwrap_or(name);
+    // `ErrBadPassword = "..."` is an error message.
+    if last.starts_with("Err") || last.starts_with("err") || last.starts_with("ERR_") {
+        return false;
+    }
     if !SECRET_NAME.is_match(last) || NOT_SECRET_NAME.is_match(last) {
         return false;
     }
@@ -469,6 +485,14 @@ fn known_secret_shape(value: &str) -> bool {
         return false;
     };
     if EXAMPLE.is_match(m.as_str()) {
+        return false;
+    }
+    // Credentials in a URL to a documentation or test host, or percent-encoded ones, are an
+    // example of the URL syntax.
+    static TEST_HOST: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)@(localhost|127\.0\.0\.1|\[::1\]|[\w.-]*(example|dummy|fake|test|invalid|foo|bar)[\w.-]*)").unwrap()
+    });
+    if m.as_str().contains("://") && (TEST_HOST.is_match(value) || m.as_str().contains('%')) {
         return false;
     }
     if let Some(c) = URL_CREDENTIALS.captures(m.as_str()) {
@@ -732,33 +756,81 @@ fn go_err_unchecked<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let uses_err = cached_regex!(r"\berr\b");
-    let mut sib = n.next_named_sibling();
-    while let Some(s) = sib {
-        let t = a.text(s);
-        if s.kind() == "comment" {
-            sib = s.next_named_sibling();
-            continue;
-        }
-        let reassigns = matches!(s.kind(), "short_var_declaration" | "assignment_statement")
-            && s.child_by_field_name("left")
-                .is_some_and(|l| uses_err.is_match(a.text(l)))
-            && !s
-                .child_by_field_name("right")
-                .is_some_and(|r| uses_err.is_match(a.text(r)));
-        if reassigns {
-            return true;
-        }
-        if uses_err.is_match(t) {
-            return false;
-        }
-        sib = s.next_named_sibling();
-    }
-    // End of the block without a read: only a problem if the function goes on (not a named result).
     let f = a.enclosing_function(n);
-    let named_result = f
+    // An err captured from an enclosing function (assigned inside a closure) is read out there.
+    let declared_here = f
+        .child_by_field_name("parameters")
+        .is_some_and(|p| uses_err.is_match(a.text(p)))
+        || f.child_by_field_name("result")
+            .is_some_and(|r| uses_err.is_match(a.text(r)))
+        || cached_regex!(r"\berr\s*:=|,\s*err\s*:=|var\s+err\b").is_match(a.text(f));
+    if !declared_here {
+        return false;
+    }
+    let named_err_result = f
         .child_by_field_name("result")
         .is_some_and(|r| uses_err.is_match(a.text(r)));
-    !named_result
+    // Scan what runs next: the rest of this block, then the rest of each enclosing block, up to
+    // the function's end. A read of err first means it is checked; a plain reassignment first
+    // means this value was lost.
+    let mut cur = n;
+    loop {
+        let mut sib = cur.next_named_sibling();
+        while let Some(s) = sib {
+            if s.kind() != "comment" {
+                let reassigns =
+                    matches!(s.kind(), "short_var_declaration" | "assignment_statement")
+                        && s.child_by_field_name("left")
+                            .is_some_and(|l| uses_err.is_match(a.text(l)))
+                        && !s
+                            .child_by_field_name("right")
+                            .is_some_and(|r| uses_err.is_match(a.text(r)));
+                if reassigns {
+                    return true;
+                }
+                if uses_err.is_match(a.text(s)) {
+                    return false;
+                }
+                match s.kind() {
+                    // A bare return hands a named err result back; other jumps leave the path.
+                    "return_statement" => return !named_err_result,
+                    "continue_statement" | "break_statement" | "goto_statement" => return false,
+                    _ => {}
+                }
+            }
+            sib = s.next_named_sibling();
+        }
+        // Up to the statement that holds this block.
+        let mut up = cur.parent();
+        while let Some(p) = up {
+            if p.id() == f.id() {
+                // The function's end: a named err result returns it.
+                return !named_err_result;
+            }
+            if matches!(
+                p.kind(),
+                "block"
+                    | "statement_list"
+                    | "expression_case"
+                    | "default_case"
+                    | "type_case"
+                    | "communication_case"
+            ) {
+                up = p.parent();
+                continue;
+            }
+            break;
+        }
+        let Some(p) = up else { return false };
+        // A loop reads err on its next turn when its header or the body before this statement
+        // does (`for err == nil`, `if err != nil` at the top of the body).
+        if p.kind() == "for_statement" {
+            if uses_err.is_match(&a.src[p.start_byte()..n.start_byte()]) {
+                return false;
+            }
+        }
+        cur = p;
+    }
 }
 
 /// `v, _ := strconv.Atoi(s)` / `_ = json.Unmarshal(b, &v)`: an error that matters thrown away.
