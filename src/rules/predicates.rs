@@ -638,13 +638,21 @@ fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let name = a.function_name(n);
-    // The function calls itself (`merge(...)` or `this.merge(...)`, not `config.merge(...)`).
+    // The function descends into the object it writes: `merge(target[key], ...)` with `target`
+    // the object assigned into. (Filling a fresh object from a schema's keys is not pollution:
+    // `__proto__` on a new object changes only that object.)
+    let target = left
+        .child_by_field_name("object")
+        .map(|o| regex::escape(a.text(o)))
+        .unwrap_or_default();
     let recursive = !name.is_empty()
+        && !target.is_empty()
         && Regex::new(&format!(
-            r"(?:^|[^.\w]){0}\s*\(|this\.{0}\s*\(",
-            regex::escape(name)
+            r"(?:^|[^.\w]|this\.){0}\s*\(\s*{1}\s*\[",
+            regex::escape(name),
+            target
         ))
-        .is_ok_and(|re| re.find_iter(body).count() >= 2);
+        .is_ok_and(|re| re.is_match(body));
     // Walking a path: `cur = cur[part]` / `node = node[k] || {}`.
     let walks = cached_regex!(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
         .captures_iter(body)
