@@ -272,3 +272,39 @@ fn never_send_paths_stay_home() {
             .contains("may not be sent to an LLM")
     );
 }
+
+#[test]
+fn redact_command_shows_what_would_be_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("app/config.py", head_config().as_bytes()),
+            ("app/clean.py", b"password = request.form['password']\n"),
+        ],
+    );
+    let r = run_in(
+        dir.path(),
+        &["redact", "app/config.py", "app/clean.py", "--show"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains("app/config.py: 9 redaction(s)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("app/clean.py: 0 redaction(s)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("AWS_ACCESS_KEY_ID = \"<secret:1>\""),
+        "{}",
+        r.stdout
+    );
+    for s in SECRETS {
+        assert!(!r.stdout.contains(s), "{s} shown");
+    }
+    assert_eq!(run_in(dir.path(), &["redact", "missing.py"]).code, 2);
+}

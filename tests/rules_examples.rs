@@ -146,3 +146,36 @@ code = "log.info(1)"
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("missing field"), "{}", r.stderr);
 }
+
+#[test]
+fn knowledge_list_and_tree_help_rule_authors() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            (
+                "a.go",
+                b"package a\n\nvar c = tls.Config{InsecureSkipVerify: true}\n",
+            ),
+            ("notes.txt", b"x\n"),
+        ],
+    );
+    let r = run_in(dir.path(), &["knowledge", "list"]);
+    assert_eq!(r.code, 0);
+    assert!(
+        r.stdout.contains("sec.sql-injection") && r.stdout.contains("go.tls.insecure-skip-verify"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(dir.path(), &["knowledge", "tree", "a.go"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("keyed_element L3"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("identifier L3 `InsecureSkipVerify`"),
+        "{}",
+        r.stdout
+    );
+    let r = run_in(dir.path(), &["knowledge", "tree", "notes.txt"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("unsupported language"), "{}", r.stderr);
+}
