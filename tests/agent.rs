@@ -43,34 +43,13 @@ fn default_workspace() -> tempfile::TempDir {
 }
 
 fn run_agent(dir: &std::path::Path, fake: &FakeOpenAi, extra_env: &[(&str, &str)]) -> Run {
-    let mut cmd = redline();
-    cmd.current_dir(dir).args([
-        "review",
-        "--base-dir",
-        "a",
-        "--head-dir",
-        "b",
-        "--engine",
-        "agent",
-        "--format",
-        "json",
-    ]);
-    cmd.env("REDLINE_LLM_BASE_URL", &fake.base_url)
-        .env("REDLINE_LLM_API_KEY", KEY)
-        .env("REDLINE_LLM_MODEL", "fake-large")
-        .env("REDLINE_LLM_BACKOFF_MS", "10")
-        .env("REDLINE_LLM_TIMEOUT_SECS", "5")
-        .env_remove("OPENAI_API_KEY")
-        .env_remove("OPENAI_BASE_URL");
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().unwrap();
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    };
+    let mut env = vec![
+        ("REDLINE_LLM_API_KEY", KEY),
+        ("REDLINE_LLM_BACKOFF_MS", "10"),
+        ("REDLINE_LLM_TIMEOUT_SECS", "5"),
+    ];
+    env.extend_from_slice(extra_env);
+    let r = agent_review(dir, &fake.base_url, &env);
     assert!(
         !r.stdout.contains(KEY) && !r.stderr.contains(KEY),
         "the API key leaked into the output"
@@ -82,6 +61,17 @@ fn comment(line: u64, severity: &str, category: &str, code: &str) -> String {
     json!({"line": line, "severity": severity, "category": category, "body": "Anyone can delete any invoice: check that the invoice belongs to the user first.",
            "confidence": 0.9, "code_reference": code, "guideline_ids": ["sec.missing-authorization"]})
     .to_string()
+}
+
+/// A reply that posts the critical missing-authorization comment on line 10 and finishes.
+fn comment_then_finish() -> Value {
+    tool_calls(&[
+        (
+            "post_review_comment",
+            &comment(10, "critical", "missing-authorization", LINE_10),
+        ),
+        ("finish_file", r#"{"summary":"s"}"#),
+    ])
 }
 
 fn finding<'a>(v: &'a Value, line: u64) -> Option<&'a Value> {
@@ -185,17 +175,7 @@ fn malformed_arguments_get_an_error_the_model_sees() {
             )]),
             Duration::ZERO,
         ),
-        1 => (
-            200,
-            tool_calls(&[
-                (
-                    "post_review_comment",
-                    &comment(10, "critical", "missing-authorization", LINE_10),
-                ),
-                ("finish_file", r#"{"summary":"s"}"#),
-            ]),
-            Duration::ZERO,
-        ),
+        1 => (200, comment_then_finish(), Duration::ZERO),
         _ => (500, error_body("unexpected"), Duration::ZERO),
     });
     let dir = default_workspace();
@@ -269,17 +249,7 @@ fn comments_off_the_diff_are_moved_or_dropped() {
 fn a_429_is_retried_and_then_succeeds() {
     let fake = FakeOpenAi::start().with_script(|_, n| match n {
         0 => (429, error_body("Rate limit reached"), Duration::ZERO),
-        1 => (
-            200,
-            tool_calls(&[
-                (
-                    "post_review_comment",
-                    &comment(10, "critical", "missing-authorization", LINE_10),
-                ),
-                ("finish_file", r#"{"summary":"s"}"#),
-            ]),
-            Duration::ZERO,
-        ),
+        1 => (200, comment_then_finish(), Duration::ZERO),
         _ => (500, error_body("unexpected"), Duration::ZERO),
     });
     let dir = default_workspace();

@@ -57,31 +57,9 @@ fn keys_file() -> String {
 }
 
 fn run(dir: &std::path::Path, fake: &FakeOpenAi, env: &[(&str, &str)]) -> Run {
-    let mut cmd = redline();
-    cmd.current_dir(dir).args([
-        "review",
-        "--base-dir",
-        "a",
-        "--head-dir",
-        "b",
-        "--engine",
-        "agent",
-        "--format",
-        "json",
-    ]);
-    cmd.env("REDLINE_LLM_BASE_URL", &fake.base_url)
-        .env("REDLINE_LLM_MODEL", "fake-large")
-        .env("REDLINE_AGENT_CONCURRENCY", "1")
-        .env_remove("OPENAI_API_KEY");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let o = cmd.output().unwrap();
-    let r = Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into(),
-        stderr: String::from_utf8_lossy(&o.stderr).into(),
-    };
+    let mut all = vec![("REDLINE_AGENT_CONCURRENCY", "1")];
+    all.extend_from_slice(env);
+    let r = agent_review(dir, &fake.base_url, &all);
     for s in SECRETS {
         assert!(!r.stderr.contains(s), "a secret in stderr");
     }

@@ -395,10 +395,16 @@ async fn review_file(run: &Run<'_>, result: &FileResult) -> (FileRecord, Vec<Fin
             "{header}{note}\n{view_title}\n{view}\n## Guidance\n{guidance_text}## Rule findings (evidence)\n{evidence}"
         )
     };
+    // The whole file with markers can only be smaller than the trimmed view when that view
+    // already covers most of the file's lines; only then is it worth rendering and counting.
     let trimmed = m.context.render_review(&m.text, &m.diff, None);
-    let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
-    let view = if crate::context::tokens::count(&full) < crate::context::tokens::count(&trimmed) {
-        full
+    let view = if trimmed.lines().count() * 5 >= m.context.file_lines as usize * 4 {
+        let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
+        if crate::context::tokens::count(&full) < crate::context::tokens::count(&trimmed) {
+            full
+        } else {
+            trimmed
+        }
     } else {
         trimmed
     };

@@ -33,6 +33,31 @@ impl Run {
     }
 }
 
+/// `redline review --base-dir a --head-dir b --engine agent --format json` in `dir`, against the
+/// OpenAI-compatible server at `base_url` (model `fake-large`), with `env` set on top.
+pub fn agent_review(dir: &Path, base_url: &str, env: &[(&str, &str)]) -> Run {
+    let mut cmd = redline();
+    cmd.current_dir(dir).args([
+        "review",
+        "--base-dir",
+        "a",
+        "--head-dir",
+        "b",
+        "--engine",
+        "agent",
+        "--format",
+        "json",
+    ]);
+    cmd.env("REDLINE_LLM_BASE_URL", base_url)
+        .env("REDLINE_LLM_MODEL", "fake-large")
+        .env_remove("OPENAI_API_KEY")
+        .env_remove("OPENAI_BASE_URL");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run_cmd(&mut cmd)
+}
+
 /// Runs a prepared command.
 pub fn run_cmd(cmd: &mut Command) -> Run {
     to_run(cmd.stdin(Stdio::null()).output().expect("binary runs"))
