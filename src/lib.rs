@@ -6,6 +6,8 @@
 //! - `rules`: the deterministic detectors; `knowledge`: guidance entries and retrieval
 //! - `review`: the pipeline; `report`: output formats; `config`: `.redline.toml`
 //! - `bench`: precision and recall on annotated cases; `cli`: the command line
+//! - the GitHub App: `settings`, `store` (SQLite/PostgreSQL), `queue` (embedded/SQS), `github`
+//!   (app auth, REST, posting), `server` (webhook, metrics), `worker` (runs review jobs)
 
 pub mod agent;
 pub mod bench;
@@ -14,13 +16,19 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod diff;
+pub mod github;
 pub mod knowledge;
 pub mod lang;
 pub mod llm;
+pub mod queue;
 pub mod redact;
 pub mod report;
 pub mod review;
 pub mod rules;
+pub mod server;
+pub mod settings;
+pub mod store;
+pub mod worker;
 
 /// `s` cut to `n` characters, with an ellipsis when cut (for one-line messages and excerpts).
 pub fn truncate(s: &str, n: usize) -> String {

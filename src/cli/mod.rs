@@ -1,4 +1,5 @@
-//! The command line: `redline review`, `redline bench`, `redline knowledge`.
+//! The command line: `redline review`, `redline bench`, `redline knowledge`, and the GitHub App's
+//! `redline serve`, `worker`, `migrate` and `jobs`.
 //!
 //! Exit codes: 0 success (or findings below `--fail-on`), 1 findings at or above `--fail-on`,
 //! 2 errors (bad input, bad configuration). Errors print as one line on stderr.
@@ -6,6 +7,7 @@
 mod bench_cmd;
 mod knowledge_cmd;
 mod review_cmd;
+mod server_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +31,14 @@ enum Command {
     /// Search the knowledge store, or check its entries and rules.
     #[command(subcommand)]
     Knowledge(knowledge_cmd::KnowledgeCommand),
+    /// Run the webhook server (POST /webhook, /healthz, /metrics) with embedded workers.
+    Serve(server_cmd::SettingsArgs),
+    /// Run review workers only (they share the database and queue with `serve`).
+    Worker(server_cmd::SettingsArgs),
+    /// Apply the database migrations.
+    Migrate(server_cmd::SettingsArgs),
+    /// List recent review jobs and their outcomes from the store.
+    Jobs(server_cmd::JobsArgs),
     /// Show what the redactor would mask in files before anything is sent to an LLM.
     Redact {
         /// Files to check.
@@ -71,6 +81,10 @@ pub fn run() -> i32 {
         Command::Bench(args) => bench_cmd::run(args),
         Command::Knowledge(cmd) => knowledge_cmd::run(cmd),
         Command::Redact { files, show } => redact(&files, show),
+        Command::Serve(args) => server_cmd::serve(args),
+        Command::Worker(args) => server_cmd::worker(args),
+        Command::Migrate(args) => server_cmd::migrate(args),
+        Command::Jobs(args) => server_cmd::jobs(args),
     };
     if std::env::var_os("REDLINE_RULE_TIMES").is_some() {
         crate::rules::profile::report();

@@ -116,43 +116,23 @@ pub fn review_change(
     llm: Option<&crate::llm::LlmConfig>,
     loaded: &crate::config::Loaded,
 ) -> Result<crate::review::Review> {
-    use crate::config::LlmPolicy;
-    let Some(llm) = llm else {
+    if llm.is_none() {
         return Ok(reviewer.review(change));
-    };
-    let mut llm = llm.clone();
-    let refused = match loaded.config.llm {
-        LlmPolicy::Off => Some("this repository's .redline.toml sets llm = \"off\"".to_string()),
-        LlmPolicy::LocalOnly => {
-            llm.endpoints.retain(|e| e.local);
-            llm.endpoints.is_empty().then(|| "this repository's .redline.toml sets llm = \"local-only\" and no configured endpoint is marked local".to_string())
-        }
-        LlmPolicy::Any => None,
-    };
-    if let Some(why) = refused {
-        let mut review = reviewer.review(change);
-        review
-            .notes
-            .push(format!("LLM not used: {why}; rules review only"));
-        return Ok(review);
     }
-    let store = crate::knowledge::Store::with_extra(&loaded.extra_dirs)?;
-    let mut client = crate::llm::LlmClient::new(llm)?;
     // REDLINE_LLM_RECORD=FILE keeps the model's exchanges for replay in tests (see tests/replay.rs).
     let record_to = std::env::var_os("REDLINE_LLM_RECORD").map(PathBuf::from);
-    if record_to.is_some() {
-        client = client.record();
-    }
-    let mut settings = crate::agent::AgentSettings::from_env();
-    settings.never_send = loaded.never_send.clone();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let review = rt.block_on(crate::agent::review(
-        change, reviewer, &client, &store, &settings,
-    ));
-    if let Some(path) = record_to {
+    let (review, client) = rt.block_on(crate::review::review_with_policy(
+        change,
+        reviewer,
+        llm,
+        loaded,
+        record_to.is_some(),
+    ))?;
+    if let (Some(path), Some(client)) = (record_to, client) {
         let transcript = serde_json::json!({
             "change": change.description,
             "model": review.agent.as_ref().and_then(|a| a.files.iter().find_map(|f| f.model.clone())),

@@ -136,6 +136,27 @@ pub fn load(root: Option<&Path>, explicit: Option<&Path>) -> Result<Loaded> {
         }
         None => RepoConfig::default_with_ignores(),
     };
+    compile(config, path, Some(&base))
+}
+
+/// A `.redline.toml` read from elsewhere (a pull request's head commit): `text` None means the
+/// repository has none. `knowledge.extra` folders need a checkout and are refused here.
+pub fn from_text(text: Option<&str>, origin: &str) -> Result<Loaded> {
+    let config = match text {
+        Some(t) => parse(t).map_err(|e| anyhow!("{origin}: {e}"))?,
+        None => RepoConfig::default_with_ignores(),
+    };
+    if !config.knowledge.extra.is_empty() {
+        return Err(anyhow!(
+            "{origin}: knowledge.extra names local folders, which a server review cannot read"
+        ));
+    }
+    compile(config, text.map(|_| PathBuf::from(origin)), None)
+}
+
+/// Compiles a configuration's globs and resolves its folders against `base`.
+fn compile(config: RepoConfig, path: Option<PathBuf>, base: Option<&Path>) -> Result<Loaded> {
+    let base = base.map(Path::to_path_buf).unwrap_or_default();
     let mut builder = GlobSetBuilder::new();
     let defaults: &[&str] = if config.default_ignores {
         DEFAULT_IGNORES

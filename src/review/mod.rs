@@ -147,6 +147,48 @@ pub struct Reviewer<'a> {
     pub min_severity: Severity,
 }
 
+/// Reviews a change with the rules, or with the agent when an LLM is configured and the
+/// repository's policy (`llm = "off" | "local-only" | "any"`) lets its code go to one of the
+/// endpoints; a refusal is said in the review's notes. Returns the LLM client too (for its
+/// recording) when the agent ran.
+pub async fn review_with_policy(
+    change: &ChangeSet,
+    reviewer: &Reviewer<'_>,
+    llm: Option<&crate::llm::LlmConfig>,
+    loaded: &config::Loaded,
+    record: bool,
+) -> anyhow::Result<(Review, Option<crate::llm::LlmClient>)> {
+    use crate::config::LlmPolicy;
+    let Some(llm) = llm else {
+        return Ok((reviewer.review(change), None));
+    };
+    let mut llm = llm.clone();
+    let refused = match loaded.config.llm {
+        LlmPolicy::Off => Some("this repository's .redline.toml sets llm = \"off\"".to_string()),
+        LlmPolicy::LocalOnly => {
+            llm.endpoints.retain(|e| e.local);
+            llm.endpoints.is_empty().then(|| "this repository's .redline.toml sets llm = \"local-only\" and no configured endpoint is marked local".to_string())
+        }
+        LlmPolicy::Any => None,
+    };
+    if let Some(why) = refused {
+        let mut review = reviewer.review(change);
+        review
+            .notes
+            .push(format!("LLM not used: {why}; rules review only"));
+        return Ok((review, None));
+    }
+    let store = crate::knowledge::Store::with_extra(&loaded.extra_dirs)?;
+    let mut client = crate::llm::LlmClient::new(llm)?;
+    if record {
+        client = client.record();
+    }
+    let mut settings = crate::agent::AgentSettings::from_env();
+    settings.never_send = loaded.never_send.clone();
+    let review = crate::agent::review(change, reviewer, &client, &store, &settings).await;
+    Ok((review, Some(client)))
+}
+
 /// The version of the built-in rules: a short hash of their files, so results can be compared.
 pub fn rules_version() -> String {
     use sha2::{Digest, Sha256};

@@ -1,0 +1,247 @@
+//! The REST calls a review makes, with the few fields of each answer it uses.
+
+use super::{GitHub, GitHubError};
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::Value;
+
+/// GitHub lists at most this many files of a pull request.
+pub const MAX_PR_FILES: usize = 3000;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PullRequest {
+    pub number: u64,
+    pub state: String,
+    #[serde(default)]
+    pub draft: bool,
+    #[serde(default)]
+    pub title: String,
+    pub head: GitRef,
+    pub base: GitRef,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GitRef {
+    pub sha: String,
+    #[serde(rename = "ref", default)]
+    pub name: String,
+}
+
+/// One file of a pull request, with its patch (hunks only; absent for binary or huge files).
+#[derive(Debug, Clone, Deserialize)]
+pub struct PrFile {
+    pub filename: String,
+    pub status: String,
+    #[serde(default)]
+    pub additions: u64,
+    #[serde(default)]
+    pub deletions: u64,
+    pub patch: Option<String>,
+    pub previous_filename: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReviewComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+    pub path: Option<String>,
+    pub line: Option<u64>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Review {
+    pub id: u64,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub commit_id: Option<String>,
+    #[serde(default)]
+    pub state: String,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(
+    path: &str,
+    body: &str,
+) -> Result<T, GitHubError> {
+    serde_json::from_str(body).map_err(|e| GitHubError {
+        method: "GET",
+        path: path.to_string(),
+        status: Some(200),
+        message: format!("unexpected answer: {e}"),
+        retryable: false,
+    })
+}
+
+/// The `rel="next"` URL of a `Link` header.
+fn next_link(headers: &http::HeaderMap) -> Option<String> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, rel) = part.split_once(';')?;
+        rel.contains("rel=\"next\"")
+            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}
+
+/// Path and query of an absolute URL (requests go to the configured base).
+fn path_of(url: &str) -> String {
+    match url.find("://") {
+        Some(i) => match url[i + 3..].find('/') {
+            Some(j) => url[i + 3 + j..].to_string(),
+            None => "/".to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+impl GitHub {
+    /// Every page of a list endpoint, following `Link: rel="next"`, up to `cap` items.
+    async fn all_pages<T: serde::de::DeserializeOwned>(
+        &self,
+        installation: u64,
+        first: String,
+        cap: usize,
+    ) -> Result<Vec<T>, GitHubError> {
+        let mut out = Vec::new();
+        let mut next = Some(first);
+        while let Some(path) = next.take() {
+            let r = self.request(installation, "GET", &path, None).await?;
+            let page: Vec<T> = decode(&path, &r.body)?;
+            let empty = page.is_empty();
+            out.extend(page);
+            if out.len() >= cap || empty {
+                out.truncate(cap);
+                break;
+            }
+            next = next_link(&r.headers).map(|u| path_of(&u));
+        }
+        Ok(out)
+    }
+
+    pub async fn pull(&self, installation: u64, repo: &str, number: u64) -> Result<PullRequest, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}");
+        let r = self.request(installation, "GET", &path, None).await?;
+        decode(&path, &r.body)
+    }
+
+    pub async fn pull_files(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<PrFile>, GitHubError> {
+        self.all_pages(
+            installation,
+            format!("/repos/{repo}/pulls/{number}/files?per_page=100"),
+            MAX_PR_FILES,
+        )
+        .await
+    }
+
+    /// A file's bytes at a commit; None when it does not exist there (or is not a file).
+    pub async fn file_content(
+        &self,
+        installation: u64,
+        repo: &str,
+        path: &str,
+        sha: &str,
+    ) -> Result<Option<Vec<u8>>, GitHubError> {
+        let encoded: String = path
+            .split('/')
+            .map(encode_segment)
+            .collect::<Vec<_>>()
+            .join("/");
+        let url = format!("/repos/{repo}/contents/{encoded}?ref={sha}");
+        let r = match self.request(installation, "GET", &url, None).await {
+            Ok(r) => r,
+            Err(GitHubError { status: Some(404), .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let v: Value = decode(&url, &r.body)?;
+        if v["type"] != "file" {
+            return Ok(None);
+        }
+        let content: String = v["content"]
+            .as_str()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map(Some)
+            .map_err(|e| GitHubError {
+                method: "GET",
+                path: url,
+                status: Some(200),
+                message: format!("file content is not base64: {e}"),
+                retryable: false,
+            })
+    }
+
+    pub async fn review_comments(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<ReviewComment>, GitHubError> {
+        self.all_pages(
+            installation,
+            format!("/repos/{repo}/pulls/{number}/comments?per_page=100"),
+            10_000,
+        )
+        .await
+    }
+
+    pub async fn reviews(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<Review>, GitHubError> {
+        self.all_pages(
+            installation,
+            format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
+            10_000,
+        )
+        .await
+    }
+
+    /// Creates a review (`event` absent: a pending review); returns its id.
+    pub async fn create_review(&self, installation: u64, repo: &str, number: u64, review: &Value) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/reviews");
+        let r = self.request(installation, "POST", &path, Some(review)).await?;
+        let v: Value = decode(&path, &r.body)?;
+        Ok(v["id"].as_u64().unwrap_or(0))
+    }
+
+    pub async fn delete_pending_review(&self, installation: u64, repo: &str, number: u64, id: u64) -> Result<(), GitHubError> {
+        let path = format!("/repos/{repo}/pulls/{number}/reviews/{id}");
+        self.request(installation, "DELETE", &path, None).await?;
+        Ok(())
+    }
+
+    pub async fn create_check_run(&self, installation: u64, repo: &str, run: &Value) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{repo}/check-runs");
+        let r = self.request(installation, "POST", &path, Some(run)).await?;
+        let v: Value = decode(&path, &r.body)?;
+        Ok(v["id"].as_u64().unwrap_or(0))
+    }
+}
+
+/// Percent-encodes one path segment (RFC 3986 unreserved characters stay).
+fn encode_segment(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_header_next() {
+        let mut h = http::HeaderMap::new();
+        h.insert(
+            "link",
+            "<https://api.github.com/repositories/1/pulls/7/files?per_page=100&page=2>; rel=\"next\", <https://api.github.com/repositories/1/pulls/7/files?per_page=100&page=3>; rel=\"last\""
+                .parse()
+                .unwrap(),
+        );
+        let next = next_link(&h).unwrap();
+        assert_eq!(path_of(&next), "/repositories/1/pulls/7/files?per_page=100&page=2");
+        assert_eq!(encode_segment("a b+c.py"), "a%20b%2Bc.py");
+    }
+}

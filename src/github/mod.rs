@@ -1,0 +1,326 @@
+//! GitHub access as the App: a JWT (RS256) buys an installation token, which octocrab caches and
+//! renews shortly before it expires. Every request goes through `request`, which honours GitHub's
+//! limits: `x-ratelimit-remaining`/`-reset`, `retry-after` on 403/429 secondary limits, backoff
+//! with jitter on 5xx, and at least `write_interval` between content-creating requests of one
+//! installation. Errors carry GitHub's status and message, never a token.
+
+mod api;
+pub mod post;
+
+use anyhow::{Context, Result};
+use octocrab::Octocrab;
+use octocrab::models::{AppId, InstallationId};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+pub use api::{PrFile, PullRequest, ReviewComment};
+
+/// A failed GitHub request.
+#[derive(Debug, thiserror::Error)]
+#[error("GitHub {method} {path}: {}{message}", status.map(|s| format!("{s} ")).unwrap_or_default())]
+pub struct GitHubError {
+    pub method: &'static str,
+    pub path: String,
+    pub status: Option<u16>,
+    /// GitHub's own message (and its `errors`), or the transport error.
+    pub message: String,
+    /// Whether trying the job again later may succeed (limits, 5xx, network).
+    pub retryable: bool,
+}
+
+/// A response's status, headers and body.
+pub struct Response {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+/// How long to wait on limits before giving the job back for a later retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts per request (the first included).
+    pub attempts: u32,
+    /// Wait for a 403/429 without `retry-after` (GitHub suggests a minute).
+    pub secondary_wait: Duration,
+    /// Longest wait this process sits through; beyond it the job is retried later.
+    pub max_wait: Duration,
+    /// First backoff after a 5xx or network error (doubled each time, with jitter).
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            secondary_wait: Duration::from_secs(60),
+            max_wait: Duration::from_secs(120),
+            backoff: Duration::from_millis(500),
+        }
+    }
+}
+
+pub struct GitHub {
+    app: Octocrab,
+    installations: Mutex<HashMap<u64, Octocrab>>,
+    /// When each installation may next create content.
+    next_write: tokio::sync::Mutex<HashMap<u64, tokio::time::Instant>>,
+    write_interval: Duration,
+    retry: RetryPolicy,
+    /// Last `x-ratelimit-remaining` seen (-1: none yet), and its reset (unix seconds).
+    rate_remaining: AtomicI64,
+    rate_reset: AtomicI64,
+}
+
+impl GitHub {
+    /// `key_pem`: the App's private key (PKCS#1 as GitHub issues it, or PKCS#8).
+    pub fn new(app_id: u64, key_pem: &[u8], api_url: &str, write_interval: Duration) -> Result<GitHub> {
+        let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(key_pem)
+            // The key's bytes never go into the message.
+            .map_err(|_| anyhow::anyhow!("REDLINE_GITHUB_PRIVATE_KEY is not an RSA private key in PEM form"))?;
+        let app = Octocrab::builder()
+            .app(AppId(app_id), key)
+            .base_uri(api_url)
+            .with_context(|| format!("REDLINE_GITHUB_API_URL is not a valid URL: {api_url}"))?
+            // Our own retries (below) know GitHub's limits; octocrab's retry immediately.
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .context("cannot build the GitHub client")?;
+        Ok(GitHub {
+            app,
+            installations: Mutex::new(HashMap::new()),
+            next_write: tokio::sync::Mutex::new(HashMap::new()),
+            write_interval,
+            retry: RetryPolicy::default(),
+            rate_remaining: AtomicI64::new(-1),
+            rate_reset: AtomicI64::new(0),
+        })
+    }
+
+    /// Reads the key file named by `REDLINE_GITHUB_PRIVATE_KEY`.
+    pub fn from_key_file(app_id: u64, key_path: &std::path::Path, api_url: &str, write_interval: Duration) -> Result<GitHub> {
+        let pem = std::fs::read(key_path).with_context(|| {
+            format!("cannot read REDLINE_GITHUB_PRIVATE_KEY {}", key_path.display())
+        })?;
+        GitHub::new(app_id, &pem, api_url, write_interval)
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> GitHub {
+        self.retry = retry;
+        self
+    }
+
+    /// The last `x-ratelimit-remaining` GitHub sent (None before the first response).
+    pub fn rate_limit_remaining(&self) -> Option<i64> {
+        Some(self.rate_remaining.load(Ordering::Relaxed)).filter(|v| *v >= 0)
+    }
+
+    /// Drops an installation's client and its cached token (suspended, deleted, permissions changed).
+    pub fn forget_installation(&self, id: u64) {
+        self.installations.lock().unwrap().remove(&id);
+    }
+
+    fn installation(&self, id: u64) -> Result<Octocrab, GitHubError> {
+        let mut map = self.installations.lock().unwrap();
+        if let Some(c) = map.get(&id) {
+            return Ok(c.clone());
+        }
+        let c = self.app.installation(InstallationId(id)).map_err(|e| GitHubError {
+            method: "POST",
+            path: format!("/app/installations/{id}/access_tokens"),
+            status: None,
+            message: e.to_string(),
+            retryable: false,
+        })?;
+        map.insert(id, c.clone());
+        Ok(c)
+    }
+
+    /// Sends one request for an installation, waiting out limits and retrying transient failures.
+    /// Non-2xx answers that retrying cannot fix come back as errors with GitHub's message.
+    pub async fn request(
+        &self,
+        installation: u64,
+        method: &'static str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GitHubError> {
+        let crab = self.installation(installation)?;
+        let creates = method != "GET";
+        let err = |status: Option<u16>, message: String, retryable: bool| GitHubError {
+            method,
+            path: path.split('?').next().unwrap_or(path).to_string(),
+            status,
+            message,
+            retryable,
+        };
+        let mut backoff = self.retry.backoff;
+        for attempt in 1..=self.retry.attempts {
+            self.wait_for_primary_limit().map_err(|m| err(Some(403), m, true))?.await;
+            if creates {
+                self.pace(installation).await;
+            }
+            let sent = match method {
+                "GET" => crab._get(path).await,
+                "POST" => crab._post(path, body).await,
+                "DELETE" => crab._delete(path, body).await,
+                "PATCH" => crab._patch(path, body).await,
+                _ => unreachable!("unsupported method {method}"),
+            };
+            let resp = match sent {
+                Ok(r) => r,
+                Err(octocrab::Error::GitHub { source, .. }) if source.status_code.is_client_error() => {
+                    // Minting the installation token was refused (bad key, app id, or installation).
+                    let status = source.status_code.as_u16();
+                    return Err(err(Some(status), format!("installation token refused: {}", source.message), false));
+                }
+                Err(e) => {
+                    // Transport errors say nothing secret.
+                    let message = transport_message(&e);
+                    if attempt < self.retry.attempts {
+                        tracing::warn!(%method, path, attempt, error = %message, "GitHub request failed; retrying");
+                        tokio::time::sleep(jitter(backoff)).await;
+                        backoff *= 2;
+                        continue;
+                    }
+                    return Err(err(None, message, true));
+                }
+            };
+            let status = resp.status().as_u16();
+            let headers = resp.headers().clone();
+            self.note_rate_limit(&headers);
+            let text = crab
+                .body_to_string(resp)
+                .await
+                .map_err(|e| err(Some(status), transport_message(&e), true))?;
+            if (200..300).contains(&status) {
+                return Ok(Response { status, headers, body: text });
+            }
+            let message = github_message(&text);
+            let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+            match status {
+                403 | 429 if header("retry-after").is_some() || status == 429 || is_rate_limit_message(&message) => {
+                    let wait = if let Some(secs) = header("retry-after") {
+                        Duration::from_secs(secs.max(0) as u64)
+                    } else if header("x-ratelimit-remaining") == Some(0) {
+                        let reset = header("x-ratelimit-reset").unwrap_or(0);
+                        Duration::from_secs((reset - unix_now()).max(1) as u64)
+                    } else {
+                        self.retry.secondary_wait
+                    };
+                    if attempt == self.retry.attempts || wait > self.retry.max_wait {
+                        return Err(err(Some(status), format!("{message} (rate limited; retry after {}s)", wait.as_secs()), true));
+                    }
+                    tracing::warn!(%method, path, status, wait_secs = wait.as_secs_f64(), "GitHub rate limit; waiting");
+                    // After the wait, jitter so that workers do not all return at once.
+                    tokio::time::sleep(wait + jitter(backoff) / 2).await;
+                    backoff *= 2;
+                }
+                500..=599 if attempt < self.retry.attempts => {
+                    tracing::warn!(%method, path, status, attempt, "GitHub server error; retrying");
+                    tokio::time::sleep(jitter(backoff)).await;
+                    backoff *= 2;
+                }
+                _ => return Err(err(Some(status), message, status >= 500)),
+            }
+        }
+        Err(err(None, "gave up after retries".into(), true))
+    }
+
+    fn note_rate_limit(&self, headers: &http::HeaderMap) {
+        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
+        if let Some(r) = get("x-ratelimit-remaining") {
+            self.rate_remaining.store(r, Ordering::Relaxed);
+        }
+        if let Some(r) = get("x-ratelimit-reset") {
+            self.rate_reset.store(r, Ordering::Relaxed);
+        }
+    }
+
+    /// When the primary limit is spent: a sleep until its reset, or an error when that is too far.
+    fn wait_for_primary_limit(&self) -> Result<tokio::time::Sleep, String> {
+        let remaining = self.rate_remaining.load(Ordering::Relaxed);
+        let reset = self.rate_reset.load(Ordering::Relaxed);
+        let now = unix_now();
+        if remaining == 0 && reset > now {
+            let wait = Duration::from_secs((reset - now) as u64);
+            if wait > self.retry.max_wait {
+                return Err(format!("API rate limit spent until {reset} (unix time)"));
+            }
+            return Ok(tokio::time::sleep(wait));
+        }
+        Ok(tokio::time::sleep(Duration::ZERO))
+    }
+
+    /// Content-creating requests of one installation go at least `write_interval` apart.
+    async fn pace(&self, installation: u64) {
+        let wait_until = {
+            let mut next = self.next_write.lock().await;
+            let now = tokio::time::Instant::now();
+            let slot = next.get(&installation).copied().unwrap_or(now).max(now);
+            next.insert(installation, slot + self.write_interval);
+            slot
+        };
+        tokio::time::sleep_until(wait_until).await;
+    }
+}
+
+fn unix_now() -> i64 {
+    crate::store::now_ms() / 1000
+}
+
+/// `d` scaled by a random factor in [0.5, 1.5).
+fn jitter(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.subsec_nanos())
+        .unwrap_or(0);
+    let f = 0.5 + (nanos % 1000) as f64 / 1000.0;
+    d.mul_f64(f)
+}
+
+fn is_rate_limit_message(m: &str) -> bool {
+    let m = m.to_ascii_lowercase();
+    m.contains("rate limit") || m.contains("abuse")
+}
+
+/// GitHub's `message` and `errors` from an error body, or the start of the body.
+fn github_message(body: &str) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(v) => {
+            let mut m = v["message"].as_str().unwrap_or("").to_string();
+            if let Some(errors) = v["errors"].as_array() {
+                let parts: Vec<String> = errors
+                    .iter()
+                    .map(|e| match e {
+                        serde_json::Value::String(s) => s.clone(),
+                        other => other["message"]
+                            .as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| other.to_string()),
+                    })
+                    .collect();
+                if !parts.is_empty() {
+                    m = format!("{m}: {}", parts.join("; "));
+                }
+            }
+            m
+        }
+        Err(_) => crate::truncate(body.trim(), 200),
+    }
+}
+
+/// An octocrab error as one line. Its `Display` for token minting includes GitHub's message only.
+fn transport_message(e: &octocrab::Error) -> String {
+    match e {
+        octocrab::Error::GitHub { source, .. } => format!(
+            "{} {}",
+            source.status_code.as_u16(),
+            source.message
+        ),
+        other => crate::truncate(&other.to_string(), 300),
+    }
+}

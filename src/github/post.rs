@@ -1,0 +1,402 @@
+//! Turning a review into one GitHub pull-request review: line comments on the new side of the diff
+//! (each with a hidden fingerprint so it is never posted twice), a summary body with the coverage
+//! of every file, and the event from the verdict. Findings that cannot go inline (over the cap,
+//! outside the diff, refused by GitHub) are listed in the summary: nothing is lost.
+
+use super::{GitHub, GitHubError};
+use crate::review::{Finding, Review};
+use crate::rules::Severity;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+
+/// The marker that carries a comment's fingerprint (invisible in rendered Markdown).
+const FP_MARK: &str = "<!-- redline:fp=";
+/// The marker of a summary review: which job and head it belongs to.
+const REVIEW_MARK: &str = "<!-- redline:review ";
+
+/// A finding's identity across pushes: its rule (or category) and the code it points at, with
+/// whitespace folded, but not its line number, so an unchanged finding that moved is still known.
+pub fn fingerprint(f: &Finding, new_text: Option<&str>) -> String {
+    let code = new_text
+        .map(|t| {
+            t.lines()
+                .skip(f.line.saturating_sub(1) as usize)
+                .take((f.end_line.max(f.line) - f.line + 1).min(20) as usize)
+                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let mut h = Sha256::new();
+    h.update(f.rule_id.as_deref().unwrap_or(&f.category).as_bytes());
+    h.update(b"\n");
+    h.update(f.path.as_bytes());
+    h.update(b"\n");
+    h.update(code.as_bytes());
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// The fingerprints found in comment bodies.
+pub fn fingerprints_in<'a>(bodies: impl Iterator<Item = &'a str>) -> HashSet<String> {
+    bodies
+        .filter_map(|b| {
+            let start = b.find(FP_MARK)? + FP_MARK.len();
+            let rest = &b[start..];
+            Some(rest[..rest.find(' ').or(rest.find('-'))?].trim().to_string())
+        })
+        .collect()
+}
+
+/// A finding on its way to GitHub.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub finding: Finding,
+    pub fingerprint: String,
+    /// Where it went: `inline`, `summary: why`, or `repeat`.
+    pub placement: String,
+    pub comment_id: Option<u64>,
+}
+
+/// What one posting did.
+#[derive(Debug, Default)]
+pub struct Posted {
+    pub review_id: Option<u64>,
+    pub findings: Vec<Outgoing>,
+    /// The summary review already existed (a worker died after posting it): nothing was posted.
+    pub already_posted: bool,
+}
+
+/// Everything needed to post.
+pub struct PostRequest<'a> {
+    pub installation: u64,
+    pub repo: &'a str,
+    pub number: u64,
+    pub head_sha: &'a str,
+    pub job_id: i64,
+    pub review: &'a Review,
+    /// (path, new-side lines GitHub accepts comments on: every line of every hunk)
+    pub commentable: &'a (dyn Fn(&str, u32) -> Option<usize> + Sync),
+    pub new_text: &'a (dyn Fn(&str) -> Option<String> + Sync),
+    /// Fingerprints already on the pull request or decided before (never repeated).
+    pub known: &'a HashSet<String>,
+    pub max_comments: usize,
+    /// Files left out before the review (over the size budget), with why.
+    pub not_reviewed: &'a [(String, String)],
+}
+
+fn severity_tag(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "🔴 **critical**",
+        Severity::Warning => "🟠 **warning**",
+        Severity::Suggestion => "🔵 **suggestion**",
+    }
+}
+
+/// A line comment's Markdown.
+pub fn comment_body(f: &Finding, fp: &str) -> String {
+    let mut b = format!("{} · {}", severity_tag(f.severity), f.category);
+    if let Some(r) = &f.rule_id {
+        b.push_str(&format!(" · `{r}`"));
+    }
+    b.push_str("\n\n");
+    b.push_str(f.message.trim());
+    b.push('\n');
+    let mut meta = Vec::new();
+    if !f.guidance.is_empty() {
+        meta.push(format!("guidance: {}", f.guidance.join(", ")));
+    }
+    if let Some(c) = &f.cwe {
+        meta.push(c.clone());
+    }
+    meta.push(format!("confidence {:.2}", f.confidence));
+    meta.push(format!("source: {}", f.source));
+    b.push_str(&format!("\n<sub>{}</sub>\n", meta.join(" · ")));
+    b.push_str(&format!("{FP_MARK}{fp} -->"));
+    b
+}
+
+impl GitHub {
+    /// Posts the review; 422s on some comments move those into the summary and the rest go out.
+    pub async fn post_review(&self, req: &PostRequest<'_>) -> Result<Posted, GitHubError> {
+        // A worker that died after posting leaves its review behind: do not post it twice.
+        let marker = format!("{REVIEW_MARK}job={} head={} -->", req.job_id, req.head_sha);
+        let existing = self.reviews(req.installation, req.repo, req.number).await?;
+        if let Some(r) = existing.iter().find(|r| r.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+            return Ok(Posted {
+                review_id: Some(r.id),
+                findings: Vec::new(),
+                already_posted: true,
+            });
+        }
+
+        let mut out: Vec<Outgoing> = Vec::new();
+        let mut inline = 0;
+        for f in &req.review.findings {
+            let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
+            let placement = if req.known.contains(&fp) {
+                "repeat".to_string()
+            } else if (req.commentable)(&f.path, f.line).is_none() {
+                "summary: not on a line of the diff".to_string()
+            } else if inline >= req.max_comments {
+                format!("summary: over the cap of {} line comments", req.max_comments)
+            } else {
+                inline += 1;
+                "inline".to_string()
+            };
+            out.push(Outgoing {
+                finding: f.clone(),
+                fingerprint: fp,
+                placement,
+                comment_id: None,
+            });
+        }
+
+        let comments_of = |items: &[&Outgoing]| -> Vec<Value> {
+            items
+                .iter()
+                .map(|o| comment_json(&o.finding, &o.fingerprint, req.commentable))
+                .collect()
+        };
+        let mut to_post: Vec<usize> = (0..out.len()).filter(|&i| out[i].placement == "inline").collect();
+        let event = match req.review.verdict() {
+            "request_changes" => "REQUEST_CHANGES",
+            _ => "COMMENT",
+        };
+        let mut refused_reason: Option<String> = None;
+        let review_id = loop {
+            let body = summary_body(req, &out, &marker);
+            let items: Vec<&Outgoing> = to_post.iter().map(|&i| &out[i]).collect();
+            let payload = json!({
+                "commit_id": req.head_sha,
+                "body": body,
+                "event": event,
+                "comments": comments_of(&items),
+            });
+            match self.create_review(req.installation, req.repo, req.number, &payload).await {
+                Ok(id) => break id,
+                Err(e) if e.status == Some(422) && !to_post.is_empty() => {
+                    tracing::warn!(repo = req.repo, pr = req.number, error = %e, "GitHub refused the review's comments; finding which");
+                    let bad = self.find_refused(req, &out, &to_post).await?;
+                    // When no single comment is at fault, none goes inline.
+                    let bad: Vec<usize> = if bad.is_empty() { to_post.clone() } else { bad };
+                    let reason = refused_reason.get_or_insert_with(|| e.message.clone()).clone();
+                    for i in &bad {
+                        out[*i].placement = format!("summary: GitHub refused the line comment ({reason})");
+                    }
+                    to_post.retain(|i| !bad.contains(i));
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        // Comment ids, for acceptance tracking: matched by fingerprint.
+        if !to_post.is_empty() {
+            if let Ok(comments) = self.review_comments(req.installation, req.repo, req.number).await {
+                for c in comments {
+                    if let Some(fp) = fingerprints_in(std::iter::once(c.body.as_str())).into_iter().next() {
+                        if let Some(o) = out.iter_mut().find(|o| o.fingerprint == fp && o.placement == "inline") {
+                            o.comment_id = Some(c.id);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(Posted {
+            review_id: Some(review_id),
+            findings: out,
+            already_posted: false,
+        })
+    }
+
+    /// Which comments GitHub refuses: since a 422 refuses the whole review without saying which
+    /// comment, groups are tried as pending reviews (invisible to others, deleted at once) and
+    /// split until the refused ones are alone.
+    async fn find_refused(&self, req: &PostRequest<'_>, out: &[Outgoing], candidates: &[usize]) -> Result<Vec<usize>, GitHubError> {
+        let mut bad = Vec::new();
+        let mut stack = vec![candidates.to_vec()];
+        while let Some(group) = stack.pop() {
+            let payload = json!({
+                "commit_id": req.head_sha,
+                "comments": group.iter().map(|&i| comment_json(&out[i].finding, &out[i].fingerprint, req.commentable)).collect::<Vec<_>>(),
+            });
+            match self.create_review(req.installation, req.repo, req.number, &payload).await {
+                Ok(id) => self.delete_pending_review(req.installation, req.repo, req.number, id).await?,
+                Err(e) if e.status == Some(422) => {
+                    if group.len() == 1 {
+                        bad.push(group[0]);
+                    } else {
+                        let (a, b) = group.split_at(group.len() / 2);
+                        stack.push(b.to_vec());
+                        stack.push(a.to_vec());
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(bad)
+    }
+
+    /// A check run for the review: never success when coverage was partial or the LLM skipped.
+    pub async fn post_check_run(&self, installation: u64, repo: &str, head_sha: &str, review: &Review, partial: bool) -> Result<u64, GitHubError> {
+        let counts = review.counts();
+        let conclusion = if counts["critical"] > 0 {
+            "failure"
+        } else if partial {
+            "neutral"
+        } else {
+            "success"
+        };
+        let run = json!({
+            "name": "redline",
+            "head_sha": head_sha,
+            "status": "completed",
+            "conclusion": conclusion,
+            "output": {
+                "title": format!("{} critical, {} warning, {} suggestion", counts["critical"], counts["warning"], counts["suggestion"]),
+                "summary": if partial { "Coverage was partial: see the review summary for what was not reviewed." } else { "Every changed file was reviewed." },
+            }
+        });
+        self.create_check_run(installation, repo, &run).await
+    }
+}
+
+fn comment_json(f: &Finding, fp: &str, commentable: &dyn Fn(&str, u32) -> Option<usize>) -> Value {
+    let mut c = json!({
+        "path": f.path,
+        "line": f.end_line.max(f.line),
+        "side": "RIGHT",
+        "body": comment_body(f, fp),
+    });
+    // A range only when both ends sit in the same hunk (GitHub's rule).
+    if f.end_line > f.line && commentable(&f.path, f.end_line) == commentable(&f.path, f.line) {
+        c["start_line"] = json!(f.line);
+        c["start_side"] = json!("RIGHT");
+    } else {
+        c["line"] = json!(f.line);
+    }
+    c
+}
+
+/// The summary review's Markdown: verdict, counts, findings that are not line comments, the
+/// coverage of every file, and what the review cost.
+fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String {
+    let r = req.review;
+    let counts = r.counts();
+    let mut b = String::from("## redline review\n\n");
+    let new: Vec<&Outgoing> = out.iter().filter(|o| o.placement != "repeat").collect();
+    if r.findings.is_empty() {
+        b.push_str("No findings. ");
+    } else {
+        b.push_str(&format!(
+            "{} critical · {} warning · {} suggestion",
+            counts["critical"], counts["warning"], counts["suggestion"]
+        ));
+        let repeats = out.len() - new.len();
+        if repeats > 0 {
+            b.push_str(&format!(" ({repeats} already reported on this pull request and not repeated)"));
+        }
+        b.push_str(". ");
+    }
+    let reviewed = r.reviewed().count();
+    let skipped = r.skipped().count() + req.not_reviewed.len();
+    b.push_str(&format!("{reviewed} file(s) reviewed, {skipped} not reviewed.\n"));
+
+    let elsewhere: Vec<&&Outgoing> = new.iter().filter(|o| o.placement.starts_with("summary")).collect();
+    if !elsewhere.is_empty() {
+        b.push_str("\n### Findings not posted as line comments\n\n");
+        for o in elsewhere {
+            let f = &o.finding;
+            b.push_str(&format!(
+                "- {} `{}:{}` {}: {} _({})_\n",
+                severity_tag(f.severity),
+                f.path,
+                f.line,
+                f.category,
+                crate::truncate(f.message.trim(), 300).replace('\n', " "),
+                o.placement.trim_start_matches("summary: "),
+            ));
+        }
+    }
+
+    b.push_str("\n<details><summary>Coverage</summary>\n\n| file | status | review |\n|---|---|---|\n");
+    for f in &r.files {
+        let how = match (&f.skipped, r.agent.as_ref().and_then(|a| a.files.iter().find(|x| x.path == f.path))) {
+            (Some(why), _) => format!("skipped: {why}"),
+            (None, Some(rec)) if rec.coverage != "agent" => format!(
+                "rules only{}",
+                rec.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+            ),
+            (None, Some(_)) => "rules + LLM".to_string(),
+            (None, None) => "rules".to_string(),
+        };
+        b.push_str(&format!("| `{}` | {} | {how} |\n", f.path, f.status));
+    }
+    for (path, why) in req.not_reviewed {
+        b.push_str(&format!("| `{path}` | | not reviewed: {why} |\n"));
+    }
+    b.push_str("\n</details>\n\n");
+    for n in &r.notes {
+        b.push_str(&format!("> {n}\n"));
+    }
+    match &r.agent {
+        Some(a) => {
+            let model = a
+                .files
+                .iter()
+                .find_map(|f| f.model.clone())
+                .unwrap_or_else(|| "none".into());
+            b.push_str(&format!(
+                "\n<sub>engine: agent · model: {model} · prompt {} · {} LLM call(s) · {} tokens in, {} out · ${:.4}{}</sub>\n",
+                a.prompt_version,
+                a.llm_calls,
+                a.prompt_tokens,
+                a.completion_tokens,
+                a.cost_usd,
+                a.llm_skipped
+                    .as_deref()
+                    .map(|s| format!(" · LLM skipped: {s}"))
+                    .unwrap_or_default()
+            ));
+        }
+        None => b.push_str(&format!(
+            "\n<sub>engine: {} (no LLM) · rules {}</sub>\n",
+            r.engine, r.rules_version
+        )),
+    }
+    b.push_str(marker);
+    b
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(line: u32) -> Finding {
+        Finding {
+            path: "app/db.py".into(),
+            line,
+            end_line: line,
+            severity: Severity::Critical,
+            category: "security".into(),
+            message: "SQL built from input".into(),
+            confidence: 0.9,
+            rule_id: Some("py-sqli".into()),
+            source: "rules".into(),
+            cwe: None,
+            guidance: vec![],
+        }
+    }
+
+    #[test]
+    fn fingerprints_ignore_line_moves_and_whitespace() {
+        let before = "import os\n\ncur.execute(\"select \" + q)\n";
+        let after = "import os\nimport sys\n\n    cur.execute(\"select \"  +  q)\n";
+        let a = fingerprint(&finding(3), Some(before));
+        let b = fingerprint(&finding(4), Some(after));
+        assert_eq!(a, b);
+        let c = fingerprint(&finding(4), Some("import os\nimport sys\n\ncur.execute(\"select ?\", q)\n"));
+        assert_ne!(a, c, "changed code is a new finding");
+        let body = comment_body(&finding(3), &a);
+        assert_eq!(fingerprints_in(std::iter::once(body.as_str())), HashSet::from([a]));
+    }
+}

@@ -1,0 +1,304 @@
+//! Job rows: the state of every review job, whichever queue carries it. The embedded queue also
+//! claims from here (leases); the SQS queue only records state here.
+
+use super::{Backend, Store, now_ms};
+use anyhow::Result;
+use serde::Serialize;
+use sqlx::Any;
+
+/// A review job to create.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewJob {
+    pub delivery_id: Option<String>,
+    pub installation_id: i64,
+    /// `owner/name`
+    pub repo: String,
+    pub pr_number: i64,
+    pub head_sha: String,
+    /// What asked for it: `opened`, `synchronize`, `comment`, ...
+    pub cause: String,
+    /// Higher goes first (critical repositories).
+    pub priority: i64,
+    pub max_attempts: i64,
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Job {
+    pub id: i64,
+    pub delivery_id: Option<String>,
+    pub installation_id: i64,
+    pub repo: String,
+    pub pr_number: i64,
+    pub head_sha: String,
+    pub cause: String,
+    pub priority: i64,
+    pub status: String,
+    pub attempts: i64,
+    pub max_attempts: i64,
+    pub lease_owner: Option<String>,
+    pub lease_until: Option<i64>,
+    pub run_after: i64,
+    pub last_error: Option<String>,
+    pub outcome: Option<String>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Where a job stands after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobStatus {
+    /// Will run again after a backoff.
+    Retrying { delay_ms: i64 },
+    /// Out of attempts: kept with its last error.
+    Dead,
+    /// No longer ours (cancelled, or the lease was taken over).
+    Lost,
+}
+
+const COLUMNS: &str = "id, delivery_id, installation_id, repo, pr_number, head_sha, cause, priority, status, attempts, max_attempts, lease_owner, lease_until, run_after, last_error, outcome, created_at, updated_at";
+
+pub(super) async fn insert(
+    tx: &mut sqlx::Transaction<'_, Any>,
+    job: &NewJob,
+    now: i64,
+) -> Result<Job> {
+    let sql = format!(
+        "INSERT INTO jobs (delivery_id, installation_id, repo, pr_number, head_sha, cause, priority, status, attempts, max_attempts, run_after, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'queued', 0, $8, $9, $9, $9) RETURNING {COLUMNS}"
+    );
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(job.delivery_id.as_deref())
+        .bind(job.installation_id)
+        .bind(&job.repo)
+        .bind(job.pr_number)
+        .bind(&job.head_sha)
+        .bind(&job.cause)
+        .bind(job.priority)
+        .bind(job.max_attempts)
+        .bind(now)
+        .fetch_one(&mut **tx)
+        .await?)
+}
+
+/// Backoff before attempt `attempts + 1`: 2 s, 4 s, 8 s ... capped at 5 minutes.
+pub fn backoff_ms(attempts: i64) -> i64 {
+    let exp = attempts.clamp(1, 20) as u32;
+    (1000_i64 << exp).min(300_000)
+}
+
+impl Store {
+    /// Creates a job outside a webhook delivery (CLI, tests, benchmarks).
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Job> {
+        let mut tx = self.pool.begin().await?;
+        let j = insert(&mut tx, job, now_ms()).await?;
+        tx.commit().await?;
+        Ok(j)
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<Job>> {
+        let sql = format!("SELECT {COLUMNS} FROM jobs WHERE id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The most recent jobs, newest first.
+    pub async fn recent_jobs(&self, limit: i64, since_ms: Option<i64>) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE created_at >= $1 ORDER BY id DESC LIMIT $2"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(since_ms.unwrap_or(0))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Claims the next runnable job for `worker` with a lease of `lease_ms`: the highest priority,
+    /// then the oldest, among queued jobs whose backoff has passed and running jobs whose lease
+    /// expired (their worker died). Attempts count claims, so a job whose workers keep dying ends dead.
+    pub async fn claim_next(&self, worker: &str, lease_ms: i64) -> Result<Option<Job>> {
+        let now = now_ms();
+        let lock = match self.backend {
+            // Concurrent claimers skip each other's rows instead of waiting on them.
+            Backend::Postgres => "FOR UPDATE SKIP LOCKED",
+            // SQLite has one writer at a time: the UPDATE is atomic by itself.
+            Backend::Sqlite => "",
+        };
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id = (SELECT id FROM jobs
+                         WHERE (status IN ('queued', 'failed') AND run_after <= $3) OR (status = 'running' AND lease_until < $3)
+                         ORDER BY priority DESC, id LIMIT 1 {lock})
+             RETURNING {COLUMNS}"
+        );
+        let job: Option<Job> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(job)
+    }
+
+    /// Claims one given job (the SQS queue names the job; the store decides whether it may run).
+    /// None when the job is finished, cancelled, or leased by a live worker.
+    pub async fn claim_job(&self, id: i64, worker: &str, lease_ms: i64) -> Result<Option<Job>> {
+        let now = now_ms();
+        let sql = format!(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
+             WHERE id = $4 AND ((status IN ('queued', 'failed') AND run_after <= $3) OR (status = 'running' AND lease_until < $3))
+             RETURNING {COLUMNS}"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(worker)
+            .bind(now + lease_ms)
+            .bind(now)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Extends a lease; false when the job is no longer this worker's (cancelled, taken over).
+    pub async fn renew_lease(&self, id: i64, worker: &str, lease_ms: i64) -> Result<bool> {
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+        )
+        .bind(now + lease_ms)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Whether `worker` still holds the job (checked before anything is posted).
+    pub async fn still_holds(&self, id: i64, worker: &str) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(worker)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n == 1)
+    }
+
+    /// Marks a held job done with a one-line outcome; false if it was no longer held.
+    pub async fn complete_job(&self, id: i64, worker: &str, outcome: &str) -> Result<bool> {
+        let n = sqlx::query(
+            "UPDATE jobs SET status = 'done', outcome = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2
+             WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+        )
+        .bind(outcome)
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Marks a held job cancelled (e.g. its head is no longer the pull request's head).
+    pub async fn cancel_job(&self, id: i64, outcome: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', outcome = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2
+             WHERE id = $3 AND status IN ('queued', 'running', 'failed')",
+        )
+        .bind(outcome)
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a failed attempt: back to the queue after a backoff, or dead when out of attempts.
+    pub async fn fail_job(&self, id: i64, worker: &str, error: &str) -> Result<JobStatus> {
+        let Some(job) = self.job(id).await? else {
+            return Ok(JobStatus::Lost);
+        };
+        if job.status != "running" || job.lease_owner.as_deref() != Some(worker) {
+            return Ok(JobStatus::Lost);
+        }
+        let now = now_ms();
+        let error = crate::truncate(error, 2000);
+        let (status, next) = if job.attempts >= job.max_attempts {
+            ("dead", JobStatus::Dead)
+        } else {
+            let delay_ms = backoff_ms(job.attempts);
+            ("failed", JobStatus::Retrying { delay_ms })
+        };
+        let delay = match next {
+            JobStatus::Retrying { delay_ms } => delay_ms,
+            _ => 0,
+        };
+        let n = sqlx::query(
+            "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4
+             WHERE id = $5 AND lease_owner = $6 AND status = 'running'",
+        )
+        .bind(status)
+        .bind(&error)
+        .bind(now + delay)
+        .bind(now)
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(if n == 1 { next } else { JobStatus::Lost })
+    }
+
+    /// Marks a job dead at once (no retry can help, e.g. its worker died too many times).
+    pub async fn bury_job(&self, id: i64, error: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'dead', last_error = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2 WHERE id = $3",
+        )
+        .bind(crate::truncate(error, 2000))
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Gives a held job back to the queue without counting the attempt (shutdown).
+    pub async fn release_job(&self, id: i64, worker: &str) -> Result<()> {
+        sqlx::query(
+            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, run_after = $1, updated_at = $1
+             WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .bind(worker)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Jobs waiting to run (queued, or failed and waiting for their backoff).
+    pub async fn queue_depth(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'failed')",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        assert_eq!(super::backoff_ms(1), 2000);
+        assert_eq!(super::backoff_ms(2), 4000);
+        assert_eq!(super::backoff_ms(3), 8000);
+        assert_eq!(super::backoff_ms(30), 300_000);
+    }
+}

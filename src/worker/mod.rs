@@ -1,0 +1,326 @@
+//! Workers: claim a job, fetch the pull request, review it, post one review, record it. A job
+//! whose head is no longer the pull request's head posts nothing. The lease is renewed while the
+//! job runs; losing it (cancelled by a newer push, or taken over) stops the job before posting.
+
+mod fetch;
+
+use crate::github::GitHub;
+use crate::github::post::{Posted, PostRequest};
+use crate::queue::{Claim, JobQueue};
+use crate::settings::Settings;
+use crate::store::{FindingRecord, JobStatus, ReviewRecord, Store};
+use anyhow::{Result, anyhow};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use tokio_util_lite::CancelFlag;
+
+/// What workers share.
+pub struct Context {
+    pub store: Store,
+    pub queue: Arc<dyn JobQueue>,
+    pub github: Arc<GitHub>,
+    pub settings: Settings,
+    pub llm: Option<crate::llm::LlmConfig>,
+}
+
+/// Runs `n` workers until `shutdown` is set; in-flight jobs finish (or are released when
+/// `shutdown_grace` passes).
+pub async fn run_pool(ctx: Arc<Context>, n: usize, name: &str, shutdown: Arc<AtomicBool>) {
+    let mut handles = Vec::new();
+    for i in 0..n {
+        let ctx = ctx.clone();
+        let shutdown = shutdown.clone();
+        let worker = format!("{name}/{i}");
+        handles.push(tokio::spawn(async move {
+            worker_loop(ctx, worker, shutdown).await;
+        }));
+    }
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+async fn worker_loop(ctx: Arc<Context>, worker: String, shutdown: Arc<AtomicBool>) {
+    while !shutdown.load(Ordering::Relaxed) {
+        let claim = match ctx.queue.claim(&worker).await {
+            Ok(Some(c)) => c,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(%worker, error = %format!("{e:#}"), "cannot claim jobs; waiting");
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                continue;
+            }
+        };
+        run_claimed(&ctx, claim, &shutdown).await;
+    }
+}
+
+/// Runs one claimed job to its end: done, cancelled, retried, dead, or released on shutdown.
+pub async fn run_claimed(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool>) {
+    use tracing::Instrument;
+    let span = tracing::info_span!("job", id = claim.job.id, repo = %claim.job.repo, pr = claim.job.pr_number, attempt = claim.job.attempts);
+    run_in_span(ctx, claim, shutdown).instrument(span).await
+}
+
+async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool>) {
+    let job = claim.job.clone();
+    tracing::info!(head = %job.head_sha, cause = %job.cause, "job started");
+    let lost = CancelFlag::default();
+    // Renew the lease at a third of its length; a refused renewal means the job is no longer ours.
+    let heartbeat = {
+        let ctx = ctx.clone();
+        let claim = claim.clone();
+        let lost = lost.clone();
+        tokio::spawn(async move {
+            let every = Duration::from_millis((ctx.queue.lease_ms() / 3).max(500) as u64);
+            loop {
+                tokio::time::sleep(every).await;
+                match ctx.queue.renew(&claim).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        lost.set();
+                        break;
+                    }
+                    Err(e) => tracing::warn!(error = %format!("{e:#}"), "lease renewal failed"),
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let result = tokio::select! {
+        r = review_job(ctx, &claim, &lost) => Some(r),
+        _ = wait_shutdown(shutdown) => None,
+    };
+    heartbeat.abort();
+    match result {
+        None => {
+            // Shutdown mid-job: another worker takes it from the start.
+            if let Err(e) = ctx.queue.release(&claim).await {
+                tracing::error!(job = job.id, error = %format!("{e:#}"), "cannot release the job");
+            }
+            tracing::info!(job = job.id, "job released at shutdown");
+        }
+        Some(Ok(outcome)) => {
+            if let Err(e) = ctx.queue.complete(&claim, &outcome).await {
+                tracing::error!(job = job.id, error = %format!("{e:#}"), "cannot record the job as done");
+            }
+            tracing::info!(job = job.id, ms = start.elapsed().as_millis() as u64, %outcome, "job finished");
+        }
+        Some(Err(e)) => {
+            let message = format!("{e:#}");
+            match ctx.queue.fail(&claim, &message).await {
+                Ok(JobStatus::Retrying { delay_ms }) => {
+                    tracing::warn!(job = job.id, error = %message, retry_in_ms = delay_ms, "job failed; will retry")
+                }
+                Ok(JobStatus::Dead) => tracing::error!(job = job.id, error = %message, "job failed for the last time"),
+                Ok(JobStatus::Lost) => tracing::info!(job = job.id, error = %message, "job stopped: no longer ours"),
+                Err(e2) => tracing::error!(job = job.id, error = %format!("{e2:#}"), "cannot record the failure"),
+            }
+        }
+    }
+}
+
+/// Resolves once shutdown is asked for and the grace period for in-flight jobs has passed.
+async fn wait_shutdown(shutdown: &Arc<AtomicBool>) {
+    while !shutdown.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let grace = std::env::var("REDLINE_SHUTDOWN_GRACE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20u64);
+    tokio::time::sleep(Duration::from_secs(grace)).await;
+}
+
+/// The job itself. Ok carries a one-line outcome for `redline jobs`.
+async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Result<String> {
+    let job = &claim.job;
+    let inst = job.installation_id as u64;
+    let number = job.pr_number as u64;
+    let gh = &ctx.github;
+    let pr = gh.pull(inst, &job.repo, number).await?;
+    // A `/redline review` comment names no commit: review the head as it is now.
+    let head_sha = if job.head_sha.is_empty() { pr.head.sha.clone() } else { job.head_sha.clone() };
+    if pr.head.sha != head_sha {
+        return Ok(format!("superseded: the head is now {}", short(&pr.head.sha)));
+    }
+    if pr.state != "open" {
+        return Ok(format!("skipped: the pull request is {}", pr.state));
+    }
+    let start = Instant::now();
+    let fetched = fetch::fetch_change(gh, inst, &job.repo, &pr, ctx.settings.max_changed_lines).await?;
+    if lost.is_set() {
+        return Ok("stopped: the job was cancelled or taken over".into());
+    }
+
+    // The review itself is CPU work (parsing, rules) plus LLM calls: run it off the async workers.
+    let llm = ctx.llm.clone();
+    let change = fetched.change.clone();
+    let config_text = fetched.config_text.clone();
+    let repo = job.repo.clone();
+    let handle = tokio::runtime::Handle::current();
+    let review = tokio::task::spawn_blocking(move || -> Result<crate::review::Review> {
+        // A broken .redline.toml is the repository's to fix: review with the defaults and say so.
+        let origin = format!("{repo}/.redline.toml");
+        let (loaded, config_error) = match crate::config::from_text(config_text.as_deref(), &origin) {
+            Ok(l) => (l, None),
+            Err(e) => (crate::config::from_text(None, &origin)?, Some(format!("{e:#}"))),
+        };
+        // Without a readable policy, no code goes to an LLM.
+        let llm = if config_error.is_some() { None } else { llm };
+        let rules = crate::rules::RuleSet::load(&[], &loaded.config.rules.disable)?;
+        let reviewer = crate::review::Reviewer {
+            rules: &rules,
+            config: &loaded,
+            min_severity: crate::rules::Severity::Suggestion,
+        };
+        let (mut review, _) = handle.block_on(crate::review::review_with_policy(&change, &reviewer, llm.as_ref(), &loaded, false))?;
+        if let Some(e) = config_error {
+            review.notes.push(format!("{e}; reviewed with the default settings (rules only: no LLM without a readable policy)"));
+        }
+        Ok(review)
+    })
+    .await
+    .map_err(|e| anyhow!("the review panicked: {e}"))??;
+
+    // Post nothing for a head that is no longer current, or for a job that is no longer ours.
+    if lost.is_set() || !ctx.store.still_holds(job.id, &claim.worker).await? {
+        return Ok("stopped before posting: the job was cancelled or taken over".into());
+    }
+    let now = gh.pull(inst, &job.repo, number).await?;
+    if now.head.sha != head_sha {
+        ctx.store.cancel_job(job.id, "superseded").await.ok();
+        return Ok(format!("superseded before posting: the head is now {}", short(&now.head.sha)));
+    }
+
+    let existing = gh.review_comments(inst, &job.repo, number).await?;
+    let mut known: HashSet<String> = crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
+    for (fp, _) in ctx.store.reported_fingerprints(&job.repo, job.pr_number).await? {
+        known.insert(fp);
+    }
+    let commentable = |path: &str, line: u32| fetched.hunk_of(path, line);
+    let new_text = |path: &str| fetched.new_text(path);
+    let posted: Posted = gh
+        .post_review(&PostRequest {
+            installation: inst,
+            repo: &job.repo,
+            number,
+            head_sha: &head_sha,
+            job_id: job.id,
+            review: &review,
+            commentable: &commentable,
+            new_text: &new_text,
+            known: &known,
+            max_comments: ctx.settings.max_comments,
+            not_reviewed: &fetched.not_reviewed,
+        })
+        .await?;
+    if posted.already_posted {
+        return Ok(format!("already posted as review {}", posted.review_id.unwrap_or(0)));
+    }
+    let partial = !fetched.not_reviewed.is_empty()
+        || review.skipped().any(|f| f.language.is_some())
+        || review.agent.as_ref().is_some_and(|a| a.llm_skipped.is_some());
+    if ctx.settings.check_runs {
+        if let Err(e) = gh.post_check_run(inst, &job.repo, &head_sha, &review, partial).await {
+            tracing::warn!(error = %e, "cannot create the check run");
+        }
+    }
+    let mut record = review_record(job, &review, &posted, start.elapsed());
+    record.head_sha = head_sha.clone();
+    let findings: Vec<FindingRecord> = posted
+        .findings
+        .iter()
+        .map(|o| FindingRecord {
+            path: o.finding.path.clone(),
+            line: o.finding.line as i64,
+            end_line: o.finding.end_line as i64,
+            severity: o.finding.severity.as_str().to_string(),
+            category: o.finding.category.clone(),
+            rule_id: o.finding.rule_id.clone(),
+            guidance: o.finding.guidance.clone(),
+            confidence: o.finding.confidence,
+            source: o.finding.source.clone(),
+            fingerprint: o.fingerprint.clone(),
+            placement: o.placement.split(':').next().unwrap_or("summary").to_string(),
+            comment_id: o.comment_id.map(|c| c as i64),
+        })
+        .collect();
+    ctx.store.save_review(&record, &findings).await?;
+    let inline = posted.findings.iter().filter(|o| o.placement == "inline").count();
+    let repeats = posted.findings.iter().filter(|o| o.placement == "repeat").count();
+    Ok(format!(
+        "posted review {}: {} finding(s), {inline} inline, {repeats} repeat(s) skipped",
+        posted.review_id.unwrap_or(0),
+        review.findings.len()
+    ))
+}
+
+fn review_record(job: &crate::store::Job, review: &crate::review::Review, posted: &Posted, took: Duration) -> ReviewRecord {
+    let agent = review.agent.as_ref();
+    ReviewRecord {
+        job_id: job.id,
+        repo: job.repo.clone(),
+        pr_number: job.pr_number,
+        head_sha: job.head_sha.clone(),
+        verdict: review.verdict().to_string(),
+        summary: review.notes.join("\n"),
+        engine: review.engine.clone(),
+        model: agent.and_then(|a| a.files.iter().find_map(|f| f.model.clone())),
+        prompt_version: agent.map(|a| a.prompt_version.clone()),
+        tokens_in: agent.map(|a| a.prompt_tokens as i64).unwrap_or(0),
+        tokens_out: agent.map(|a| a.completion_tokens as i64).unwrap_or(0),
+        cost_usd: agent.map(|a| a.cost_usd).unwrap_or(0.0),
+        latency_ms: took.as_millis() as i64,
+        github_review_id: posted.review_id.map(|i| i as i64),
+        audit: Some(audit_of(review)),
+    }
+}
+
+/// The data-boundary audit: which endpoint and model got which files, how much, and a hash of it.
+fn audit_of(review: &crate::review::Review) -> serde_json::Value {
+    match &review.agent {
+        None => serde_json::json!({ "llm": "none", "files": [] }),
+        Some(a) => serde_json::json!({
+            "llm_skipped": a.llm_skipped,
+            "redactions": a.redactions,
+            "files": a.files.iter().filter(|f| f.sent_bytes > 0).map(|f| serde_json::json!({
+                "path": f.path,
+                "endpoint": f.endpoint,
+                "model": f.model,
+                "bytes": f.sent_bytes,
+                "tokens": f.prompt_tokens_sent,
+                "sha256": f.sent_sha256,
+                "redactions": f.redactions,
+            })).collect::<Vec<_>>(),
+            "withheld": a.files.iter().filter(|f| f.sent_bytes == 0).map(|f| serde_json::json!({
+                "path": f.path,
+                "why": f.reason,
+            })).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn short(sha: &str) -> &str {
+    &sha[..sha.len().min(10)]
+}
+
+/// A flag set once (the lease was lost), cheap to clone and check.
+mod tokio_util_lite {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    #[derive(Clone, Default)]
+    pub struct CancelFlag(Arc<AtomicBool>);
+
+    impl CancelFlag {
+        pub fn set(&self) {
+            self.0.store(true, Ordering::Relaxed);
+        }
+        pub fn is_set(&self) -> bool {
+            self.0.load(Ordering::Relaxed)
+        }
+    }
+}
