@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -63,7 +63,9 @@ impl Default for RetryPolicy {
 
 pub struct GitHub {
     app: Octocrab,
-    installations: Mutex<HashMap<u64, Octocrab>>,
+    /// One client per installation, shared: octocrab keeps the installation token inside it (and a
+    /// clone would start with a copy, minting again).
+    installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
     /// When each installation may next create content.
     next_write: tokio::sync::Mutex<HashMap<u64, tokio::time::Instant>>,
     write_interval: Duration,
@@ -123,7 +125,7 @@ impl GitHub {
         self.installations.lock().unwrap().remove(&id);
     }
 
-    fn installation(&self, id: u64) -> Result<Octocrab, GitHubError> {
+    fn installation(&self, id: u64) -> Result<Arc<Octocrab>, GitHubError> {
         let mut map = self.installations.lock().unwrap();
         if let Some(c) = map.get(&id) {
             return Ok(c.clone());
@@ -135,6 +137,7 @@ impl GitHub {
             message: e.to_string(),
             retryable: false,
         })?;
+        let c = Arc::new(c);
         map.insert(id, c.clone());
         Ok(c)
     }

@@ -2,7 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod app;
+pub mod fake_github;
 pub mod fake_openai;
+pub mod services;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
