@@ -283,3 +283,70 @@ async fn closing_a_pull_request_cancels_its_jobs() {
     let (status, answer) = deliver_signed(&addr, "issue_comment", "c-3", &on_issue).await;
     assert_eq!((status, answer["outcome"].clone()), (200, json!("ignored: comment on an issue, not a pull request")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code() {
+    use common::fake_openai::{FakeOpenAi, tool_calls};
+    let llm = FakeOpenAi::start().with_script(|_, _| {
+        (200, tool_calls(&[("finish_file", r#"{"summary": "looked at it"}"#)]), Duration::ZERO)
+    });
+    let gh = github_with_pr();
+    let dir = tempfile::tempdir().unwrap();
+    let api_key = "sk-test-do-not-log-7c1e";
+    let mut env = app_env(dir.path(), &gh);
+    env.push(("REDLINE_LLM_BASE_URL".into(), llm.base_url.clone()));
+    env.push(("REDLINE_LLM_API_KEY".into(), api_key.into()));
+    env.push(("REDLINE_LLM_MODEL".into(), "fake-large".into()));
+    let server = start("serve", dir.path(), &env);
+    let addr = server.addr.clone().unwrap();
+    let (status, _) = deliver_signed(&addr, "pull_request", "a-1", &payload("pull_request.opened.json", |_| {})).await;
+    assert_eq!(status, 202);
+    let js = wait_jobs_settled(dir.path(), 60).await;
+    let review = &js[0]["review"];
+    assert_eq!(review["engine"], "agent", "{:#}", js[0]);
+    assert_eq!(review["model"], "fake-large");
+    assert_eq!(review["prompt_version"], "review-v1");
+    assert!(review["tokens_in"].as_i64().unwrap() > 0);
+    // The audit: which endpoint and model got which file, how many bytes, its hash, redactions.
+    let audit = &review["audit"];
+    let files = audit["files"].as_array().unwrap();
+    assert_eq!(files.len(), 1, "{audit:#}");
+    assert_eq!(files[0]["path"], "app/reports.py");
+    assert_eq!(files[0]["model"], "fake-large");
+    assert!(files[0]["endpoint"].is_string());
+    assert!(files[0]["bytes"].as_u64().unwrap() > 0);
+    assert_eq!(files[0]["sha256"].as_str().unwrap().len(), 64);
+    assert!(files[0]["redactions"].as_u64().unwrap() >= 1, "the planted token was masked: {audit:#}");
+    let sent: String = llm.chat_requests().iter().map(|r| r.body.to_string()).collect();
+    assert!(!sent.is_empty());
+    assert!(!sent.contains(PLANTED_TOKEN), "the planted token reached the LLM");
+    assert!(!server.logs().contains(api_key), "the API key is in the logs");
+    // `redline jobs` in text shows the agent review.
+    let text = common::redline()
+        .args(["jobs"])
+        .env("REDLINE_DATABASE_URL", format!("sqlite://{}", dir.path().join("redline.db").display()))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("acme/shop#7") && text.contains("agent") && text.contains("fake-large"), "{text}");
+
+    // A repository whose .redline.toml says local-only: the hosted endpoint gets nothing.
+    let calls_before = llm.chat_requests().len();
+    let head_3 = "3333333333333333333333333333333333333333";
+    gh.set_pr(REPO, FakePr::new(8, head_3, vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))]));
+    gh.set_content(REPO, head_3, ".redline.toml", "llm = \"local-only\"\n");
+    let body = payload("pull_request.opened.json", |v| {
+        v["number"] = json!(8);
+        v["pull_request"]["number"] = json!(8);
+        v["pull_request"]["head"]["sha"] = json!(head_3);
+    });
+    let (status, _) = deliver_signed(&addr, "pull_request", "a-2", &body).await;
+    assert_eq!(status, 202);
+    wait_for(60, "the local-only review", || !gh.reviews(REPO, 8).is_empty()).await;
+    let js = wait_jobs_settled(dir.path(), 30).await;
+    let local = js.iter().find(|j| j["pr_number"] == 8).unwrap();
+    assert_eq!(local["review"]["engine"], "rules");
+    assert_eq!(llm.chat_requests().len(), calls_before, "no request reached the hosted endpoint");
+    let summary = gh.reviews(REPO, 8)[0]["body"].as_str().unwrap().to_string();
+    assert!(summary.contains("local-only"), "the summary says why: {summary}");
+}
