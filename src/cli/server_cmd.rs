@@ -194,7 +194,7 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(super::parse_date_ms("1970-01-02").unwrap(), 86_400_000);
-        assert_eq!(super::parse_date_ms("2026-11-28").unwrap(), 1_796_256_000_000);
+        assert_eq!(super::parse_date_ms("2026-11-28").unwrap(), 1_795_824_000_000);
         assert!(super::parse_date_ms("28/11/2026").is_err());
     }
 }
