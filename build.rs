@@ -1,5 +1,5 @@
-//! Embeds the built-in knowledge/ folder (entries and rules) into the binary, so that a review
-//! needs no files beside the executable.
+//! Embeds the built-in knowledge/ folder (entries and rules) and the prompt versions in prompts/
+//! into the binary, so that a review needs no files beside the executable.
 
 use std::path::Path;
 
@@ -18,6 +18,31 @@ fn main() {
     }
     out.push_str("];\n");
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("knowledge_files.rs");
+    std::fs::write(dest, out).unwrap();
+
+    // Prompt versions: prompts/<version>/system.md.
+    let mut prompts: Vec<(String, String)> = std::fs::read_dir(root.join("prompts"))
+        .map(|d| {
+            d.flatten()
+                .filter(|e| e.path().join("system.md").is_file())
+                .map(|e| {
+                    (
+                        e.file_name().to_string_lossy().into_owned(),
+                        e.path().join("system.md").to_string_lossy().into_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    prompts.sort();
+    let mut out = String::from(
+        "/// Prompt versions: (version, system prompt).\npub static PROMPTS: &[(&str, &str)] = &[\n",
+    );
+    for (version, abs) in prompts {
+        out.push_str(&format!("    ({version:?}, include_str!({abs:?})),\n"));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("prompt_files.rs");
     std::fs::write(dest, out).unwrap();
 }
 

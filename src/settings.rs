@@ -31,6 +31,26 @@ pub struct Settings {
     pub github_write_interval: Duration,
     /// Largest webhook body accepted (GitHub caps payloads at 25 MB).
     pub max_body_bytes: usize,
+    /// The prompt version reviews use, and an optional candidate that gets a share of pull
+    /// requests (sticky per pull request) for an A/B test.
+    pub prompt_version: String,
+    pub prompt_candidate: Option<String>,
+    /// Percent of pull requests routed to the candidate (0-100).
+    pub prompt_candidate_share: u64,
+    /// Feedback: a rule or category with at least `feedback_min_decided` decided findings in a
+    /// repository and a dismissal rate at or above `feedback_dismiss_rate` is demoted.
+    pub feedback_min_decided: i64,
+    pub feedback_dismiss_rate: f64,
+    /// `summary` (its findings go to the review summary, not inline) or `confidence` (only findings
+    /// at or above `feedback_min_confidence` stay inline).
+    pub feedback_action: FeedbackAction,
+    pub feedback_min_confidence: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedbackAction {
+    Summary,
+    Confidence,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +94,13 @@ const KEYS: &[&str] = &[
     "max_attempts",
     "github_write_interval_ms",
     "max_body_bytes",
+    "prompt_version",
+    "prompt_candidate",
+    "prompt_candidate_share",
+    "feedback_min_decided",
+    "feedback_dismiss_rate",
+    "feedback_action",
+    "feedback_min_confidence",
 ];
 
 impl Settings {
@@ -169,6 +196,35 @@ impl Settings {
         if lease_secs < 3 {
             bail!("REDLINE_LEASE_SECS must be at least 3 (a lease is renewed every third of it)");
         }
+        let fraction = |k: &str, default: f64| -> Result<f64> {
+            match get(k) {
+                None => Ok(default),
+                Some(v) => v
+                    .trim()
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| anyhow!("REDLINE_{} must be a number from 0 to 1 (got `{v}`)", k.to_uppercase())),
+            }
+        };
+        let prompt_version = get("prompt_version").unwrap_or(crate::agent::PROMPT_VERSION).trim().to_string();
+        crate::agent::check_prompt_version(&prompt_version).map_err(|e| anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
+        let prompt_candidate = get("prompt_candidate").map(|v| v.trim().to_string());
+        if let Some(c) = &prompt_candidate {
+            crate::agent::check_prompt_version(c).map_err(|e| anyhow!("REDLINE_PROMPT_CANDIDATE: {e}"))?;
+        }
+        let prompt_candidate_share = num("prompt_candidate_share", 0)?;
+        if prompt_candidate_share > 100 {
+            bail!("REDLINE_PROMPT_CANDIDATE_SHARE is a percentage (0-100), got {prompt_candidate_share}");
+        }
+        if prompt_candidate_share > 0 && prompt_candidate.is_none() {
+            bail!("REDLINE_PROMPT_CANDIDATE_SHARE is set but REDLINE_PROMPT_CANDIDATE is not");
+        }
+        let feedback_action = match get("feedback_action").unwrap_or("summary") {
+            "summary" => FeedbackAction::Summary,
+            "confidence" => FeedbackAction::Confidence,
+            other => bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)"),
+        };
         let max_attempts = num("max_attempts", 3)?;
         if max_attempts == 0 {
             bail!("REDLINE_MAX_ATTEMPTS must be at least 1");
@@ -202,6 +258,13 @@ impl Settings {
             max_attempts: max_attempts as i64,
             github_write_interval: Duration::from_millis(num("github_write_interval_ms", 1000)?),
             max_body_bytes: num("max_body_bytes", 25 * 1024 * 1024)? as usize,
+            prompt_version,
+            prompt_candidate,
+            prompt_candidate_share,
+            feedback_min_decided: num("feedback_min_decided", 5)?.max(1) as i64,
+            feedback_dismiss_rate: fraction("feedback_dismiss_rate", 0.6)?,
+            feedback_action,
+            feedback_min_confidence: fraction("feedback_min_confidence", 0.85)?,
         })
     }
 
@@ -221,6 +284,20 @@ impl Settings {
             anyhow!("REDLINE_GITHUB_PRIVATE_KEY is not set: give the path of the app's private key (PEM)")
         })?;
         Ok((id, key))
+    }
+
+    /// The prompt version for a pull request: the candidate for a stable share of pull requests
+    /// (by a hash of `repo#number`, so every review of one pull request uses the same version).
+    pub fn prompt_for(&self, repo: &str, pr: i64) -> String {
+        use sha2::{Digest, Sha256};
+        if let Some(c) = &self.prompt_candidate {
+            let h = Sha256::digest(format!("{}#{pr}", repo.to_ascii_lowercase()).as_bytes());
+            let bucket = u64::from_be_bytes(h[..8].try_into().expect("8 bytes")) % 100;
+            if bucket < self.prompt_candidate_share {
+                return c.clone();
+            }
+        }
+        self.prompt_version.clone()
     }
 
     /// Queue priority for a repository.
@@ -257,6 +334,20 @@ mod tests {
         assert_eq!(s.workers, 7, "the variable wins over the file");
         assert_eq!(s.listen, "0.0.0.0:9000");
         assert_eq!(s.priority_of("ACME/pay"), 10);
+    }
+
+    #[test]
+    fn prompt_ab_share_is_sticky_and_roughly_the_share() {
+        let s = Settings::from_sources(
+            None,
+            &env(&[("REDLINE_PROMPT_CANDIDATE", "review-v2"), ("REDLINE_PROMPT_CANDIDATE_SHARE", "30")]),
+        )
+        .unwrap();
+        let candidates = (0..1000).filter(|n| s.prompt_for("acme/shop", *n) == "review-v2").count();
+        assert!((230..370).contains(&candidates), "{candidates} of 1000");
+        assert_eq!(s.prompt_for("acme/shop", 7), s.prompt_for("ACME/shop", 7), "sticky per pull request");
+        let e = Settings::from_sources(None, &env(&[("REDLINE_PROMPT_CANDIDATE", "review-v9")])).unwrap_err();
+        assert!(e.to_string().contains("review-v9") && e.to_string().contains("review-v1"), "{e}");
     }
 
     #[test]

@@ -271,11 +271,19 @@ async fn closing_a_pull_request_cancels_its_jobs() {
     let addr = server.addr.clone().unwrap();
     let (status, _) = deliver_signed(&addr, "pull_request", "c-1", &payload("pull_request.opened.json", |_| {})).await;
     assert_eq!(status, 202);
-    let (status, answer) = deliver_signed(&addr, "pull_request", "c-2", &payload("pull_request.closed.json", |_| {})).await;
-    assert_eq!(status, 200, "{answer}");
+    // Closed without merging: the job is cancelled.
+    let unmerged = payload("pull_request.closed.json", |v| v["pull_request"]["merged"] = json!(false));
+    let (status, answer) = deliver_signed(&addr, "pull_request", "c-2", &unmerged).await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("cancelled: closed")), "{answer}");
     let js = jobs(dir.path());
     assert_eq!(js.len(), 1);
     assert_eq!(js[0]["status"], "cancelled");
+    // Merged: a job that settles the findings' outcomes (no review).
+    let merged = payload("pull_request.closed.json", |v| v["pull_request"]["merged"] = json!(true));
+    let (status, _) = deliver_signed(&addr, "pull_request", "c-2b", &merged).await;
+    assert_eq!(status, 202);
+    let js = jobs(dir.path());
+    assert_eq!((js[0]["cause"].as_str(), js[0]["status"].as_str()), (Some("merged"), Some("queued")));
     // A comment on a plain issue (no pull_request object) is not a review command.
     let on_issue = payload("issue_comment.review_command.json", |v| {
         v["issue"].as_object_mut().unwrap().remove("pull_request");

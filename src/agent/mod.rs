@@ -35,8 +35,36 @@ use std::time::Instant;
 const ANCHOR_EXEMPT_CONFIDENCE: f64 = 0.9;
 
 /// The prompt version recorded with every review.
+/// The prompt version used unless another is chosen (`REDLINE_PROMPT_VERSION`, or an A/B share).
 pub const PROMPT_VERSION: &str = "review-v1";
-const SYSTEM_PROMPT: &str = include_str!("../../prompts/review-v1/system.md");
+
+mod prompts {
+    include!(concat!(env!("OUT_DIR"), "/prompt_files.rs"));
+}
+
+/// The prompt versions in prompts/, built in.
+pub fn prompt_versions() -> Vec<&'static str> {
+    prompts::PROMPTS.iter().map(|(v, _)| *v).collect()
+}
+
+/// A version's system prompt.
+pub fn system_prompt(version: &str) -> Option<&'static str> {
+    prompts::PROMPTS
+        .iter()
+        .find(|(v, _)| *v == version)
+        .map(|(_, t)| *t)
+}
+
+/// Checks a prompt version name against prompts/.
+pub fn check_prompt_version(version: &str) -> anyhow::Result<()> {
+    if system_prompt(version).is_none() {
+        anyhow::bail!(
+            "unknown prompt version `{version}` (prompts/ has: {})",
+            prompt_versions().join(", ")
+        );
+    }
+    Ok(())
+}
 
 /// How the agent runs.
 #[derive(Debug, Clone)]
@@ -56,6 +84,8 @@ pub struct AgentSettings {
     pub budget_usd: Option<f64>,
     /// Paths whose content never goes to an LLM (`.redline.toml` `never_send`).
     pub never_send: globset::GlobSet,
+    /// Which prompts/<version>/system.md the agent uses (recorded with every review).
+    pub prompt_version: String,
 }
 
 impl Default for AgentSettings {
@@ -69,6 +99,7 @@ impl Default for AgentSettings {
             max_completion_tokens: 1024,
             budget_usd: None,
             never_send: globset::GlobSet::empty(),
+            prompt_version: PROMPT_VERSION.to_string(),
         }
     }
 }
@@ -93,6 +124,11 @@ impl AgentSettings {
             s.context_token_budget = v.max(500.0) as usize;
         }
         s.budget_usd = num("REDLINE_LLM_BUDGET_USD");
+        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION") {
+            if !v.trim().is_empty() {
+                s.prompt_version = v.trim().to_string();
+            }
+        }
         s
     }
 }
@@ -208,7 +244,7 @@ pub async fn review(
     }
     let mut review = crate::review::assemble(change, Vec::new(), start);
     let mut record = AgentRecord {
-        prompt_version: PROMPT_VERSION.into(),
+        prompt_version: settings.prompt_version.clone(),
         ..Default::default()
     };
     let mut findings = Vec::new();
@@ -517,7 +553,7 @@ async fn summarize(
         "Summarize in at most three sentences what this change to {path} does.\n\nOutline:\n{outline}\nHunks:\n{stat}"
     );
     let user = redact(run, rec, &user);
-    let messages = vec![system_message(), user_message(&user)];
+    let messages = vec![system_message(run), user_message(&user)];
     let req = CreateChatCompletionRequestArgs::default()
         .messages(messages)
         .max_completion_tokens(200u32)
@@ -569,9 +605,13 @@ fn redact(run: &Run<'_>, rec: &mut FileRecord, text: &str) -> String {
     out
 }
 
-fn system_message() -> ChatCompletionRequestMessage {
+fn system_message(run: &Run<'_>) -> ChatCompletionRequestMessage {
+    // The version was checked when the settings were made; the default is always built in.
+    let text = system_prompt(&run.settings.prompt_version)
+        .or_else(|| system_prompt(PROMPT_VERSION))
+        .expect("the default prompt is built in");
     ChatCompletionRequestSystemMessageArgs::default()
-        .content(SYSTEM_PROMPT)
+        .content(text)
         .build()
         .expect("system message")
         .into()
@@ -619,7 +659,7 @@ async fn file_loop(
     drafts: &mut Vec<Draft>,
     calls_left: &mut usize,
 ) -> Result<(), LlmError> {
-    let mut messages = vec![system_message(), user_message(user)];
+    let mut messages = vec![system_message(run), user_message(user)];
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut nudges = 0;
     loop {

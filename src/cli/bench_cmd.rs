@@ -29,9 +29,16 @@ pub struct BenchArgs {
     /// Score the findings in DIR/<case-id>.json (another run's or another tool's) instead of reviewing.
     #[arg(long, value_name = "DIR", conflicts_with = "predictions")]
     score: Option<PathBuf>,
+    /// Run the agent once per prompt version (e.g. review-v1,review-v2) on the same cases and
+    /// compare their scores. Needs an LLM endpoint.
+    #[arg(long, value_name = "A,B", value_delimiter = ',', conflicts_with_all = ["score", "predictions"])]
+    compare_prompts: Vec<String>,
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
+    if !args.compare_prompts.is_empty() {
+        return compare_prompts(&args);
+    }
     let llm = resolve_engine(args.engine)?;
     let engine = if llm.is_some() { "agent" } else { "rules" };
     let rules = RuleSet::builtin()?;
@@ -56,7 +63,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     > = match &args.score {
         Some(dir) => Box::new(bench::from_predictions(dir.clone())),
         None => Box::new(bench::with_reviewer(|change: &crate::change::ChangeSet| {
-            review_change(change, &reviewer, llm.as_ref(), &config)
+            review_change(change, &reviewer, llm.as_ref(), &config, None)
         })),
     };
     let (runs, errors) = bench::run(&args.dir, review, |i, n, id| {
@@ -105,4 +112,69 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     }
     // Every case ran: 0. Some could not be read: 1, so that CI notices a broken case set.
     Ok(if errors.is_empty() { 0 } else { 1 })
+}
+
+/// `--compare-prompts A,B`: the same cases through the agent with each prompt version.
+fn compare_prompts(args: &BenchArgs) -> Result<i32> {
+    let versions = &args.compare_prompts;
+    if versions.len() < 2 {
+        anyhow::bail!("--compare-prompts needs at least two versions, e.g. review-v1,review-v2");
+    }
+    for v in versions {
+        crate::agent::check_prompt_version(v).map_err(|e| anyhow::anyhow!("--compare-prompts: {e}"))?;
+    }
+    let llm = resolve_engine(Engine::Agent)?;
+    let rules = RuleSet::builtin()?;
+    let config = crate::config::load(None, None)?;
+    let reviewer = Reviewer {
+        rules: &rules,
+        config: &config,
+        min_severity: Severity::Suggestion,
+    };
+    let mut rows = Vec::new();
+    let mut out = format!("redline bench: {} (agent engine, prompts compared)\n\n", args.dir.display());
+    let mut any_errors = false;
+    for version in versions {
+        let started = std::time::Instant::now();
+        let (runs, errors) = bench::run(
+            &args.dir,
+            bench::with_reviewer(|change: &crate::change::ChangeSet| {
+                review_change(change, &reviewer, llm.as_ref(), &config, Some(version))
+            }),
+            |i, n, id| eprintln!("[{version} {i}/{n}] {id}"),
+        )?;
+        any_errors |= !errors.is_empty();
+        let summary = score::summarize(&runs, errors.len());
+        out.push_str(&format!("## {version}\n\n{}\n", score::table(&summary)));
+        rows.push((version.clone(), summary, started.elapsed().as_secs_f64()));
+    }
+    let f = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    out.push_str("## Comparison\n\nprompt            precision  recall  F1     critical P  critical R  false alarms  wall s\n");
+    for (version, s, wall) in &rows {
+        out.push_str(&format!(
+            "{:<17} {:<10} {:<7} {:<6.3} {:<11} {:<11} {:<13} {:.1}\n",
+            version,
+            f(s.all.precision()),
+            f(s.all.recall()),
+            s.all.f1(),
+            f(s.critical.precision()),
+            f(s.critical.recall()),
+            f(s.false_alarm_rate()),
+            wall
+        ));
+    }
+    super::emit(None, &out)?;
+    if let Some(p) = &args.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(version, s, wall)| serde_json::json!({
+                "prompt_version": version,
+                "precision": s.all.precision(), "recall": s.all.recall(), "f1": s.all.f1(),
+                "critical_precision": s.critical.precision(), "critical_recall": s.critical.recall(),
+                "false_alarm_rate": s.false_alarm_rate(), "summary": s, "wall_s": wall,
+            }))
+            .collect();
+        super::emit(Some(p), &(serde_json::to_string_pretty(&v)? + "\n"))?;
+    }
+    Ok(if any_errors { 1 } else { 0 })
 }

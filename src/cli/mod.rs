@@ -8,6 +8,7 @@ mod bench_cmd;
 mod knowledge_cmd;
 mod review_cmd;
 mod server_cmd;
+mod stats_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +40,9 @@ enum Command {
     Migrate(server_cmd::SettingsArgs),
     /// List recent review jobs and their outcomes from the store.
     Jobs(server_cmd::JobsArgs),
+    /// Acceptance of posted findings (fixed / decided) by rule, category, severity, language,
+    /// engine, model and prompt version; reviews, tokens, cost and latency.
+    Stats(stats_cmd::StatsArgs),
     /// Show what the redactor would mask in files before anything is sent to an LLM.
     Redact {
         /// Files to check.
@@ -85,6 +89,7 @@ pub fn run() -> i32 {
         Command::Worker(args) => server_cmd::worker(args),
         Command::Migrate(args) => server_cmd::migrate(args),
         Command::Jobs(args) => server_cmd::jobs(args),
+        Command::Stats(args) => stats_cmd::run(args),
     };
     if std::env::var_os("REDLINE_RULE_TIMES").is_some() {
         crate::rules::profile::report();

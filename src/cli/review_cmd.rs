@@ -99,6 +99,12 @@ enum ColorChoice {
 /// `OPENAI_BASE_URL` / `OPENAI_API_KEY`); `auto` picks it when one is configured.
 pub fn resolve_engine(engine: Engine) -> Result<Option<crate::llm::LlmConfig>> {
     let config = crate::llm::LlmConfig::from_env();
+    if config.is_some() && engine != Engine::Rules {
+        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION") {
+            crate::agent::check_prompt_version(v.trim())
+                .map_err(|e| anyhow::anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
+        }
+    }
     match (engine, config) {
         (Engine::Rules, _) => Ok(None),
         (Engine::Agent, None) => bail!(
@@ -115,6 +121,7 @@ pub fn review_change(
     reviewer: &Reviewer,
     llm: Option<&crate::llm::LlmConfig>,
     loaded: &crate::config::Loaded,
+    prompt_version: Option<&str>,
 ) -> Result<crate::review::Review> {
     if llm.is_none() {
         return Ok(reviewer.review(change));
@@ -131,12 +138,13 @@ pub fn review_change(
         llm,
         loaded,
         record_to.is_some(),
+        prompt_version,
     ))?;
     if let (Some(path), Some(client)) = (record_to, client) {
         let transcript = serde_json::json!({
             "change": change.description,
             "model": review.agent.as_ref().and_then(|a| a.files.iter().find_map(|f| f.model.clone())),
-            "prompt_version": crate::agent::PROMPT_VERSION,
+            "prompt_version": review.agent.as_ref().map(|a| a.prompt_version.clone()),
             "exchanges": client.take_recording(),
             "findings": review.findings,
             "quirks": review.agent.as_ref().map(|a| a.quirks.clone()),
@@ -187,7 +195,7 @@ pub fn run(args: ReviewArgs) -> Result<i32> {
         config: &loaded,
         min_severity,
     };
-    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded)?;
+    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded, None)?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&crate::report::json(&review))? + "\n",
         Format::Sarif => {

@@ -15,7 +15,7 @@ pub struct SettingsArgs {
 }
 
 impl SettingsArgs {
-    fn load(&self) -> Result<Settings> {
+    pub(super) fn load(&self) -> Result<Settings> {
         Settings::load(self.config.as_deref())
     }
 }
@@ -90,7 +90,7 @@ pub fn migrate(args: SettingsArgs) -> Result<i32> {
 }
 
 /// Days since 1970-01-01 of a YYYY-MM-DD date (proleptic Gregorian).
-fn parse_date_ms(s: &str) -> Result<i64> {
+pub(super) fn parse_date_ms(s: &str) -> Result<i64> {
     let parts: Vec<&str> = s.split('-').collect();
     let bad = || anyhow::anyhow!("--since must be a date like 2026-11-28 (got `{s}`)");
     if parts.len() != 3 {

@@ -47,6 +47,17 @@ pub struct ReviewComment {
     pub body: String,
     pub path: Option<String>,
     pub line: Option<u64>,
+    /// GitHub's reaction counts on the comment.
+    #[serde(default)]
+    pub reactions: Option<Reactions>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Reactions {
+    #[serde(rename = "+1", default)]
+    pub thumbs_up: u64,
+    #[serde(rename = "-1", default)]
+    pub thumbs_down: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-pub use api::{PrFile, PullRequest, ReviewComment};
+pub use api::{PrFile, PullRequest, Reactions, ReviewComment};
 
 /// A failed GitHub request.
 #[derive(Debug, thiserror::Error)]

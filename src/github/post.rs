@@ -15,26 +15,53 @@ const FP_MARK: &str = "<!-- redline:fp=";
 /// The marker of a summary review: which job and head it belongs to.
 const REVIEW_MARK: &str = "<!-- redline:review ";
 
+/// Lines of code a fingerprint covers at most.
+const MAX_CODE_LINES: usize = 20;
+
+/// How many lines of code a finding's fingerprint covers.
+pub fn code_lines(f: &Finding) -> usize {
+    ((f.end_line.max(f.line) - f.line + 1) as usize).min(MAX_CODE_LINES)
+}
+
+/// `n` lines of `text` from `line` (1-based), each with its whitespace folded.
+fn code_at(text: &str, line: usize, n: usize) -> String {
+    text.lines()
+        .skip(line.saturating_sub(1))
+        .take(n)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn fingerprint_of(key: &str, path: &str, code: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update(b"\n");
+    h.update(path.as_bytes());
+    h.update(b"\n");
+    h.update(code.as_bytes());
+    hex::encode(h.finalize())[..16].to_string()
+}
+
+/// What a fingerprint is keyed on: the rule, or the category when no rule produced it.
+pub fn key_of(f: &Finding) -> &str {
+    f.rule_id.as_deref().unwrap_or(&f.category)
+}
+
 /// A finding's identity across pushes: its rule (or category) and the code it points at, with
 /// whitespace folded, but not its line number, so an unchanged finding that moved is still known.
 pub fn fingerprint(f: &Finding, new_text: Option<&str>) -> String {
     let code = new_text
-        .map(|t| {
-            t.lines()
-                .skip(f.line.saturating_sub(1) as usize)
-                .take((f.end_line.max(f.line) - f.line + 1).min(20) as usize)
-                .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
+        .map(|t| code_at(t, f.line as usize, code_lines(f)))
         .unwrap_or_default();
-    let mut h = Sha256::new();
-    h.update(f.rule_id.as_deref().unwrap_or(&f.category).as_bytes());
-    h.update(b"\n");
-    h.update(f.path.as_bytes());
-    h.update(b"\n");
-    h.update(code.as_bytes());
-    hex::encode(h.finalize())[..16].to_string()
+    fingerprint_of(key_of(f), &f.path, &code)
+}
+
+/// Whether `text` (a file's new content) still holds the code a fingerprint was taken of,
+/// anywhere in the file: code that only moved is still there.
+pub fn still_present(fp: &str, key: &str, path: &str, text: &str, n: usize) -> bool {
+    let lines = text.lines().count();
+    (1..=lines.max(1)).any(|line| fingerprint_of(key, path, &code_at(text, line, n.max(1))) == fp)
 }
 
 /// The fingerprints found in comment bodies.
@@ -83,6 +110,26 @@ pub struct PostRequest<'a> {
     pub max_comments: usize,
     /// Files left out before the review (over the size budget), with why.
     pub not_reviewed: &'a [(String, String)],
+    /// Learned from this repository's past outcomes: `rule:<id>` or `category:<name>` mapped to
+    /// why its findings are held back from line comments.
+    pub demoted: &'a std::collections::HashMap<String, String>,
+    /// With the `confidence` feedback action, demoted findings at or above this stay inline.
+    pub demoted_min_confidence: Option<f64>,
+}
+
+impl PostRequest<'_> {
+    /// Why a finding is held back from a line comment by past feedback, if it is.
+    fn held_back(&self, f: &Finding) -> Option<&String> {
+        let why = f
+            .rule_id
+            .as_ref()
+            .and_then(|r| self.demoted.get(&format!("rule:{r}")))
+            .or_else(|| self.demoted.get(&format!("category:{}", f.category)))?;
+        match self.demoted_min_confidence {
+            Some(min) if f.confidence >= min => None,
+            _ => Some(why),
+        }
+    }
 }
 
 fn severity_tag(s: Severity) -> &'static str {
@@ -136,6 +183,8 @@ impl GitHub {
             let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
             let placement = if req.known.contains(&fp) {
                 "repeat".to_string()
+            } else if let Some(why) = req.held_back(f) {
+                format!("demoted: {why}")
             } else if (req.commentable)(&f.path, f.line).is_none() {
                 "summary: not on a line of the diff".to_string()
             } else if inline >= req.max_comments {
@@ -301,7 +350,10 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
     let skipped = r.skipped().count() + req.not_reviewed.len();
     b.push_str(&format!("{reviewed} file(s) reviewed, {skipped} not reviewed.\n"));
 
-    let elsewhere: Vec<&&Outgoing> = new.iter().filter(|o| o.placement.starts_with("summary")).collect();
+    let elsewhere: Vec<&&Outgoing> = new
+        .iter()
+        .filter(|o| o.placement.starts_with("summary") || o.placement.starts_with("demoted"))
+        .collect();
     if !elsewhere.is_empty() {
         b.push_str("\n### Findings not posted as line comments\n\n");
         for o in elsewhere {
@@ -313,7 +365,7 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 f.line,
                 f.category,
                 crate::truncate(f.message.trim(), 300).replace('\n', " "),
-                o.placement.trim_start_matches("summary: "),
+                o.placement.trim_start_matches("summary: ").replace("demoted: ", "held back: "),
             ));
         }
     }
@@ -394,8 +446,11 @@ mod tests {
         let a = fingerprint(&finding(3), Some(before));
         let b = fingerprint(&finding(4), Some(after));
         assert_eq!(a, b);
-        let c = fingerprint(&finding(4), Some("import os\nimport sys\n\ncur.execute(\"select ?\", q)\n"));
+        let fixed = "import os\nimport sys\n\ncur.execute(\"select ?\", q)\n";
+        let c = fingerprint(&finding(4), Some(fixed));
         assert_ne!(a, c, "changed code is a new finding");
+        assert!(still_present(&a, "py-sqli", "app/db.py", after, 1), "moved code is still there");
+        assert!(!still_present(&a, "py-sqli", "app/db.py", fixed, 1), "changed code is gone");
         let body = comment_body(&finding(3), &a);
         assert_eq!(fingerprints_in(std::iter::once(body.as_str())), HashSet::from([a]));
     }

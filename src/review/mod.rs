@@ -150,13 +150,14 @@ pub struct Reviewer<'a> {
 /// Reviews a change with the rules, or with the agent when an LLM is configured and the
 /// repository's policy (`llm = "off" | "local-only" | "any"`) lets its code go to one of the
 /// endpoints; a refusal is said in the review's notes. Returns the LLM client too (for its
-/// recording) when the agent ran.
+/// recording) when the agent ran. `prompt_version` overrides `REDLINE_PROMPT_VERSION`.
 pub async fn review_with_policy(
     change: &ChangeSet,
     reviewer: &Reviewer<'_>,
     llm: Option<&crate::llm::LlmConfig>,
     loaded: &config::Loaded,
     record: bool,
+    prompt_version: Option<&str>,
 ) -> anyhow::Result<(Review, Option<crate::llm::LlmClient>)> {
     use crate::config::LlmPolicy;
     let Some(llm) = llm else {
@@ -185,6 +186,10 @@ pub async fn review_with_policy(
     }
     let mut settings = crate::agent::AgentSettings::from_env();
     settings.never_send = loaded.never_send.clone();
+    if let Some(v) = prompt_version {
+        settings.prompt_version = v.to_string();
+    }
+    crate::agent::check_prompt_version(&settings.prompt_version)?;
     let review = crate::agent::review(change, reviewer, &client, &store, &settings).await;
     Ok((review, Some(client)))
 }

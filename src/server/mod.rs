@@ -119,6 +119,16 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
     out.push_str(&format!("redline_llm_tokens_total{{direction=\"out\"}} {}\n", m.tokens_out));
     head(&mut out, "redline_llm_cost_usd_total", "counter", "LLM cost of stored reviews, in US dollars.");
     out.push_str(&format!("redline_llm_cost_usd_total {}\n", m.cost_usd));
+    head(&mut out, "redline_findings", "gauge", "Posted findings by outcome: open, fixed (the code changed), dismissed.");
+    let outcome = |o: &str| m.findings_by_outcome.iter().find(|(x, _)| x == o).map(|(_, n)| *n).unwrap_or(0);
+    for o in ["open", "fixed", "dismissed"] {
+        out.push_str(&format!("redline_findings{{outcome=\"{o}\"}} {}\n", outcome(o)));
+    }
+    let decided = outcome("fixed") + outcome("dismissed");
+    if decided > 0 {
+        head(&mut out, "redline_acceptance_rate", "gauge", "Fixed findings over decided ones (fixed + dismissed).");
+        out.push_str(&format!("redline_acceptance_rate {}\n", outcome("fixed") as f64 / decided as f64));
+    }
     head(&mut out, "redline_webhook_deliveries_total", "counter", "Webhook deliveries this process answered, by outcome.");
     for (outcome, n) in state.deliveries.lock().unwrap().iter() {
         out.push_str(&format!("redline_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}\n"));

@@ -159,6 +159,24 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                         }),
                     })
                 }
+                "closed" if p["pull_request"]["merged"].as_bool() == Some(true) => {
+                    // Merged: a light job settles what became of the posted findings.
+                    let installation = int_field(p, "/installation/id")?;
+                    Ok(DeliveryPlan {
+                        outcome: "enqueued".into(),
+                        cancel,
+                        enqueue: Some(NewJob {
+                            delivery_id: None,
+                            installation_id: installation,
+                            priority: 0,
+                            repo,
+                            pr_number: number,
+                            head_sha: str_field(p, "/pull_request/head/sha")?.to_string(),
+                            cause: "merged".into(),
+                            max_attempts: state.settings.max_attempts,
+                        }),
+                    })
+                }
                 "closed" | "converted_to_draft" => Ok(DeliveryPlan {
                     outcome: format!("cancelled: {action}"),
                     cancel,
@@ -206,6 +224,24 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                     cause: "comment".into(),
                     max_attempts: state.settings.max_attempts,
                 }),
+            })
+        }
+        "pull_request_review_thread" if action == "resolved" || action == "unresolved" => {
+            let repo = str_field(p, "/repository/full_name")?;
+            let ids: Vec<i64> = p["thread"]["comments"]
+                .as_array()
+                .ok_or("payload has no /thread/comments")?
+                .iter()
+                .filter_map(|c| c["id"].as_i64())
+                .collect();
+            let n = state
+                .store
+                .thread_resolved(repo, &ids, action == "resolved")
+                .await
+                .map_err(|e| format!("cannot record the thread: {e}"))?;
+            Ok(DeliveryPlan {
+                outcome: format!("recorded: thread {action}, {n} finding(s) updated"),
+                ..DeliveryPlan::default()
             })
         }
         "installation" => {

@@ -6,6 +6,7 @@
 //! job: `FOR UPDATE SKIP LOCKED` on PostgreSQL) asks `backend()`.
 
 mod jobs;
+mod outcomes;
 
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -15,6 +16,7 @@ use sqlx::migrate::Migrator;
 use std::time::Duration;
 
 pub use jobs::{Job, JobStatus, NewJob};
+pub use outcomes::{FeedbackCount, OutcomeRow, ReviewRow, TrackedFinding};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 static MIGRATOR_POSTGRES: Migrator = sqlx::migrate!("./migrations/postgres");
@@ -288,8 +290,8 @@ impl Store {
         .await?;
         for f in findings {
             sqlx::query(
-                "INSERT INTO findings (review_id, repo, pr_number, path, line, end_line, severity, category, rule_id, guidance, confidence, source, fingerprint, placement, comment_id, created_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                "INSERT INTO findings (review_id, repo, pr_number, path, line, end_line, severity, category, rule_id, guidance, confidence, source, fingerprint, placement, comment_id, created_at, code_lines)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
             )
             .bind(id)
             .bind(&review.repo)
@@ -307,6 +309,7 @@ impl Store {
             .bind(&f.placement)
             .bind(f.comment_id)
             .bind(now)
+            .bind(f.code_lines)
             .execute(&mut *tx)
             .await?;
         }
@@ -367,6 +370,11 @@ impl Store {
             latency_buckets.push((*le, n));
         }
         let deliveries: i64 = self.delivery_count().await?;
+        let findings_by_outcome: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT outcome, COUNT(*) FROM findings WHERE placement = 'inline' GROUP BY outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(StoreMetrics {
             jobs_by_status: by_status,
             reviews,
@@ -376,6 +384,7 @@ impl Store {
             latency_sum_ms: latency_sum,
             latency_buckets,
             deliveries,
+            findings_by_outcome,
         })
     }
 }
@@ -441,9 +450,11 @@ pub struct FindingRecord {
     pub confidence: f64,
     pub source: String,
     pub fingerprint: String,
-    /// `inline`, `summary` or `repeat`.
+    /// `inline`, `summary`, `demoted` or `repeat`.
     pub placement: String,
     pub comment_id: Option<i64>,
+    /// Lines of code the fingerprint covers.
+    pub code_lines: i64,
 }
 
 /// A review as `redline jobs` shows it.
@@ -477,6 +488,8 @@ pub struct StoreMetrics {
     /// (upper bound in ms, reviews at or under it)
     pub latency_buckets: Vec<(i64, i64)>,
     pub deliveries: i64,
+    /// Posted findings by outcome (open, fixed, dismissed).
+    pub findings_by_outcome: Vec<(String, i64)>,
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! job runs; losing it (cancelled by a newer push, or taken over) stops the job before posting.
 
 mod fetch;
+mod outcomes;
 
 use crate::github::GitHub;
 use crate::github::post::{Posted, PostRequest};
@@ -141,6 +142,12 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     let number = job.pr_number as u64;
     let gh = &ctx.github;
     let pr = gh.pull(inst, &job.repo, number).await?;
+    if job.cause == "merged" {
+        // Merged: settle what became of the posted findings; nothing is posted.
+        let comments = gh.review_comments(inst, &job.repo, number).await?;
+        let s = outcomes::settle(&ctx.store, gh, inst, &job.repo, job.pr_number, &pr.head.sha, None, &comments, true).await?;
+        return Ok(format!("merged: {} finding(s) fixed, {} dismissed", s.fixed, s.dismissed));
+    }
     // A `/redline review` comment names no commit: review the head as it is now.
     let head_sha = if job.head_sha.is_empty() { pr.head.sha.clone() } else { job.head_sha.clone() };
     if pr.head.sha != head_sha {
@@ -154,12 +161,19 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     if lost.is_set() {
         return Ok("stopped: the job was cancelled or taken over".into());
     }
+    // What became of the findings posted on earlier heads.
+    let existing = gh.review_comments(inst, &job.repo, number).await?;
+    let settled = outcomes::settle(&ctx.store, gh, inst, &job.repo, job.pr_number, &head_sha, Some(&fetched), &existing, false).await?;
+    if settled.fixed + settled.dismissed > 0 {
+        tracing::info!(fixed = settled.fixed, dismissed = settled.dismissed, "earlier findings settled");
+    }
 
     // The review itself is CPU work (parsing, rules) plus LLM calls: run it off the async workers.
     let llm = ctx.llm.clone();
     let change = fetched.change.clone();
     let config_text = fetched.config_text.clone();
     let repo = job.repo.clone();
+    let prompt_version = ctx.settings.prompt_for(&job.repo, job.pr_number);
     let handle = tokio::runtime::Handle::current();
     let review = tokio::task::spawn_blocking(move || -> Result<crate::review::Review> {
         // A broken .redline.toml is the repository's to fix: review with the defaults and say so.
@@ -176,7 +190,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
             config: &loaded,
             min_severity: crate::rules::Severity::Suggestion,
         };
-        let (mut review, _) = handle.block_on(crate::review::review_with_policy(&change, &reviewer, llm.as_ref(), &loaded, false))?;
+        let (mut review, _) = handle.block_on(crate::review::review_with_policy(&change, &reviewer, llm.as_ref(), &loaded, false, Some(&prompt_version)))?;
         if let Some(e) = config_error {
             review.notes.push(format!("{e}; reviewed with the default settings (rules only: no LLM without a readable policy)"));
         }
@@ -195,10 +209,13 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
         return Ok(format!("superseded before posting: the head is now {}", short(&now.head.sha)));
     }
 
-    let existing = gh.review_comments(inst, &job.repo, number).await?;
     let mut known: HashSet<String> = crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
     for (fp, _) in ctx.store.reported_fingerprints(&job.repo, job.pr_number).await? {
         known.insert(fp);
+    }
+    let demoted = demotions(&ctx.settings, &ctx.store.feedback_counts(&job.repo).await?);
+    if !demoted.is_empty() {
+        tracing::info!(held_back = ?demoted.keys().collect::<Vec<_>>(), "feedback: rules or categories held back in this repository");
     }
     let commentable = |path: &str, line: u32| fetched.hunk_of(path, line);
     let new_text = |path: &str| fetched.new_text(path);
@@ -215,6 +232,11 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
             known: &known,
             max_comments: ctx.settings.max_comments,
             not_reviewed: &fetched.not_reviewed,
+            demoted: &demoted,
+            demoted_min_confidence: match ctx.settings.feedback_action {
+                crate::settings::FeedbackAction::Summary => None,
+                crate::settings::FeedbackAction::Confidence => Some(ctx.settings.feedback_min_confidence),
+            },
         })
         .await?;
     if posted.already_posted {
@@ -246,16 +268,46 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
             fingerprint: o.fingerprint.clone(),
             placement: o.placement.split(':').next().unwrap_or("summary").to_string(),
             comment_id: o.comment_id.map(|c| c as i64),
+            code_lines: crate::github::post::code_lines(&o.finding) as i64,
         })
         .collect();
     ctx.store.save_review(&record, &findings).await?;
     let inline = posted.findings.iter().filter(|o| o.placement == "inline").count();
     let repeats = posted.findings.iter().filter(|o| o.placement == "repeat").count();
-    Ok(format!(
+    let demoted_n = posted.findings.iter().filter(|o| o.placement.starts_with("demoted")).count();
+    let mut outcome = format!(
         "posted review {}: {} finding(s), {inline} inline, {repeats} repeat(s) skipped",
         posted.review_id.unwrap_or(0),
         review.findings.len()
-    ))
+    );
+    if demoted_n > 0 {
+        outcome.push_str(&format!(", {demoted_n} held back by feedback"));
+    }
+    if settled.fixed + settled.dismissed > 0 {
+        outcome.push_str(&format!("; earlier findings: {} fixed, {} dismissed", settled.fixed, settled.dismissed));
+    }
+    Ok(outcome)
+}
+
+/// Rules and categories this repository mostly dismisses: held back from line comments, with
+/// the figures that say why (the summary lists each such finding with it).
+fn demotions(settings: &Settings, counts: &[crate::store::FeedbackCount]) -> std::collections::HashMap<String, String> {
+    counts
+        .iter()
+        .filter(|c| {
+            c.decided >= settings.feedback_min_decided
+                && c.dismissed as f64 / c.decided as f64 >= settings.feedback_dismiss_rate
+        })
+        .map(|c| {
+            (
+                c.key.clone(),
+                format!(
+                    "{} of {} decided findings of {} were dismissed in this repository",
+                    c.dismissed, c.decided, c.key
+                ),
+            )
+        })
+        .collect()
 }
 
 fn review_record(job: &crate::store::Job, review: &crate::review::Review, posted: &Posted, took: Duration) -> ReviewRecord {

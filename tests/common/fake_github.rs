@@ -447,6 +447,19 @@ impl FakeGitHub {
         lock(&self.state).files_delay = if d.is_zero() { None } else { Some(d) };
     }
 
+    /// Adds a reaction (`+1`, `-1`, `laugh`, ...) to a review comment: its `reactions` rollup counts
+    /// it, as GitHub's does.
+    pub fn react(&self, comment_id: u64, content: &str) {
+        let mut s = lock(&self.state);
+        if let Some(c) = s.comments.iter_mut().find(|c| c.id == comment_id) {
+            let r = &mut c.value["reactions"];
+            let n = r[content].as_u64().unwrap_or(0);
+            r[content] = Value::from(n + 1);
+            let total = r["total_count"].as_u64().unwrap_or(0);
+            r["total_count"] = Value::from(total + 1);
+        }
+    }
+
     /// Marks a review comment's thread resolved (`"resolved": true` in `review_comments()`; the
     /// REST API has no such field, so it is not sent on the wire).
     pub fn resolve_comment(&self, comment_id: u64) {
@@ -1473,6 +1486,7 @@ fn create_review(st: &St, req: &Req, repo: &str, number: u64) -> Response {
             "original_line": nc.line,
             "side": nc.side,
             "subject_type": "line",
+            "reactions": {"total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0},
         });
         s.comments.push(StoredComment {
             id: cid,

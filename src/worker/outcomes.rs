@@ -1,0 +1,77 @@
+//! Settling what happened to posted findings, each time a pull request is looked at again:
+//! fixed when the code a finding pointed at changed or went away, dismissed on a thumbs-down
+//! (or, when the pull request merged, with the code unchanged). Resolved threads arrive as
+//! webhook events (see the server).
+
+use super::fetch::Fetched;
+use crate::github::{GitHub, ReviewComment};
+use crate::github::post::still_present;
+use crate::store::Store;
+use anyhow::Result;
+use std::collections::HashMap;
+
+#[derive(Debug, Default)]
+pub struct Settled {
+    pub fixed: usize,
+    pub dismissed: usize,
+}
+
+/// Settles a pull request's tracked findings against its head `head`.
+#[allow(clippy::too_many_arguments)]
+pub async fn settle(
+    store: &Store,
+    gh: &GitHub,
+    installation: u64,
+    repo: &str,
+    number: i64,
+    head: &str,
+    fetched: Option<&Fetched>,
+    comments: &[ReviewComment],
+    merged: bool,
+) -> Result<Settled> {
+    let tracked = store.tracked_findings(repo, number).await?;
+    let mut settled = Settled::default();
+    if tracked.is_empty() {
+        return Ok(settled);
+    }
+    // Each file's text at the head, once: from the fetched change, else from GitHub (None: gone).
+    let mut texts: HashMap<String, Option<String>> = HashMap::new();
+    for t in &tracked {
+        if texts.contains_key(&t.path) {
+            continue;
+        }
+        let text = match fetched.and_then(|f| f.new_text(&t.path)) {
+            Some(text) => Some(text),
+            None => gh
+                .file_content(installation, repo, &t.path, head)
+                .await?
+                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        };
+        texts.insert(t.path.clone(), text);
+    }
+    let thumbs_down: HashMap<i64, u64> = comments
+        .iter()
+        .map(|c| (c.id as i64, c.reactions.as_ref().map(|r| r.thumbs_down).unwrap_or(0)))
+        .collect();
+    let short = &head[..head.len().min(10)];
+    for t in tracked {
+        let present = texts
+            .get(&t.path)
+            .and_then(|x| x.as_deref())
+            .is_some_and(|text| still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize));
+        if !present {
+            store.set_outcome(t.id, "fixed", &format!("the code changed at {short}")).await?;
+            settled.fixed += 1;
+        } else if t.outcome == "open" {
+            let down = t.comment_id.and_then(|c| thumbs_down.get(&c)).copied().unwrap_or(0);
+            if down > 0 {
+                store.set_outcome(t.id, "dismissed", "thumbs-down on the comment").await?;
+                settled.dismissed += 1;
+            } else if merged {
+                store.set_outcome(t.id, "dismissed", "merged with the code unchanged").await?;
+                settled.dismissed += 1;
+            }
+        }
+    }
+    Ok(settled)
+}
