@@ -358,3 +358,40 @@ async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code()
     let summary = gh.reviews(REPO, 8)[0]["body"].as_str().unwrap().to_string();
     assert!(summary.contains("local-only"), "the summary says why: {summary}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_app_runs_on_postgresql_too() {
+    let pg = common::services::TempPg::start();
+    let gh = github_with_pr();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = app_env(dir.path(), &gh);
+    env.push(("REDLINE_DATABASE_URL".into(), pg.url.clone()));
+    let server = start("serve", dir.path(), &env);
+    let addr = server.addr.clone().unwrap();
+    let body = payload("pull_request.opened.json", |_| {});
+    assert_eq!(deliver_signed(&addr, "pull_request", "pg-1", &body).await.0, 202);
+    assert_eq!(deliver_signed(&addr, "pull_request", "pg-1", &body).await.0, 200, "deduplicated");
+    wait_for(60, "the review", || gh.reviews(REPO, 7).len() == 1).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let js = loop {
+        let js = jobs_in(&pg.url);
+        if js.len() == 1 && js[0]["status"] == "done" {
+            break js;
+        }
+        assert!(std::time::Instant::now() < deadline, "{js:#?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(js[0]["review"]["inline_comments"], 3);
+    // Every store query of /metrics and `redline stats` decodes on PostgreSQL.
+    let metrics = reqwest::get(format!("{addr}/metrics")).await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let metrics = metrics.text().await.unwrap();
+    assert!(metrics.contains("redline_jobs{status=\"done\"} 1") && metrics.contains("redline_findings{outcome=\"open\"} 3"), "{metrics}");
+    let out = common::redline().args(["stats", "--format", "json"]).env("REDLINE_DATABASE_URL", &pg.url).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["acceptance"]["open"], 3);
+    assert_eq!(v["reviews"]["count"], 1);
+    let migrate = common::redline().arg("migrate").env("REDLINE_DATABASE_URL", &pg.url).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), format!("{}: 0 migration(s) applied", pg.url));
+}

@@ -48,9 +48,8 @@ pub fn now_ms() -> i64 {
 /// A database URL with any password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let userinfo = &url[s + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
+        (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
+            let user = url[s + 3..at].split(':').next().unwrap_or("");
             format!("{}://{user}:***@{}", &url[..s], &url[at + 1..])
         }
         _ => url.to_string(),
@@ -357,7 +356,9 @@ impl Store {
                 .fetch_all(&self.pool)
                 .await?;
         let (reviews, tokens_in, tokens_out, cost, latency_sum): (i64, i64, i64, f64, i64) = sqlx::query_as(
-            "SELECT COUNT(*), COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), COALESCE(SUM(cost_usd), 0.0), COALESCE(SUM(latency_ms), 0) FROM reviews",
+            // PostgreSQL sums BIGINT as NUMERIC, which the Any driver cannot decode: cast back.
+            "SELECT COUNT(*), CAST(COALESCE(SUM(tokens_in), 0) AS BIGINT), CAST(COALESCE(SUM(tokens_out), 0) AS BIGINT),
+                    CAST(COALESCE(SUM(cost_usd), 0) AS DOUBLE PRECISION), CAST(COALESCE(SUM(latency_ms), 0) AS BIGINT) FROM reviews",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -501,5 +502,6 @@ mod tests {
             "postgres://redline:***@db:5432/redline"
         );
         assert_eq!(super::redact_url("sqlite://redline.db"), "sqlite://redline.db");
+        assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
     }
 }

@@ -196,9 +196,14 @@ pub async fn deliver_signed(addr: &str, event: &str, delivery: &str, body: &[u8]
 
 /// `redline jobs --format json` against the database in `dir`.
 pub fn jobs(dir: &Path) -> Vec<Value> {
+    jobs_in(&format!("sqlite://{}", dir.join("redline.db").display()))
+}
+
+/// `redline jobs --format json` against the database at `url`.
+pub fn jobs_in(url: &str) -> Vec<Value> {
     let out = redline()
         .args(["jobs", "--format", "json", "--limit", "100"])
-        .env("REDLINE_DATABASE_URL", format!("sqlite://{}", dir.join("redline.db").display()))
+        .env("REDLINE_DATABASE_URL", url)
         .output()
         .unwrap();
     assert!(out.status.success(), "redline jobs failed: {}", String::from_utf8_lossy(&out.stderr));
