@@ -99,7 +99,7 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     assert_eq!(status(&store, old.id).await, "cancelled", "completing a cancelled job changes nothing");
 
     // Release on shutdown: claimable again at once, the attempt not counted.
-    q.release(&next).await.unwrap();
+    q.release(&next, 0, None).await.unwrap();
     let again = claim(q, "w3", 5).await.unwrap();
     assert_eq!(again.job.id, new.id);
     assert_eq!(again.job.attempts, 1);

@@ -81,6 +81,7 @@ fn decode<T: serde::de::DeserializeOwned>(
         status: Some(200),
         message: format!("unexpected answer: {e}"),
         retryable: false,
+        retry_after: None,
     })
 }
 
@@ -144,7 +145,8 @@ impl GitHub {
         .await
     }
 
-    /// A file's bytes at a commit; None when it does not exist there (or is not a file).
+    /// A file's bytes at a commit; None when it does not exist there (or is not a file). A file
+    /// too large for the contents API is an error with status 413.
     pub async fn file_content(
         &self,
         installation: u64,
@@ -167,6 +169,17 @@ impl GitHub {
         if v["type"] != "file" {
             return Ok(None);
         }
+        if v["encoding"] != "base64" {
+            // Files over 1 MB come with `"encoding": "none"` and no content.
+            return Err(GitHubError {
+                method: "GET",
+                path: url.split('?').next().unwrap_or(&url).to_string(),
+                status: Some(413),
+                message: "larger than the contents API serves (1 MB)".into(),
+                retryable: false,
+                retry_after: None,
+            });
+        }
         let content: String = v["content"]
             .as_str()
             .unwrap_or("")
@@ -182,6 +195,7 @@ impl GitHub {
                 status: Some(200),
                 message: format!("file content is not base64: {e}"),
                 retryable: false,
+                retry_after: None,
             })
     }
 
@@ -208,7 +222,14 @@ impl GitHub {
         let path = format!("/repos/{repo}/pulls/{number}/reviews");
         let r = self.request(installation, "POST", &path, Some(review)).await?;
         let v: Value = decode(&path, &r.body)?;
-        Ok(v["id"].as_u64().unwrap_or(0))
+        v["id"].as_u64().ok_or_else(|| GitHubError {
+            method: "POST",
+            path,
+            status: Some(r.status),
+            message: "the created review has no id".into(),
+            retryable: true,
+            retry_after: None,
+        })
     }
 
     pub async fn delete_pending_review(&self, installation: u64, repo: &str, number: u64, id: u64) -> Result<(), GitHubError> {

@@ -28,6 +28,9 @@ pub struct GitHubError {
     pub message: String,
     /// Whether trying the job again later may succeed (limits, 5xx, network).
     pub retryable: bool,
+    /// Set for rate limits: how long until GitHub accepts requests again. The worker gives the
+    /// job back for that long without counting an attempt.
+    pub retry_after: Option<Duration>,
 }
 
 /// A response's status, headers and body.
@@ -70,9 +73,11 @@ pub struct GitHub {
     next_write: tokio::sync::Mutex<HashMap<u64, tokio::time::Instant>>,
     write_interval: Duration,
     retry: RetryPolicy,
-    /// Last `x-ratelimit-remaining` seen (-1: none yet), and its reset (unix seconds).
+    /// Per installation (limits are per installation): the last `x-ratelimit-remaining` and its
+    /// reset (unix seconds).
+    limits: Mutex<HashMap<u64, (i64, i64)>>,
+    /// The last `x-ratelimit-remaining` seen from any installation, for /metrics (-1: none yet).
     rate_remaining: AtomicI64,
-    rate_reset: AtomicI64,
 }
 
 impl GitHub {
@@ -97,8 +102,8 @@ impl GitHub {
             next_write: tokio::sync::Mutex::new(HashMap::new()),
             write_interval,
             retry: RetryPolicy::default(),
+            limits: Mutex::new(HashMap::new()),
             rate_remaining: AtomicI64::new(-1),
-            rate_reset: AtomicI64::new(0),
         })
     }
 
@@ -136,6 +141,7 @@ impl GitHub {
             status: None,
             message: e.to_string(),
             retryable: false,
+            retry_after: None,
         })?;
         let c = Arc::new(c);
         map.insert(id, c.clone());
@@ -144,6 +150,9 @@ impl GitHub {
 
     /// Sends one request for an installation, waiting out limits and retrying transient failures.
     /// Non-2xx answers that retrying cannot fix come back as errors with GitHub's message.
+    /// Requests that create content are retried only after a rate-limit answer (GitHub created
+    /// nothing then): after a network error or a 5xx the content may exist, and a blind retry
+    /// could post it twice, so the error goes up and the job's retry checks what exists first.
     pub async fn request(
         &self,
         installation: u64,
@@ -159,10 +168,23 @@ impl GitHub {
             status,
             message,
             retryable,
+            retry_after: None,
         };
         let mut backoff = self.retry.backoff;
         for attempt in 1..=self.retry.attempts {
-            self.wait_for_primary_limit().map_err(|m| err(Some(403), m, true))?.await;
+            match self.primary_limit_wait(installation) {
+                Some(wait) if wait > self.retry.max_wait => {
+                    return Err(GitHubError {
+                        retry_after: Some(wait),
+                        ..err(Some(403), format!("API rate limit spent for {}s", wait.as_secs()), true)
+                    });
+                }
+                Some(wait) => {
+                    tracing::warn!(installation, wait_secs = wait.as_secs(), "GitHub API rate limit spent; waiting for its reset");
+                    tokio::time::sleep(wait).await;
+                }
+                None => {}
+            }
             if creates {
                 self.pace(installation).await;
             }
@@ -183,7 +205,7 @@ impl GitHub {
                 Err(e) => {
                     // Transport errors say nothing secret.
                     let message = transport_message(&e);
-                    if attempt < self.retry.attempts {
+                    if attempt < self.retry.attempts && !creates {
                         tracing::warn!(%method, path, attempt, error = %message, "GitHub request failed; retrying");
                         tokio::time::sleep(jitter(backoff)).await;
                         backoff *= 2;
@@ -194,7 +216,7 @@ impl GitHub {
             };
             let status = resp.status().as_u16();
             let headers = resp.headers().clone();
-            self.note_rate_limit(&headers);
+            self.note_rate_limit(installation, &headers);
             let text = crab
                 .body_to_string(resp)
                 .await
@@ -215,14 +237,17 @@ impl GitHub {
                         self.retry.secondary_wait
                     };
                     if attempt == self.retry.attempts || wait > self.retry.max_wait {
-                        return Err(err(Some(status), format!("{message} (rate limited; retry after {}s)", wait.as_secs()), true));
+                        return Err(GitHubError {
+                            retry_after: Some(wait),
+                            ..err(Some(status), format!("{message} (rate limited; retry after {}s)", wait.as_secs()), true)
+                        });
                     }
                     tracing::warn!(%method, path, status, wait_secs = wait.as_secs_f64(), "GitHub rate limit; waiting");
                     // After the wait, jitter so that workers do not all return at once.
                     tokio::time::sleep(wait + jitter(backoff) / 2).await;
                     backoff *= 2;
                 }
-                500..=599 if attempt < self.retry.attempts => {
+                500..=599 if attempt < self.retry.attempts && !creates => {
                     tracing::warn!(%method, path, status, attempt, "GitHub server error; retrying");
                     tokio::time::sleep(jitter(backoff)).await;
                     backoff *= 2;
@@ -233,29 +258,19 @@ impl GitHub {
         Err(err(None, "gave up after retries".into(), true))
     }
 
-    fn note_rate_limit(&self, headers: &http::HeaderMap) {
+    fn note_rate_limit(&self, installation: u64, headers: &http::HeaderMap) {
         let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
-        if let Some(r) = get("x-ratelimit-remaining") {
-            self.rate_remaining.store(r, Ordering::Relaxed);
-        }
-        if let Some(r) = get("x-ratelimit-reset") {
-            self.rate_reset.store(r, Ordering::Relaxed);
+        if let (Some(remaining), Some(reset)) = (get("x-ratelimit-remaining"), get("x-ratelimit-reset")) {
+            self.limits.lock().unwrap().insert(installation, (remaining, reset));
+            self.rate_remaining.store(remaining, Ordering::Relaxed);
         }
     }
 
-    /// When the primary limit is spent: a sleep until its reset, or an error when that is too far.
-    fn wait_for_primary_limit(&self) -> Result<tokio::time::Sleep, String> {
-        let remaining = self.rate_remaining.load(Ordering::Relaxed);
-        let reset = self.rate_reset.load(Ordering::Relaxed);
+    /// How long to wait before the next request of an installation whose primary limit is spent.
+    fn primary_limit_wait(&self, installation: u64) -> Option<Duration> {
+        let (remaining, reset) = *self.limits.lock().unwrap().get(&installation)?;
         let now = unix_now();
-        if remaining == 0 && reset > now {
-            let wait = Duration::from_secs((reset - now) as u64);
-            if wait > self.retry.max_wait {
-                return Err(format!("API rate limit spent until {reset} (unix time)"));
-            }
-            return Ok(tokio::time::sleep(wait));
-        }
-        Ok(tokio::time::sleep(Duration::ZERO))
+        (remaining == 0 && reset > now).then(|| Duration::from_secs((reset - now) as u64))
     }
 
     /// Content-creating requests of one installation go at least `write_interval` apart.

@@ -14,6 +14,8 @@ use std::collections::HashSet;
 const FP_MARK: &str = "<!-- redline:fp=";
 /// The marker of a summary review: which job and head it belongs to.
 const REVIEW_MARK: &str = "<!-- redline:review ";
+/// Where the summary's coverage table stops growing (GitHub's body limit is 65,536 characters).
+const SUMMARY_TABLE_BUDGET: usize = 50_000;
 
 /// Lines of code a fingerprint covers at most.
 const MAX_CODE_LINES: usize = 20;
@@ -60,8 +62,16 @@ pub fn fingerprint(f: &Finding, new_text: Option<&str>) -> String {
 /// Whether `text` (a file's new content) still holds the code a fingerprint was taken of,
 /// anywhere in the file: code that only moved is still there.
 pub fn still_present(fp: &str, key: &str, path: &str, text: &str, n: usize) -> bool {
-    let lines = text.lines().count();
-    (1..=lines.max(1)).any(|line| fingerprint_of(key, path, &code_at(text, line, n.max(1))) == fp)
+    let folded: Vec<String> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let n = n.max(1);
+    if folded.is_empty() {
+        return fingerprint_of(key, path, "") == fp;
+    }
+    // Every window of n lines (shorter at the end of the file, as code_at takes them).
+    (0..folded.len()).any(|i| fingerprint_of(key, path, &folded[i..(i + n).min(folded.len())].join("\n")) == fp)
 }
 
 /// The fingerprints found in comment bodies.
@@ -166,22 +176,49 @@ pub fn comment_body(f: &Finding, fp: &str) -> String {
 impl GitHub {
     /// Posts the review; 422s on some comments move those into the summary and the rest go out.
     pub async fn post_review(&self, req: &PostRequest<'_>) -> Result<Posted, GitHubError> {
-        // A worker that died after posting leaves its review behind: do not post it twice.
+        // A worker that died after posting leaves its review behind: do not post it twice, but
+        // record what it posted (matched by fingerprint).
         let marker = format!("{REVIEW_MARK}job={} head={} -->", req.job_id, req.head_sha);
         let existing = self.reviews(req.installation, req.repo, req.number).await?;
-        if let Some(r) = existing.iter().find(|r| r.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+        if let Some(r) = existing.iter().find(|r| r.state != "PENDING" && r.body.as_deref().is_some_and(|b| b.contains(&marker))) {
+            let comments = self.review_comments(req.installation, req.repo, req.number).await?;
+            let by_fp: std::collections::HashMap<String, u64> = comments
+                .iter()
+                .filter_map(|c| Some((fingerprints_in(std::iter::once(c.body.as_str())).into_iter().next()?, c.id)))
+                .collect();
+            let findings = req
+                .review
+                .findings
+                .iter()
+                .map(|f| {
+                    let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
+                    let comment_id = by_fp.get(&fp).copied();
+                    Outgoing {
+                        finding: f.clone(),
+                        placement: if comment_id.is_some() { "inline".into() } else { "summary: posted by an earlier attempt".into() },
+                        fingerprint: fp,
+                        comment_id,
+                    }
+                })
+                .collect();
             return Ok(Posted {
                 review_id: Some(r.id),
-                findings: Vec::new(),
+                findings,
                 already_posted: true,
             });
+        }
+        // A pending review of ours (left by an interrupted probe) would make GitHub refuse every
+        // new review on this pull request.
+        for r in existing.iter().filter(|r| r.state == "PENDING") {
+            self.delete_pending_review(req.installation, req.repo, req.number, r.id).await?;
         }
 
         let mut out: Vec<Outgoing> = Vec::new();
         let mut inline = 0;
+        let mut seen: HashSet<String> = HashSet::new();
         for f in &req.review.findings {
             let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
-            let placement = if req.known.contains(&fp) {
+            let placement = if req.known.contains(&fp) || !seen.insert(fp.clone()) {
                 "repeat".to_string()
             } else if let Some(why) = req.held_back(f) {
                 format!("demoted: {why}")
@@ -263,6 +300,7 @@ impl GitHub {
     async fn find_refused(&self, req: &PostRequest<'_>, out: &[Outgoing], candidates: &[usize]) -> Result<Vec<usize>, GitHubError> {
         let mut bad = Vec::new();
         let mut stack = vec![candidates.to_vec()];
+        let mut cleanups = 0;
         while let Some(group) = stack.pop() {
             let payload = json!({
                 "commit_id": req.head_sha,
@@ -270,6 +308,16 @@ impl GitHub {
             });
             match self.create_review(req.installation, req.repo, req.number, &payload).await {
                 Ok(id) => self.delete_pending_review(req.installation, req.repo, req.number, id).await?,
+                // Not this group's fault: a pending review exists. Remove it and try again.
+                Err(e) if e.status == Some(422) && e.message.to_ascii_lowercase().contains("pending review") && cleanups < 3 => {
+                    cleanups += 1;
+                    for r in self.reviews(req.installation, req.repo, req.number).await? {
+                        if r.state == "PENDING" {
+                            self.delete_pending_review(req.installation, req.repo, req.number, r.id).await?;
+                        }
+                    }
+                    stack.push(group);
+                }
                 Err(e) if e.status == Some(422) => {
                     if group.len() == 1 {
                         bad.push(group[0]);
@@ -356,7 +404,12 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         .collect();
     if !elsewhere.is_empty() {
         b.push_str("\n### Findings not posted as line comments\n\n");
-        for o in elsewhere {
+        let listed = elsewhere.len();
+        for (i, o) in elsewhere.into_iter().enumerate() {
+            if b.len() > SUMMARY_TABLE_BUDGET / 2 {
+                b.push_str(&format!("- … and {} more\n", listed - i));
+                break;
+            }
             let f = &o.finding;
             b.push_str(&format!(
                 "- {} `{}:{}` {}: {} _({})_\n",
@@ -371,7 +424,14 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
     }
 
     b.push_str("\n<details><summary>Coverage</summary>\n\n| file | status | review |\n|---|---|---|\n");
+    // GitHub refuses bodies over 65,536 characters: the table stops well before.
+    let mut rows = 0;
+    let total_rows = r.files.len() + req.not_reviewed.len();
     for f in &r.files {
+        if b.len() > SUMMARY_TABLE_BUDGET {
+            break;
+        }
+        rows += 1;
         let how = match (&f.skipped, r.agent.as_ref().and_then(|a| a.files.iter().find(|x| x.path == f.path))) {
             (Some(why), _) => format!("skipped: {why}"),
             (None, Some(rec)) if rec.coverage != "agent" => format!(
@@ -384,7 +444,14 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         b.push_str(&format!("| `{}` | {} | {how} |\n", f.path, f.status));
     }
     for (path, why) in req.not_reviewed {
+        if b.len() > SUMMARY_TABLE_BUDGET {
+            break;
+        }
+        rows += 1;
         b.push_str(&format!("| `{path}` | | not reviewed: {why} |\n"));
+    }
+    if rows < total_rows {
+        b.push_str(&format!("| … and {} more file(s) | | |\n", total_rows - rows));
     }
     b.push_str("\n</details>\n\n");
     for n in &r.notes {

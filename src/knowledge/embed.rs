@@ -154,7 +154,7 @@ impl Embedder {
 /// Removes anything that looks like a bearer key from an error message.
 pub fn scrub(s: &str) -> String {
     static KEY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(sk-[A-Za-z0-9_-]{8,}|Bearer\s+\S+)").unwrap()
+        regex::Regex::new(r"(sk-[A-Za-z0-9_*.-]{3,}|Bearer\s+\S+)").unwrap()
     });
     KEY.replace_all(s, "<redacted>").into_owned()
 }

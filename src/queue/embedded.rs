@@ -65,7 +65,7 @@ impl JobQueue for EmbeddedQueue {
     fn renew<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             self.store
-                .renew_lease(claim.job.id, &claim.worker, self.lease_ms)
+                .renew_lease(claim.job.id, &claim.worker, claim.job.attempts, self.lease_ms)
                 .await
         })
     }
@@ -73,19 +73,25 @@ impl JobQueue for EmbeddedQueue {
     fn complete<'a>(&'a self, claim: &'a Claim, outcome: &'a str) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.store
-                .complete_job(claim.job.id, &claim.worker, outcome)
+                .complete_job(claim.job.id, &claim.worker, claim.job.attempts, outcome)
                 .await?;
             Ok(())
         })
     }
 
     fn fail<'a>(&'a self, claim: &'a Claim, error: &'a str) -> BoxFuture<'a, JobStatus> {
-        Box::pin(async move { self.store.fail_job(claim.job.id, &claim.worker, error).await })
+        Box::pin(async move {
+            self.store
+                .fail_job(claim.job.id, &claim.worker, claim.job.attempts, error)
+                .await
+        })
     }
 
-    fn release<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, ()> {
+    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.store.release_job(claim.job.id, &claim.worker).await?;
+            self.store
+                .release_job(claim.job.id, &claim.worker, claim.job.attempts, delay_ms, why)
+                .await?;
             self.notify.notify_waiters();
             Ok(())
         })

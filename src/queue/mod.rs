@@ -42,8 +42,9 @@ pub trait JobQueue: Send + Sync {
     fn complete<'a>(&'a self, claim: &'a Claim, outcome: &'a str) -> BoxFuture<'a, ()>;
     /// The attempt failed: retry after a backoff, or dead when out of attempts.
     fn fail<'a>(&'a self, claim: &'a Claim, error: &'a str) -> BoxFuture<'a, JobStatus>;
-    /// Shutdown: give the job back at once without counting the attempt.
-    fn release<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, ()>;
+    /// Gives the job back without counting the attempt, to run again after `delay_ms`: at once
+    /// on shutdown, or when a rate limit resets (`why` is kept as the job's last error).
+    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()>;
     /// The lease a claim gets, renewed at a third of it.
     fn lease_ms(&self) -> i64;
     /// `embedded` or `sqs`, for logs and metrics.

@@ -15,7 +15,12 @@ pub struct SqsQueue {
     /// Jobs of critical repositories go here when set, and are received first.
     priority_url: Option<String>,
     lease_ms: i64,
+    /// When this process last looked for jobs whose message may be lost (unix ms).
+    last_sweep: std::sync::atomic::AtomicI64,
 }
+
+/// How often, and after how long without a claim, jobs are sent again.
+const SWEEP_EVERY_MS: i64 = 60_000;
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Message {
@@ -51,7 +56,32 @@ impl SqsQueue {
             queue_url,
             priority_url,
             lease_ms: lease.as_millis() as i64,
+            last_sweep: std::sync::atomic::AtomicI64::new(0),
         }
+    }
+
+    /// Sends again the jobs nobody claimed for a while: their message may be lost (a crash
+    /// between the store's commit and the send, a dead-letter queue). A duplicate message is
+    /// harmless: the store lets one worker claim the job, and the other message is deleted.
+    async fn sweep(&self) -> Result<()> {
+        use std::sync::atomic::Ordering;
+        let now = crate::store::now_ms();
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now - last < SWEEP_EVERY_MS
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return Ok(());
+        }
+        let stale = self.store.stale_jobs((self.lease_ms * 2).max(SWEEP_EVERY_MS), 100).await?;
+        for job in stale {
+            tracing::info!(job = job.id, "sending a job again: unclaimed for a while");
+            self.push(&job).await?;
+            self.store.touch_job(job.id).await?;
+        }
+        Ok(())
     }
 
     fn lease_secs(&self) -> i32 {
@@ -144,10 +174,11 @@ impl SqsQueue {
             }));
         }
         match self.store.job(msg.job_id).await? {
-            Some(Job { status, .. }) if status == "running" || status == "failed" => {
+            Some(Job { status, .. }) if ["queued", "running", "failed"].contains(&status.as_str()) => {
                 // Someone holds it, or its backoff has not passed: look again later.
                 self.set_visibility(url, &receipt, self.lease_secs()).await?;
             }
+            // Finished, cancelled, dead, or unknown: nobody needs the message.
             _ => self.delete(url, &receipt).await?,
         }
         Ok(None)
@@ -175,6 +206,9 @@ impl JobQueue for SqsQueue {
 
     fn claim<'a>(&'a self, worker: &'a str) -> BoxFuture<'a, Option<Claim>> {
         Box::pin(async move {
+            if let Err(e) = self.sweep().await {
+                tracing::warn!(error = %format!("{e:#}"), "cannot look for jobs to send again");
+            }
             if let Some(p) = &self.priority_url {
                 if let Some((msg, receipt)) = self.receive(p, 0).await? {
                     return self.take(p, msg, receipt, worker).await;
@@ -191,7 +225,7 @@ impl JobQueue for SqsQueue {
         Box::pin(async move {
             let held = self
                 .store
-                .renew_lease(claim.job.id, &claim.worker, self.lease_ms)
+                .renew_lease(claim.job.id, &claim.worker, claim.job.attempts, self.lease_ms)
                 .await?;
             if let Some((url, receipt)) = &claim.receipt {
                 if held {
@@ -208,7 +242,7 @@ impl JobQueue for SqsQueue {
         Box::pin(async move {
             let held = self
                 .store
-                .complete_job(claim.job.id, &claim.worker, outcome)
+                .complete_job(claim.job.id, &claim.worker, claim.job.attempts, outcome)
                 .await?;
             if let Some((url, receipt)) = &claim.receipt {
                 if held {
@@ -225,7 +259,7 @@ impl JobQueue for SqsQueue {
         Box::pin(async move {
             let status = self
                 .store
-                .fail_job(claim.job.id, &claim.worker, error)
+                .fail_job(claim.job.id, &claim.worker, claim.job.attempts, error)
                 .await?;
             if let Some((url, receipt)) = &claim.receipt {
                 match status {
@@ -242,11 +276,13 @@ impl JobQueue for SqsQueue {
         })
     }
 
-    fn release<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, ()> {
+    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()> {
         Box::pin(async move {
-            self.store.release_job(claim.job.id, &claim.worker).await?;
+            self.store
+                .release_job(claim.job.id, &claim.worker, claim.job.attempts, delay_ms, why)
+                .await?;
             if let Some((url, receipt)) = &claim.receipt {
-                self.set_visibility(url, receipt, 0).await?;
+                self.set_visibility(url, receipt, ((delay_ms + 999) / 1000) as i32).await?;
             }
             Ok(())
         })

@@ -159,10 +159,19 @@ fn shutdown_flag() -> Arc<AtomicBool> {
     flag
 }
 
-/// A name for this process's workers in leases and logs.
+/// A name for this process's workers in leases and logs, unique even when containers share a
+/// host name and a pid: the host, the pid, and the start time in nanoseconds.
 fn worker_name() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
-    format!("{host}:{}", std::process::id())
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{host}:{}:{nanos:09}", std::process::id())
 }
 
 fn worker_context(settings: &Settings, store: &Store, queue: Arc<dyn JobQueue>, github: Arc<GitHub>) -> Arc<crate::worker::Context> {

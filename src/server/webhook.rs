@@ -54,10 +54,15 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body
     let action = payload["action"].as_str().map(str::to_string);
     let plan = match decide(&state, event, &payload).await {
         Ok(p) => p,
-        Err(why) => {
+        Err(Rejection::Malformed(why)) => {
             state.count("rejected_payload");
             tracing::warn!(delivery = delivery_id, event, %why, "malformed webhook payload");
             return reply(StatusCode::BAD_REQUEST, &why);
+        }
+        Err(Rejection::Store(e)) => {
+            state.count("store_error");
+            tracing::error!(delivery = delivery_id, event, error = %format!("{e:#}"), "cannot record the event");
+            return reply(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
         }
     };
     let delivery = Delivery {
@@ -81,10 +86,9 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body
         }
         Accepted::New { job: Some(job), cancelled } => {
             if let Err(e) = state.queue.push(&job).await {
-                tracing::error!(delivery = delivery_id, error = %format!("{e:#}"), "cannot hand the job to the queue");
-                let _ = state.store.forget_delivery(delivery_id).await;
+                // The job is in the store: the queue's sweeper sends it once the queue is back.
+                tracing::error!(delivery = delivery_id, job = job.id, error = %format!("{e:#}"), "cannot hand the job to the queue now; it will be sent again");
                 state.count("queue_error");
-                return reply(StatusCode::SERVICE_UNAVAILABLE, "the queue is unavailable");
             }
             state.count("enqueued");
             tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = job.pr_number, cancelled, "review job enqueued");
@@ -102,16 +106,35 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body
     }
 }
 
-fn str_field<'a>(v: &'a Value, pointer: &str) -> Result<&'a str, String> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("payload has no {pointer}"))
+/// Why a delivery is not acted on: its payload lacks what the event needs (400), or the store
+/// failed (503, so that a redelivery can succeed).
+enum Rejection {
+    Malformed(String),
+    Store(anyhow::Error),
 }
 
-fn int_field(v: &Value, pointer: &str) -> Result<i64, String> {
+impl From<String> for Rejection {
+    fn from(s: String) -> Self {
+        Rejection::Malformed(s)
+    }
+}
+
+impl From<&str> for Rejection {
+    fn from(s: &str) -> Self {
+        Rejection::Malformed(s.to_string())
+    }
+}
+
+fn str_field<'a>(v: &'a Value, pointer: &str) -> Result<&'a str, Rejection> {
+    v.pointer(pointer)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Rejection::Malformed(format!("payload has no {pointer}")))
+}
+
+fn int_field(v: &Value, pointer: &str) -> Result<i64, Rejection> {
     v.pointer(pointer)
         .and_then(Value::as_i64)
-        .ok_or_else(|| format!("payload has no {pointer}"))
+        .ok_or_else(|| Rejection::Malformed(format!("payload has no {pointer}")))
 }
 
 fn ignored(why: &str) -> DeliveryPlan {
@@ -122,7 +145,7 @@ fn ignored(why: &str) -> DeliveryPlan {
 }
 
 /// What a delivery asks for. Errors name the missing field of a malformed payload.
-async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan, String> {
+async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan, Rejection> {
     let action = p["action"].as_str().unwrap_or("");
     match event {
         "ping" => Ok(ignored("ping")),
@@ -238,7 +261,7 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                 .store
                 .thread_resolved(repo, &ids, action == "resolved")
                 .await
-                .map_err(|e| format!("cannot record the thread: {e}"))?;
+                .map_err(Rejection::Store)?;
             Ok(DeliveryPlan {
                 outcome: format!("recorded: thread {action}, {n} finding(s) updated"),
                 ..DeliveryPlan::default()
@@ -261,7 +284,7 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                 .store
                 .upsert_installation(id, account, status, repos.as_deref())
                 .await
-                .map_err(|e| format!("cannot record the installation: {e}"))?;
+                .map_err(Rejection::Store)?;
             if let Some(gh) = &state.github {
                 // New permissions or a suspension: the cached token is stale.
                 gh.forget_installation(id as u64);
@@ -280,7 +303,7 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                 .store
                 .change_installation_repos(id, account, &names("repositories_added"), &names("repositories_removed"))
                 .await
-                .map_err(|e| format!("cannot record the installation: {e}"))?;
+                .map_err(Rejection::Store)?;
             Ok(ignored(&format!("installation_repositories {action} recorded")))
         }
         other => Ok(ignored(&format!("event {other}"))),

@@ -149,7 +149,7 @@ impl Store {
         let now = now_ms();
         let sql = format!(
             "UPDATE jobs SET status = 'running', lease_owner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
-             WHERE id = $4 AND ((status IN ('queued', 'failed') AND run_after <= $3) OR (status = 'running' AND lease_until < $3))
+             WHERE id = $4 AND (status = 'queued' OR (status = 'failed' AND run_after <= $3) OR (status = 'running' AND lease_until < $3))
              RETURNING {COLUMNS}"
         );
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
@@ -162,15 +162,18 @@ impl Store {
     }
 
     /// Extends a lease; false when the job is no longer this worker's (cancelled, taken over).
-    pub async fn renew_lease(&self, id: i64, worker: &str, lease_ms: i64) -> Result<bool> {
+    /// Every call naming a held job also names the claim's attempt number: a takeover bumps it,
+    /// so a worker that lost its lease can never act on the job again, even under the same name.
+    pub async fn renew_lease(&self, id: i64, worker: &str, attempt: i64, lease_ms: i64) -> Result<bool> {
         let now = now_ms();
         let n = sqlx::query(
-            "UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+            "UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status = 'running'",
         )
         .bind(now + lease_ms)
         .bind(now)
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -178,27 +181,30 @@ impl Store {
     }
 
     /// Whether `worker` still holds the job (checked before anything is posted).
-    pub async fn still_holds(&self, id: i64, worker: &str) -> Result<bool> {
+    pub async fn still_holds(&self, id: i64, worker: &str, attempt: i64) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+            "SELECT COUNT(*) FROM jobs WHERE id = $1 AND lease_owner = $2 AND attempts = $3 AND status = 'running' AND lease_until > $4",
         )
         .bind(id)
         .bind(worker)
+        .bind(attempt)
+        .bind(now_ms())
         .fetch_one(&self.pool)
         .await?;
         Ok(n == 1)
     }
 
     /// Marks a held job done with a one-line outcome; false if it was no longer held.
-    pub async fn complete_job(&self, id: i64, worker: &str, outcome: &str) -> Result<bool> {
+    pub async fn complete_job(&self, id: i64, worker: &str, attempt: i64, outcome: &str) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE jobs SET status = 'done', outcome = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2
-             WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+             WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status = 'running'",
         )
         .bind(outcome)
         .bind(now_ms())
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -220,11 +226,11 @@ impl Store {
     }
 
     /// Records a failed attempt: back to the queue after a backoff, or dead when out of attempts.
-    pub async fn fail_job(&self, id: i64, worker: &str, error: &str) -> Result<JobStatus> {
+    pub async fn fail_job(&self, id: i64, worker: &str, attempt: i64, error: &str) -> Result<JobStatus> {
         let Some(job) = self.job(id).await? else {
             return Ok(JobStatus::Lost);
         };
-        if job.status != "running" || job.lease_owner.as_deref() != Some(worker) {
+        if job.status != "running" || job.lease_owner.as_deref() != Some(worker) || job.attempts != attempt {
             return Ok(JobStatus::Lost);
         }
         let now = now_ms();
@@ -241,7 +247,7 @@ impl Store {
         };
         let n = sqlx::query(
             "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4
-             WHERE id = $5 AND lease_owner = $6 AND status = 'running'",
+             WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = 'running'",
         )
         .bind(status)
         .bind(&error)
@@ -249,6 +255,7 @@ impl Store {
         .bind(now)
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .execute(&self.pool)
         .await?
         .rows_affected();
@@ -268,18 +275,63 @@ impl Store {
         Ok(())
     }
 
-    /// Gives a held job back to the queue without counting the attempt (shutdown).
-    pub async fn release_job(&self, id: i64, worker: &str) -> Result<()> {
+    /// Gives a held job back to the queue without counting the attempt, to run again after
+    /// `delay_ms` (0 at shutdown; a rate limit's reset when GitHub's limit is spent).
+    pub async fn release_job(&self, id: i64, worker: &str, attempt: i64, delay_ms: i64, why: Option<&str>) -> Result<()> {
+        let now = now_ms();
+        let status = if delay_ms > 0 { "failed" } else { "queued" };
         sqlx::query(
-            "UPDATE jobs SET status = 'queued', attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, run_after = $1, updated_at = $1
-             WHERE id = $2 AND lease_owner = $3 AND status = 'running'",
+            "UPDATE jobs SET status = $1, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, run_after = $2, updated_at = $3,
+                    last_error = COALESCE($4, last_error)
+             WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = 'running'",
         )
-        .bind(now_ms())
+        .bind(status)
+        .bind(now + delay_ms)
+        .bind(now)
+        .bind(why)
         .bind(id)
         .bind(worker)
+        .bind(attempt)
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Queued jobs nobody has claimed for `stale_ms`, and retries overdue by as much: an external
+    /// queue may have lost their messages (a crash between commit and send, a dead-letter queue).
+    pub async fn stale_jobs(&self, stale_ms: i64, limit: i64) -> Result<Vec<Job>> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM jobs WHERE status IN ('queued', 'failed') AND run_after < $1 AND updated_at < $1 ORDER BY id LIMIT $2"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now_ms() - stale_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Marks jobs as looked at now (so the sweeper does not send them again at once).
+    pub async fn touch_job(&self, id: i64) -> Result<()> {
+        sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2 AND status IN ('queued', 'failed')")
+            .bind(now_ms())
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether another job of the pull request is waiting or running for `head`.
+    pub async fn live_job_for_head(&self, repo: &str, pr: i64, head: &str, except: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND id != $4 AND status IN ('queued', 'running', 'failed')",
+        )
+        .bind(repo)
+        .bind(pr)
+        .bind(head)
+        .bind(except)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     /// Jobs waiting to run (queued, or failed and waiting for their backoff).

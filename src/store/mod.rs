@@ -47,6 +47,15 @@ pub fn now_ms() -> i64 {
 
 /// A database URL with any password replaced, for messages.
 pub fn redact_url(url: &str) -> String {
+    // `?password=...` is accepted by both drivers too.
+    let url = match url.find("password=") {
+        Some(i) => {
+            let end = url[i..].find('&').map(|j| i + j).unwrap_or(url.len());
+            format!("{}password=***{}", &url[..i], &url[end..])
+        }
+        None => url.to_string(),
+    };
+    let url = url.as_str();
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s && url[s + 3..at].contains(':') => {
             let user = url[s + 3..at].split(':').next().unwrap_or("");
@@ -188,23 +197,7 @@ impl Store {
         Ok(Accepted::New { job, cancelled })
     }
 
-    /// Forgets a delivery and its job, so GitHub's redelivery is accepted again (used when the job
-    /// could not be handed to an external queue).
-    pub async fn forget_delivery(&self, delivery_id: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM jobs WHERE delivery_id = $1 AND status = 'queued'")
-            .bind(delivery_id)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM deliveries WHERE id = $1")
-            .bind(delivery_id)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// How many deliveries have this id (0 or 1; for tests and audits).
+    /// How many deliveries are recorded.
     pub async fn delivery_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
             .fetch_one(&self.pool)
@@ -236,13 +229,14 @@ impl Store {
 
     /// Adds and removes repositories of an installation.
     pub async fn change_installation_repos(&self, id: i64, account: &str, added: &[String], removed: &[String]) -> Result<()> {
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT repositories FROM installations WHERE id = $1")
+        let current: Option<(String, String)> =
+            sqlx::query_as("SELECT repositories, status FROM installations WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
+        let status = current.as_ref().map(|c| c.1.clone()).unwrap_or_else(|| "active".into());
         let mut repos: Vec<String> = current
-            .and_then(|s| serde_json::from_str(&s).ok())
+            .and_then(|c| serde_json::from_str(&c.0).ok())
             .unwrap_or_default();
         repos.retain(|r| !removed.contains(r));
         for a in added {
@@ -250,7 +244,8 @@ impl Store {
                 repos.push(a.clone());
             }
         }
-        self.upsert_installation(id, account, "active", Some(&repos)).await
+        // A suspended installation stays suspended.
+        self.upsert_installation(id, account, &status, Some(&repos)).await
     }
 
     /// An installation's status (`active`, `suspended`, `deleted`), if known.
@@ -503,5 +498,9 @@ mod tests {
         );
         assert_eq!(super::redact_url("sqlite://redline.db"), "sqlite://redline.db");
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            super::redact_url("postgres://h/db?user=u&password=hunter2&sslmode=require"),
+            "postgres://h/db?user=u&password=***&sslmode=require"
+        );
     }
 }

@@ -17,6 +17,8 @@ pub struct Fetched {
     pub not_reviewed: Vec<(String, String)>,
     /// New-side line ranges of each file's hunks: GitHub takes comments on these lines only.
     hunks: HashMap<String, Vec<(u32, u32)>>,
+    /// Renamed files: old path to new path.
+    pub renamed: HashMap<String, String>,
 }
 
 impl Fetched {
@@ -134,8 +136,14 @@ pub async fn fetch_change(
         }
         while let Some(joined) = set.join_next().await {
             let (path, r) = joined.map_err(|e| anyhow!("fetching a file failed: {e}"))?;
-            if let Some(bytes) = r? {
-                texts.insert(path, bytes);
+            match r {
+                Ok(Some(bytes)) => {
+                    texts.insert(path, bytes);
+                }
+                // Listed as "file content unavailable" by the review.
+                Ok(None) => {}
+                Err(e) if e.status == Some(413) => {}
+                Err(e) => return Err(e.into()),
             }
         }
     }
@@ -145,6 +153,10 @@ pub async fn fetch_change(
         ..ChangeSet::default()
     };
     let mut hunks = HashMap::new();
+    let renamed: HashMap<String, String> = kept
+        .iter()
+        .filter_map(|f| f.previous_filename.clone().map(|old| (old, f.filename.clone())))
+        .collect();
     for f in kept {
         let parsed = crate::diff::parse(&diff_text(&f))
             .map_err(|e| anyhow!("GitHub's patch for {} does not parse: {e}", f.filename))?;
@@ -169,6 +181,7 @@ pub async fn fetch_change(
         config_text,
         not_reviewed,
         hunks,
+        renamed,
     })
 }
 

@@ -75,16 +75,24 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
         let claim = claim.clone();
         let lost = lost.clone();
         tokio::spawn(async move {
-            let every = Duration::from_millis((ctx.queue.lease_ms() / 3).max(500) as u64);
+            let lease = Duration::from_millis(ctx.queue.lease_ms() as u64);
+            let every = (lease / 3).max(Duration::from_millis(500));
+            let mut renewed = Instant::now();
             loop {
                 tokio::time::sleep(every).await;
                 match ctx.queue.renew(&claim).await {
-                    Ok(true) => {}
+                    Ok(true) => renewed = Instant::now(),
                     Ok(false) => {
                         lost.set();
                         break;
                     }
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "lease renewal failed"),
+                }
+                // Renewals failing for a whole lease: another worker may have the job by now.
+                if renewed.elapsed() >= lease {
+                    tracing::warn!("the lease lapsed: stopping before anything is posted");
+                    lost.set();
+                    break;
                 }
             }
         })
@@ -98,7 +106,7 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
     match result {
         None => {
             // Shutdown mid-job: another worker takes it from the start.
-            if let Err(e) = ctx.queue.release(&claim).await {
+            if let Err(e) = ctx.queue.release(&claim, 0, None).await {
                 tracing::error!(job = job.id, error = %format!("{e:#}"), "cannot release the job");
             }
             tracing::info!(job = job.id, "job released at shutdown");
@@ -108,6 +116,15 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
                 tracing::error!(job = job.id, error = %format!("{e:#}"), "cannot record the job as done");
             }
             tracing::info!(job = job.id, ms = start.elapsed().as_millis() as u64, %outcome, "job finished");
+        }
+        Some(Err(e)) if rate_limited(&e).is_some() => {
+            // GitHub's limit is spent: run again when it resets, without using up an attempt.
+            let wait = rate_limited(&e).unwrap_or_default();
+            let message = format!("{e:#}");
+            if let Err(e2) = ctx.queue.release(&claim, wait.as_millis() as i64, Some(&message)).await {
+                tracing::error!(job = job.id, error = %format!("{e2:#}"), "cannot reschedule the job");
+            }
+            tracing::warn!(job = job.id, retry_in_secs = wait.as_secs(), "GitHub rate limit: job rescheduled");
         }
         Some(Err(e)) => {
             let message = format!("{e:#}");
@@ -121,6 +138,13 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
             }
         }
     }
+}
+
+/// How long until GitHub takes requests again, when `e` is a rate limit.
+fn rate_limited(e: &anyhow::Error) -> Option<Duration> {
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::github::GitHubError>())
+        .and_then(|g| g.retry_after)
 }
 
 /// Resolves once shutdown is asked for and the grace period for in-flight jobs has passed.
@@ -148,11 +172,20 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
         let s = outcomes::settle(&ctx.store, gh, inst, &job.repo, job.pr_number, &pr.head.sha, None, &comments, true).await?;
         return Ok(format!("merged: {} finding(s) fixed, {} dismissed", s.fixed, s.dismissed));
     }
-    // A `/redline review` comment names no commit: review the head as it is now.
-    let head_sha = if job.head_sha.is_empty() { pr.head.sha.clone() } else { job.head_sha.clone() };
-    if pr.head.sha != head_sha {
-        return Ok(format!("superseded: the head is now {}", short(&pr.head.sha)));
-    }
+    // A `/redline review` comment names no commit: review the head as it is now. A job for an
+    // older head reviews the current one when no other job will (its webhook came out of order,
+    // or never came).
+    let head_sha = if job.head_sha.is_empty() {
+        pr.head.sha.clone()
+    } else if job.head_sha != pr.head.sha {
+        if ctx.store.live_job_for_head(&job.repo, job.pr_number, &pr.head.sha, job.id).await? || pr.state != "open" {
+            return Ok(format!("superseded: the head is now {}", short(&pr.head.sha)));
+        }
+        tracing::info!(head = %pr.head.sha, "the head moved and no job targets it: reviewing it instead");
+        pr.head.sha.clone()
+    } else {
+        job.head_sha.clone()
+    };
     if pr.state != "open" {
         return Ok(format!("skipped: the pull request is {}", pr.state));
     }
@@ -200,7 +233,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     .map_err(|e| anyhow!("the review panicked: {e}"))??;
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
-    if lost.is_set() || !ctx.store.still_holds(job.id, &claim.worker).await? {
+    if lost.is_set() || !ctx.store.still_holds(job.id, &claim.worker, job.attempts).await? {
         return Ok("stopped before posting: the job was cancelled or taken over".into());
     }
     let now = gh.pull(inst, &job.repo, number).await?;

@@ -34,18 +34,23 @@ pub async fn settle(
     if tracked.is_empty() {
         return Ok(settled);
     }
-    // Each file's text at the head, once: from the fetched change, else from GitHub (None: gone).
-    let mut texts: HashMap<String, Option<String>> = HashMap::new();
+    // Each file's text at the head, once: from the fetched change (following a rename), else
+    // from GitHub. Outer None: unknown (too large to fetch), so nothing is decided for it.
+    let mut texts: HashMap<String, Option<Option<String>>> = HashMap::new();
     for t in &tracked {
         if texts.contains_key(&t.path) {
             continue;
         }
-        let text = match fetched.and_then(|f| f.new_text(&t.path)) {
-            Some(text) => Some(text),
-            None => gh
-                .file_content(installation, repo, &t.path, head)
-                .await?
-                .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        let path = fetched
+            .and_then(|f| f.renamed.get(&t.path))
+            .unwrap_or(&t.path);
+        let text = match fetched.and_then(|f| f.new_text(path)) {
+            Some(text) => Some(Some(text)),
+            None => match gh.file_content(installation, repo, path, head).await {
+                Ok(b) => Some(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
+                Err(e) if e.status == Some(413) => None,
+                Err(e) => return Err(e.into()),
+            },
         };
         texts.insert(t.path.clone(), text);
     }
@@ -55,10 +60,12 @@ pub async fn settle(
         .collect();
     let short = &head[..head.len().min(10)];
     for t in tracked {
-        let present = texts
-            .get(&t.path)
-            .and_then(|x| x.as_deref())
-            .is_some_and(|text| still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize));
+        let present = match texts.get(&t.path) {
+            Some(Some(Some(text))) => still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize),
+            Some(Some(None)) => false,
+            // Unknown: decide nothing now.
+            _ => continue,
+        };
         if !present {
             store.set_outcome(t.id, "fixed", &format!("the code changed at {short}")).await?;
             settled.fixed += 1;
