@@ -395,3 +395,36 @@ async fn the_app_runs_on_postgresql_too() {
     let migrate = common::redline().arg("migrate").env("REDLINE_DATABASE_URL", &pg.url).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&migrate.stdout).trim(), format!("{}: 0 migration(s) applied", pg.url));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_review_left_behind_is_removed_before_posting() {
+    let gh = github_with_pr();
+    gh.add_pending_review(REPO, 7);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
+    let addr = server.addr.clone().unwrap();
+    assert_eq!(deliver_signed(&addr, "pull_request", "p-1", &payload("pull_request.opened.json", |_| {})).await.0, 202);
+    let js = wait_jobs_settled(dir.path(), 60).await;
+    assert_eq!(js[0]["status"], "done", "{:#}", js[0]);
+    assert_eq!(gh.reviews(REPO, 7).len(), 1);
+    assert_eq!(gh.reviews(REPO, 7)[0]["comments"].as_array().unwrap().len(), 3);
+    assert!(gh.pending_reviews(REPO, 7).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spent_rate_limit_reschedules_the_job_without_using_an_attempt() {
+    let gh = github_with_pr();
+    gh.exhaust_primary_limit_once(600);
+    let dir = tempfile::tempdir().unwrap();
+    let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
+    let addr = server.addr.clone().unwrap();
+    assert_eq!(deliver_signed(&addr, "pull_request", "rl-1", &payload("pull_request.opened.json", |_| {})).await.0, 202);
+    wait_for(30, "the job to be rescheduled", || jobs(dir.path())[0]["status"] == "failed").await;
+    let j = &jobs(dir.path())[0];
+    assert_eq!(j["attempts"], 0, "a rate limit does not use up an attempt: {j:#}");
+    assert!(j["last_error"].as_str().unwrap().contains("rate limit"), "{j:#}");
+    let wait_ms = j["run_after"].as_i64().unwrap() - j["updated_at"].as_i64().unwrap();
+    assert!((590_000..=601_000).contains(&wait_ms), "runs again when the limit resets: {wait_ms} ms");
+    assert!(gh.reviews(REPO, 7).is_empty());
+    assert!(server.logs().contains("GitHub rate limit: job rescheduled"));
+}

@@ -202,6 +202,8 @@ struct Shared {
     rate_reset: u64,
     next_id: u64,
     secondary_limit: Option<u64>,
+    /// Seconds until the primary limit resets, when the next `/repos/` request must find it spent.
+    primary_limit: Option<u64>,
     fail_comments: Vec<(String, u64)>,
     files_delay: Option<Duration>,
 }
@@ -261,6 +263,7 @@ impl FakeGitHub {
             rate_reset: now_secs() + 3600,
             next_id: 1_000_000,
             secondary_limit: None,
+            primary_limit: None,
             fail_comments: Vec::new(),
             files_delay: None,
         }));
@@ -431,6 +434,32 @@ impl FakeGitHub {
 
     /// The next content-creating request (POST of a review, a review submission, a check run or an
     /// issue comment) answers 403 (secondary rate limit) with `retry-after`, and stores nothing.
+    /// The next request under `/repos/` finds the installation's primary rate limit spent: 403,
+    /// `x-ratelimit-remaining: 0`, and a reset `reset_in_secs` from now (answered once).
+    pub fn exhaust_primary_limit_once(&self, reset_in_secs: u64) {
+        lock(&self.state).primary_limit = Some(reset_in_secs);
+    }
+
+    /// Creates a PENDING review by the bot, as an interrupted earlier run could leave behind.
+    pub fn add_pending_review(&self, repo: &str, number: u64) {
+        let mut s = lock(&self.state);
+        let id = s.id();
+        let commit = s.latest_head.get(&repo.to_ascii_lowercase()).cloned().unwrap_or_default();
+        let key = s
+            .prs
+            .keys()
+            .find(|(r, n)| r.eq_ignore_ascii_case(repo) && *n == number)
+            .map(|(r, _)| r.clone())
+            .unwrap_or_else(|| repo.to_string());
+        s.reviews.push(StoredReview {
+            id,
+            repo: key,
+            number,
+            value: json!({"id": id, "state": "PENDING", "body": "", "commit_id": commit, "user": user_json(BOT_LOGIN, "Bot")}),
+            comment_ids: Vec::new(),
+        });
+    }
+
     pub fn secondary_limit_once(&self, retry_after_secs: u64) {
         lock(&self.state).secondary_limit = Some(retry_after_secs);
     }
@@ -536,8 +565,9 @@ async fn handle(
             ),
         }
     };
-    let (index, used) = {
+    let (index, used, spent) = {
         let mut s = lock(&st);
+        let spent = if path.starts_with("/repos/") { s.primary_limit.take() } else { None };
         s.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
@@ -551,8 +581,28 @@ async fn handle(
         if path != "/rate_limit" {
             s.rate_used += 1;
         }
-        (s.requests.len() - 1, s.rate_used)
+        (s.requests.len() - 1, s.rate_used, spent)
     };
+    if let Some(secs) = spent {
+        let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + secs;
+        lock(&st).requests[index].status = 403;
+        let mut resp = (
+            StatusCode::FORBIDDEN,
+            axum::Json(json!({"message": "API rate limit exceeded for installation ID 42.", "documentation_url": "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting", "status": "403"})),
+        )
+            .into_response();
+        let h = resp.headers_mut();
+        for (name, value) in [
+            ("x-ratelimit-limit", RATE_LIMIT.to_string()),
+            ("x-ratelimit-remaining", "0".to_string()),
+            ("x-ratelimit-reset", reset.to_string()),
+            ("x-ratelimit-used", RATE_LIMIT.to_string()),
+            ("x-ratelimit-resource", "core".to_string()),
+        ] {
+            h.insert(name, HeaderValue::from_str(&value).unwrap());
+        }
+        return resp;
+    }
     let req = Req {
         method,
         path,
