@@ -295,8 +295,19 @@ async fn closing_a_pull_request_cancels_its_jobs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code() {
     use common::fake_openai::{FakeOpenAi, tool_calls};
-    let llm = FakeOpenAi::start().with_script(|_, _| {
-        (200, tool_calls(&[("finish_file", r#"{"summary": "looked at it"}"#)]), Duration::ZERO)
+    // The model confirms the SQL finding with a one-line fix, then finishes.
+    let llm = FakeOpenAi::start().with_script(|body, _| {
+        let msgs = body["messages"].as_array().cloned().unwrap_or_default();
+        let first_turn = body.get("tools").is_some() && msgs.iter().all(|m| m["role"] != "tool");
+        let reply = if first_turn {
+            tool_calls(&[
+                ("post_review_comment", r#"{"line": 15, "severity": "critical", "category": "sql-injection", "body": "The owner name is concatenated into the SQL text: a quote in it changes the query. Bind it as a parameter.", "confidence": 0.95, "code_reference": "rows = db.execute(\"SELECT * FROM reports WHERE owner = '\" + name + \"'\").fetchall()", "guideline_ids": [], "suggestion": "    rows = db.execute(\"SELECT * FROM reports WHERE owner = ?\", (name,)).fetchall()"}"#),
+                ("finish_file", r#"{"summary": "looked at it"}"#),
+            ])
+        } else {
+            tool_calls(&[("finish_file", r#"{"summary": "looked at it"}"#)])
+        };
+        (200, reply, Duration::ZERO)
     });
     let gh = github_with_pr();
     let dir = tempfile::tempdir().unwrap();
@@ -329,6 +340,12 @@ async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code()
     assert!(!sent.is_empty());
     assert!(!sent.contains(PLANTED_TOKEN), "the planted token reached the LLM");
     assert!(!server.logs().contains(api_key), "the API key is in the logs");
+    // The confirmed finding carries the model's fix as a one-click suggestion on its line.
+    let comments = gh.review_comments(REPO, 7);
+    let sql = comments.iter().find(|c| c["line"] == 15).expect("the SQL comment");
+    let body = sql["body"].as_str().unwrap();
+    assert!(body.contains("```suggestion\n    rows = db.execute(\"SELECT * FROM reports WHERE owner = ?\", (name,)).fetchall()\n```"), "{body}");
+    assert!(body.contains("source: llm"), "{body}");
     // `redline jobs` in text shows the agent review.
     let text = common::redline()
         .args(["jobs"])

@@ -193,6 +193,8 @@ struct Draft {
     confidence: f64,
     code_reference: String,
     guideline_ids: Vec<String>,
+    /// Replacement code for line..end_line, when the fix is a few lines.
+    suggestion: Option<String>,
 }
 
 /// Shared state of one pull request's agent run.
@@ -927,6 +929,11 @@ fn execute(
                             .collect()
                     })
                     .unwrap_or_default(),
+                // A placeholder in a suggestion would replace real code with `<secret:N>`.
+                suggestion: a["suggestion"]
+                    .as_str()
+                    .filter(|x| !x.trim().is_empty() && !x.contains("<secret:"))
+                    .map(|x| x.trim_end_matches('\n').to_string()),
             };
             drafts.push(draft);
             (format!("ok: comment {} buffered", drafts.len()), false)
@@ -1084,6 +1091,7 @@ fn validate(
             source: "llm".into(),
             cwe: None,
             guidance: cited,
+            suggestion: d.suggestion,
         });
     }
     // A rule finding the agent confirmed (same category, within 3 lines) keeps its rule id and
@@ -1109,6 +1117,8 @@ fn validate(
                 } else {
                     k.guidance
                 },
+                // The agent's fix targets its own line range: keep it only if the ranges agree.
+                suggestion: k.suggestion.filter(|_| k.line == rf.line && k.end_line == rf.end_line),
                 ..rf.clone()
             });
         } else {

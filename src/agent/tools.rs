@@ -58,7 +58,8 @@ pub fn definitions() -> Vec<ChatCompletionTools> {
                 "body": {"type": "string", "description": "what is wrong, why it matters, how to fix it"},
                 "confidence": {"type": "number", "minimum": 0, "maximum": 1},
                 "code_reference": {"type": "string", "description": "the exact code of that line, verbatim"},
-                "guideline_ids": {"type": "array", "items": {"type": "string"}}},
+                "guideline_ids": {"type": "array", "items": {"type": "string"}},
+                "suggestion": {"type": "string", "description": "optional: the corrected code that replaces lines line..end_line exactly, when the fix is a few lines"}},
                 "required": ["line", "severity", "category", "body", "confidence", "code_reference"]}),
         ),
         tool(

@@ -45,6 +45,7 @@ pub fn from_predictions(dir: PathBuf) -> impl FnMut(&Case, &ChangeSet) -> Result
                     source: f["source"].as_str().unwrap_or("external").to_string(),
                     cwe: None,
                     guidance: Vec::new(),
+                    suggestion: None,
                 })
             })
             .collect()

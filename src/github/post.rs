@@ -150,8 +150,12 @@ fn severity_tag(s: Severity) -> &'static str {
     }
 }
 
-/// A line comment's Markdown.
-pub fn comment_body(f: &Finding, fp: &str) -> String {
+/// Longest suggestion posted as a GitHub suggestion block (longer fixes stay in the prose).
+const MAX_SUGGESTION_LINES: usize = 8;
+
+/// A line comment's Markdown. `suggest`: the comment covers exactly the lines the finding's
+/// suggestion replaces, so it can be offered as a one-click GitHub suggestion.
+pub fn comment_body(f: &Finding, fp: &str, suggest: bool) -> String {
     let mut b = format!("{} · {}", severity_tag(f.severity), f.category);
     if let Some(r) = &f.rule_id {
         b.push_str(&format!(" · `{r}`"));
@@ -168,6 +172,9 @@ pub fn comment_body(f: &Finding, fp: &str) -> String {
     }
     meta.push(format!("confidence {:.2}", f.confidence));
     meta.push(format!("source: {}", f.source));
+    if let Some(sug) = f.suggestion.as_deref().filter(|s| suggest && s.lines().count() <= MAX_SUGGESTION_LINES) {
+        b.push_str(&format!("\n```suggestion\n{sug}\n```\n"));
+    }
     b.push_str(&format!("\n<sub>{}</sub>\n", meta.join(" · ")));
     b.push_str(&format!("{FP_MARK}{fp} -->"));
     b
@@ -358,18 +365,20 @@ impl GitHub {
 }
 
 fn comment_json(f: &Finding, fp: &str, commentable: &dyn Fn(&str, u32) -> Option<usize>) -> Value {
+    // A range only when both ends sit in the same hunk (GitHub's rule).
+    let range = f.end_line > f.line && commentable(&f.path, f.end_line) == commentable(&f.path, f.line);
+    // A suggestion replaces exactly the commented lines: only when those are the finding's.
+    let suggest = range || f.end_line <= f.line;
     let mut c = json!({
         "path": f.path,
-        "line": f.end_line.max(f.line),
+        "line": f.line,
         "side": "RIGHT",
-        "body": comment_body(f, fp),
+        "body": comment_body(f, fp, suggest),
     });
-    // A range only when both ends sit in the same hunk (GitHub's rule).
-    if f.end_line > f.line && commentable(&f.path, f.end_line) == commentable(&f.path, f.line) {
+    if range {
+        c["line"] = json!(f.end_line);
         c["start_line"] = json!(f.line);
         c["start_side"] = json!("RIGHT");
-    } else {
-        c["line"] = json!(f.line);
     }
     c
 }
@@ -503,6 +512,7 @@ mod tests {
             source: "rules".into(),
             cwe: None,
             guidance: vec![],
+            suggestion: None,
         }
     }
 
@@ -518,7 +528,24 @@ mod tests {
         assert_ne!(a, c, "changed code is a new finding");
         assert!(still_present(&a, "py-sqli", "app/db.py", after, 1), "moved code is still there");
         assert!(!still_present(&a, "py-sqli", "app/db.py", fixed, 1), "changed code is gone");
-        let body = comment_body(&finding(3), &a);
+        let body = comment_body(&finding(3), &a, true);
         assert_eq!(fingerprints_in(std::iter::once(body.as_str())), HashSet::from([a]));
+    }
+
+    #[test]
+    fn suggestions_only_where_the_comment_covers_the_replaced_lines() {
+        let mut f = finding(3);
+        f.suggestion = Some("cur.execute(\"select ?\", (q,))".into());
+        let one_hunk = |_: &str, _: u32| Some(0);
+        assert!(comment_json(&f, "fp", &one_hunk)["body"].as_str().unwrap().contains("```suggestion\ncur.execute"));
+        // A range across two hunks is posted on its first line only: no suggestion then.
+        f.end_line = 9;
+        let two_hunks = |_: &str, l: u32| Some(if l < 5 { 0 } else { 1 });
+        let c = comment_json(&f, "fp", &two_hunks);
+        assert_eq!((c["line"].as_u64(), c.get("start_line").is_none()), (Some(3), true));
+        assert!(!c["body"].as_str().unwrap().contains("```suggestion"));
+        let c = comment_json(&f, "fp", &one_hunk);
+        assert_eq!((c["start_line"].as_u64(), c["line"].as_u64()), (Some(3), Some(9)));
+        assert!(c["body"].as_str().unwrap().contains("```suggestion"));
     }
 }

@@ -32,6 +32,9 @@ pub struct Finding {
     pub cwe: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub guidance: Vec<String>,
+    /// Replacement code for line..end_line, posted as a GitHub suggestion.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<String>,
 }
 
 /// What happened to one changed file.
@@ -419,6 +422,7 @@ impl Reviewer<'_> {
                 source: "rules".into(),
                 cwe: h.cwe,
                 guidance: h.guidance,
+                suggestion: None,
             });
         }
         let t2 = Instant::now();
