@@ -124,12 +124,13 @@ fn text(v: &Value, since: Option<&str>) -> String {
             continue;
         }
         out.push_str(&format!("\nby {}\n  {:<36} {:>10} {:>6} {:>9} {:>9} {:>5}\n", dim.replace('_', " "), "", "acceptance", "fixed", "dismissed", "decided", "open"));
+        let n = |x: &Value| x.as_u64().unwrap_or(0);
         for r in rows {
             out.push_str(&format!(
                 "  {:<36} {:>10} {:>6} {:>9} {:>9} {:>5}\n",
                 crate::truncate(r["key"].as_str().unwrap_or(""), 36),
                 rate(&r["acceptance"]),
-                r["fixed"], r["dismissed"], r["decided"], r["open"]
+                n(&r["fixed"]), n(&r["dismissed"]), n(&r["decided"]), n(&r["open"])
             ));
         }
     }
