@@ -137,6 +137,20 @@ fn int_field(v: &Value, pointer: &str) -> Result<i64, Rejection> {
         .ok_or_else(|| Rejection::Malformed(format!("payload has no {pointer}")))
 }
 
+/// A job for a pull request (its installation, repository, number, the head to review).
+fn new_job(state: &AppState, installation: i64, repo: &str, number: i64, head: String, cause: &str) -> NewJob {
+    NewJob {
+        delivery_id: None,
+        installation_id: installation,
+        priority: state.settings.priority_of(repo),
+        repo: repo.to_string(),
+        pr_number: number,
+        head_sha: head,
+        cause: cause.to_string(),
+        max_attempts: state.settings.max_attempts,
+    }
+}
+
 fn ignored(why: &str) -> DeliveryPlan {
     DeliveryPlan {
         outcome: format!("ignored: {why}"),
@@ -170,16 +184,7 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                         outcome: "enqueued".into(),
                         // A newer head makes older reviews of the pull request pointless.
                         cancel,
-                        enqueue: Some(NewJob {
-                            delivery_id: None,
-                            installation_id: installation,
-                            priority: state.settings.priority_of(&repo),
-                            repo,
-                            pr_number: number,
-                            head_sha: head,
-                            cause: action.to_string(),
-                            max_attempts: state.settings.max_attempts,
-                        }),
+                        enqueue: Some(new_job(state, installation, &repo, number, head, action)),
                     })
                 }
                 "closed" if p["pull_request"]["merged"].as_bool() == Some(true) => {
@@ -188,16 +193,14 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                     Ok(DeliveryPlan {
                         outcome: "enqueued".into(),
                         cancel,
-                        enqueue: Some(NewJob {
-                            delivery_id: None,
-                            installation_id: installation,
-                            priority: 0,
-                            repo,
-                            pr_number: number,
-                            head_sha: str_field(p, "/pull_request/head/sha")?.to_string(),
-                            cause: "merged".into(),
-                            max_attempts: state.settings.max_attempts,
-                        }),
+                        enqueue: Some(new_job(
+                            state,
+                            installation,
+                            &repo,
+                            number,
+                            str_field(p, "/pull_request/head/sha")?.to_string(),
+                            "merged",
+                        )),
                     })
                 }
                 "closed" | "converted_to_draft" => Ok(DeliveryPlan {
@@ -236,17 +239,8 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
             Ok(DeliveryPlan {
                 outcome: "enqueued".into(),
                 cancel: Some((repo.clone(), number)),
-                enqueue: Some(NewJob {
-                    delivery_id: None,
-                    installation_id: installation,
-                    priority: state.settings.priority_of(&repo),
-                    repo,
-                    pr_number: number,
-                    // The comment does not name a commit: the worker reviews the current head.
-                    head_sha: String::new(),
-                    cause: "comment".into(),
-                    max_attempts: state.settings.max_attempts,
-                }),
+                // The comment does not name a commit: the worker reviews the current head.
+                enqueue: Some(new_job(state, installation, &repo, number, String::new(), "comment")),
             })
         }
         "pull_request_review_thread" if action == "resolved" || action == "unresolved" => {
