@@ -445,3 +445,54 @@ async fn a_spent_rate_limit_reschedules_the_job_without_using_an_attempt() {
     assert!(gh.reviews(REPO, 7).is_empty());
     assert!(server.logs().contains("GitHub rate limit: job rescheduled"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_size_budget_the_source_files_that_fit_are_reviewed_and_the_rest_listed() {
+    let gh = github_with_pr();
+    let small = "import os\n\nos.system(\"rm -rf \" + os.environ[\"TARGET\"])\n";
+    gh.set_pr(
+        REPO,
+        FakePr::new(7, HEAD_1, vec![
+            fake_file("app/reports.py", Some(BASE_PY), Some(&head_py())),
+            fake_file("app/small.py", None, Some(small)),
+        ]),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = app_env(dir.path(), &gh);
+    env.push(("REDLINE_MAX_CHANGED_LINES".into(), "12".into()));
+    let server = start("serve", dir.path(), &env);
+    let addr = server.addr.clone().unwrap();
+    assert_eq!(deliver_signed(&addr, "pull_request", "b-1", &payload("pull_request.opened.json", |_| {})).await.0, 202);
+    wait_jobs_settled(dir.path(), 60).await;
+    let review = &gh.reviews(REPO, 7)[0];
+    let body = review["body"].as_str().unwrap();
+    // app/reports.py (26 changed lines) does not fit in 12; app/small.py (3) does.
+    assert!(body.contains("| `app/reports.py` | | not reviewed: over the review size budget of 12 changed lines |"), "{body}");
+    assert!(body.contains("`app/small.py`"), "{body}");
+    let lines: Vec<(String, u64)> = review["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["path"].as_str().unwrap().to_string(), c["line"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(lines, vec![("app/small.py".to_string(), 3)], "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_installation_gets_no_reviews_until_unsuspended() {
+    let gh = github_with_pr();
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = app_env(dir.path(), &gh);
+    env.push(("REDLINE_WORKERS".into(), "0".into()));
+    let server = start("serve", dir.path(), &env);
+    let addr = server.addr.clone().unwrap();
+    let suspend = payload("installation.created.json", |v| v["action"] = json!("suspend"));
+    assert_eq!(deliver_signed(&addr, "installation", "s-1", &suspend).await.0, 200);
+    let (status, answer) = deliver_signed(&addr, "pull_request", "s-2", &payload("pull_request.opened.json", |_| {})).await;
+    assert_eq!((status, answer["outcome"].as_str()), (200, Some("ignored: installation 42 is suspended")));
+    let unsuspend = payload("installation.created.json", |v| v["action"] = json!("unsuspend"));
+    assert_eq!(deliver_signed(&addr, "installation", "s-3", &unsuspend).await.0, 200);
+    let (status, _) = deliver_signed(&addr, "pull_request", "s-4", &payload("pull_request.opened.json", |_| {})).await;
+    assert_eq!(status, 202);
+    assert_eq!(jobs(dir.path()).len(), 1);
+}
