@@ -44,6 +44,7 @@ pub const NAMES: &[&str] = &[
     "go-blank-error",
     "go-close-after-return",
     "js-return-keeps-client",
+    "logged-and-continued",
     "loose-equality",
     "text-matches",
     "statement-matches",
@@ -142,6 +143,7 @@ pub fn eval<'t>(
         "go-blank-error" => go_blank_error(a, n),
         "go-close-after-return" => go_close_after_return(a, n),
         "js-return-keeps-client" => js_return_keeps_client(a, n),
+        "logged-and-continued" => logged_and_continued(a, n),
         "loose-equality" => loose_equality(a, n),
         "text-matches" => regex_of(arg).is_match(a.text(n)),
         "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
@@ -730,6 +732,54 @@ fn js_return_keeps_client<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         cur = p;
     }
     true
+}
+
+/// An `except`/`catch` handler that only logs, after a `try` that calls out (HTTP, payments,
+/// messaging), followed by code that records or announces success: the failure is written to a
+/// log and the caller is told it worked.
+fn logged_and_continued<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let body = match n.kind() {
+        "except_clause" => {
+            let mut c = n.walk();
+            n.named_children(&mut c).find(|ch| ch.kind() == "block")
+        }
+        "catch_clause" => n.child_by_field_name("body"),
+        _ => None,
+    };
+    let Some(body) = body else { return false };
+    let mut c = body.walk();
+    let stmts: Vec<Node> = body
+        .named_children(&mut c)
+        .filter(|s| s.kind() != "comment")
+        .collect();
+    let only_logs = !stmts.is_empty()
+        && stmts.iter().all(|s| {
+            s.kind() == "expression_statement"
+                && cached_regex!(r"^(await\s+)?((self|this)\.)?(_?log(ger)?|_?LOG(GER)?|logging|console|print|warnings|sentry_sdk|Sentry|captureException|report_?[Ee]rror)\b")
+                    .is_match(a.text(*s).trim_start())
+        });
+    if !only_logs {
+        return false;
+    }
+    let Some(try_stmt) = n.parent() else { return false };
+    let try_body = try_stmt.child_by_field_name("body");
+    let calls_out = try_body.is_some_and(|b| {
+        cached_regex!(r"(?i)\b(requests|httpx|urllib|urlopen|_?http|session|client|axios|fetch|stripe|paypal|braintree|smtp|mailer|sns|sqs|kafka|producer|publisher)\b[\w.]*\s*\(|\.(post|put|patch|request|send|publish|charge|refunds?\.create|charges\.create|payouts?\.create|transfers?\.create)\s*\(")
+            .is_match(a.text(b))
+    });
+    if !calls_out {
+        return false;
+    }
+    // What follows the try in its block, up to a return that ends the success path.
+    let mut after = String::new();
+    let mut sib = try_stmt.next_named_sibling();
+    while let Some(s) = sib {
+        after.push_str(a.text(s));
+        after.push('\n');
+        sib = s.next_named_sibling();
+    }
+    cached_regex!(r"(?i)\.(mark_?\w*|update\w*|publish\w*|save|commit|set_?status|complete\w*|confirm\w*|record_?success|succeed\w*)\s*\(|status\s*[:=]\s*['\x22](done|sent|delivered|paid|refunded|completed|success)")
+        .is_match(&after)
 }
 
 /// `except:` with no exception type, whose handler does not re-raise.
