@@ -46,6 +46,7 @@ pub const NAMES: &[&str] = &[
     "js-return-keeps-client",
     "logged-and-continued",
     "skips-ownership-check",
+    "floor-count",
     "loose-equality",
     "text-matches",
     "statement-matches",
@@ -146,6 +147,7 @@ pub fn eval<'t>(
         "js-return-keeps-client" => js_return_keeps_client(a, n),
         "logged-and-continued" => logged_and_continued(a, n),
         "skips-ownership-check" => skips_ownership_check(a, n),
+        "floor-count" => floor_count(a, n),
         "loose-equality" => loose_equality(a, n),
         "text-matches" => regex_of(arg).is_match(a.text(n)),
         "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
@@ -853,6 +855,35 @@ fn skips_ownership_check<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         stack.extend(x.named_children(&mut c));
     }
     false
+}
+
+/// A count of pages (parts, batches, chunks) computed with a floor division, with no rounding
+/// up in the function: the last, partial page is dropped (`57 // 20 == 2`, not 3).
+fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let (name, value) = match n.kind() {
+        "assignment" => (n.child_by_field_name("left"), n.child_by_field_name("right")),
+        "variable_declarator" => (n.child_by_field_name("name"), n.child_by_field_name("value")),
+        "assignment_expression" => (n.child_by_field_name("left"), n.child_by_field_name("right")),
+        _ => (None, None),
+    };
+    let (Some(name), Some(value)) = (name, value) else { return false };
+    let name = a.text(name);
+    let name = name.rsplit('.').next().unwrap_or(name);
+    if !cached_regex!(r"(?i)^(n_?|num_?|total_?|max_?|last_?)?(pages?|page_?count|parts?|part_?count|batch(es)?|batch_?count|chunks?|chunk_?count|buckets?|bucket_?count)$").is_match(name) {
+        return false;
+    }
+    let v = a.text(value);
+    let divisor = if let Some(c) = cached_regex!(r"//\s*([\w.]+)").captures(v) {
+        c[1].to_string()
+    } else if let Some(c) = cached_regex!(r"Math\.floor\(\s*[^()]*?/\s*([\w.]+)\s*\)").captures(v) {
+        c[1].to_string()
+    } else {
+        return false;
+    };
+    // Rounded up elsewhere in the function: the remainder, ceil or -(-a // b).
+    let f = a.text(a.enclosing_function(n));
+    let remainder = Regex::new(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
+    !(remainder.is_match(f) || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
 }
 
 /// A Python function with a route decorator (`@app.get(...)`, `@bp.route(...)`, ...).
