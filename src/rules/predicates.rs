@@ -47,6 +47,7 @@ pub const NAMES: &[&str] = &[
     "logged-and-continued",
     "skips-ownership-check",
     "floor-count",
+    "go-unlocked-guarded-write",
     "loose-equality",
     "text-matches",
     "statement-matches",
@@ -148,6 +149,7 @@ pub fn eval<'t>(
         "logged-and-continued" => logged_and_continued(a, n),
         "skips-ownership-check" => skips_ownership_check(a, n),
         "floor-count" => floor_count(a, n),
+        "go-unlocked-guarded-write" => go_unlocked_guarded_write(a, n),
         "loose-equality" => loose_equality(a, n),
         "text-matches" => regex_of(arg).is_match(a.text(n)),
         "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
@@ -884,6 +886,71 @@ fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let f = a.text(a.enclosing_function(n));
     let remainder = Regex::new(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
     !(remainder.is_match(f) || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
+}
+
+/// A write to `recv.field` (or `recv.field[k]`) in a method that takes no lock, when other
+/// methods of the file lock a mutex around the same field: the field is shared, and this path
+/// races with them (for a map, a concurrent write crashes the program).
+fn go_unlocked_guarded_write<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let left = match n.kind() {
+        "assignment_statement" => n.child_by_field_name("left"),
+        "inc_statement" | "dec_statement" => n.named_child(0),
+        _ => None,
+    };
+    let Some(left) = left else { return false };
+    let Some(c) = cached_regex!(r"^(\w+)\.(\w+)\s*(\[.*\])?$").captures(a.text(left)) else {
+        return false;
+    };
+    // A read-modify-write or a map write; a plain `recv.field = x` is usually set-up.
+    let indexed = c.get(3).is_some();
+    let op = n
+        .child_by_field_name("operator")
+        .map(|o| a.text(o))
+        .unwrap_or("");
+    if !(indexed || n.kind() != "assignment_statement" || (op != "=" && !op.is_empty())) {
+        return false;
+    }
+    let (recv, field) = (c[1].to_string(), c[2].to_string());
+    let f = a.enclosing_function(n);
+    if f.kind() != "method_declaration" {
+        return false;
+    }
+    let receiver_name = f
+        .child_by_field_name("receiver")
+        .map(|r| a.text(r))
+        .and_then(|r| cached_regex!(r"\(\s*(\w+)").captures(r).map(|c| c[1].to_string()));
+    if receiver_name.as_deref() != Some(recv.as_str()) {
+        return false;
+    }
+    let ftext = a.text(f);
+    let name = a.function_name_of(f);
+    if ftext.contains(".Lock()")
+        || ftext.contains(".RLock()")
+        || name.to_ascii_lowercase().contains("locked")
+        // Set-up runs before the value is shared.
+        || cached_regex!(r"(?i)^(new|init|provision|setup|set_?up|configure|build|open|load|start|reset|clone|copy)").is_match(name)
+    {
+        return false;
+    }
+    let guarded = Regex::new(&format!(r"\.{}\b", regex::escape(&field))).expect("escaped");
+    let call = format!(".{name}(");
+    let mut guarded_elsewhere = false;
+    let mut stack = vec![a.root];
+    while let Some(x) = stack.pop() {
+        if matches!(x.kind(), "method_declaration" | "function_declaration") && x.id() != f.id() {
+            let t = a.text(x);
+            let locks = t.contains(".Lock()") || t.contains(".RLock()");
+            // Called only with the lock held: its callers lock.
+            if locks && t.contains(&call) {
+                return false;
+            }
+            guarded_elsewhere |= locks && guarded.is_match(t);
+            continue;
+        }
+        let mut c = x.walk();
+        stack.extend(x.named_children(&mut c));
+    }
+    guarded_elsewhere
 }
 
 /// A Python function with a route decorator (`@app.get(...)`, `@bp.route(...)`, ...).
