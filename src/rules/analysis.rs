@@ -1084,6 +1084,15 @@ impl<'t> Analysis<'t> {
                 if self.source_match(self.text(n), scope, trust) {
                     return true;
                 }
+                // `plugin.PLUGIN_ID`, `Model.TABLE`: a class constant, whatever the object. (Not in
+                // Go, where `in.URL` and `req.ID` are exported fields holding data.)
+                let field = n
+                    .child_by_field_name("attribute")
+                    .or_else(|| n.child_by_field_name("property"))
+                    .or_else(|| n.child_by_field_name("field"));
+                if self.lang != Language::Go && field.is_some_and(|f| is_all_caps(self.text(f))) {
+                    return false;
+                }
             }
             "keyword_argument" | "pair" => {
                 return n

@@ -48,6 +48,7 @@ pub const NAMES: &[&str] = &[
     "skips-ownership-check",
     "floor-count",
     "go-unlocked-guarded-write",
+    "lost-update",
     "loose-equality",
     "text-matches",
     "statement-matches",
@@ -150,6 +151,7 @@ pub fn eval<'t>(
         "skips-ownership-check" => skips_ownership_check(a, n),
         "floor-count" => floor_count(a, n),
         "go-unlocked-guarded-write" => go_unlocked_guarded_write(a, n),
+        "lost-update" => lost_update(a, n),
         "loose-equality" => loose_equality(a, n),
         "text-matches" => regex_of(arg).is_match(a.text(n)),
         "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
@@ -467,6 +469,11 @@ fn secret_literal<'t>(a: &Analysis<'t>, n: Node<'t>, captures: &[(&str, Node<'t>
         return false;
     }
     if value.len() < 6 || value.contains(char::is_whitespace) || PLACEHOLDER.is_match(value) {
+        return false;
+    }
+    // An identifier-like value (`"password_reset_link_sent"`, an event or error code, a dotted
+    // class path) names something; a secret is not a run of words.
+    if cached_regex!(r"^[A-Za-z]+([_.:-][A-Za-z]+)+$").is_match(value) {
         return false;
     }
     // An environment variable's name, a path, a URL without credentials, a format string.
@@ -951,6 +958,58 @@ fn go_unlocked_guarded_write<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         stack.extend(x.named_children(&mut c));
     }
     guarded_elsewhere
+}
+
+/// A read-modify-write of a stored counter or balance with no row lock, atomic update or
+/// transaction in the function: two concurrent requests both read the old value and one write is
+/// lost (double spending, overselling).
+/// - Python (Django): `obj.field -= n` (or `obj.field = obj.field - n`) then `obj.save(` on an
+///   `obj` read with `.objects.get(...)`, without `select_for_update` or `F(`.
+/// - JS/TS query builders: `.update({ field: obj.field - n })`.
+fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let f = a.enclosing_function(n);
+    if f.id() == a.root.id() {
+        return false;
+    }
+    let ftext = a.text(f);
+    match n.kind() {
+        "augmented_assignment" | "assignment" => {
+            let Some(left) = n.child_by_field_name("left") else { return false };
+            let Some(c) = cached_regex!(r"^(\w+)\.(\w+)$").captures(a.text(left)) else { return false };
+            let (obj, field) = (&c[1], &c[2]);
+            let right = n.child_by_field_name("right").map(|r| a.text(r)).unwrap_or("");
+            let self_relative = if n.kind() == "augmented_assignment" {
+                n.child_by_field_name("operator").is_some_and(|o| matches!(a.text(o), "+=" | "-="))
+            } else {
+                Regex::new(&format!(r"^\s*{}\.{}\s*[-+]", regex::escape(obj), regex::escape(field)))
+                    .expect("escaped")
+                    .is_match(right)
+            };
+            if !self_relative || !ftext.contains(&format!("{obj}.save(")) {
+                return false;
+            }
+            if ftext.contains("select_for_update") || cached_regex!(r"\bF\(").is_match(ftext) {
+                return false;
+            }
+            // Read from the database in this function, without a row lock.
+            Regex::new(&format!(r"\b{}\s*=\s*[^\n]*(\.objects\.[^\n]*\.?(get|first|last)\(|get_object_or_404\()", regex::escape(obj)))
+                .expect("escaped")
+                .is_match(ftext)
+        }
+        "call_expression" => {
+            let callee = n.child_by_field_name("function").map(|x| a.text(x)).unwrap_or("");
+            if !callee.ends_with(".update") {
+                return false;
+            }
+            let args = n.child_by_field_name("arguments").map(|x| a.text(x)).unwrap_or("");
+            let relative = cached_regex!(r"(\w+)\s*:\s*(\w+)\.(\w+)\s*[-+]")
+                .captures_iter(args)
+                .any(|c| c[1] == c[3]);
+            relative
+                && !cached_regex!(r"(?i)forUpdate|transaction|\btrx\b|for update|\.increment\(|\.decrement\(|\block\(").is_match(ftext)
+        }
+        _ => false,
+    }
 }
 
 /// A Python function with a route decorator (`@app.get(...)`, `@bp.route(...)`, ...).
