@@ -15,13 +15,24 @@ const WORKERS: usize = 8;
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let url = args.first().cloned().unwrap_or_else(|| "sqlite:///tmp/redline-queue-bench.db".into());
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let url = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "sqlite:///tmp/redline-queue-bench.db".into());
     let jobs: usize = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(5000);
     let store = Store::open(&url).await?;
-    sqlx::query("DELETE FROM jobs").execute(store.pool()).await?;
-    sqlx::query("DELETE FROM deliveries").execute(store.pool()).await?;
-    let queue: Arc<dyn JobQueue> = Arc::new(EmbeddedQueue::new(store.clone(), Duration::from_secs(60)));
+    sqlx::query("DELETE FROM jobs")
+        .execute(store.pool())
+        .await?;
+    sqlx::query("DELETE FROM deliveries")
+        .execute(store.pool())
+        .await?;
+    let queue: Arc<dyn JobQueue> =
+        Arc::new(EmbeddedQueue::new(store.clone(), Duration::from_secs(60)));
 
     // Enqueue from 8 concurrent producers, as concurrent webhook requests would.
     let start = Instant::now();
@@ -45,7 +56,11 @@ async fn main() -> anyhow::Result<()> {
                         max_attempts: 3,
                     }),
                 };
-                let d = Delivery { id: format!("bench-{i}"), event: "pull_request".into(), action: Some("opened".into()) };
+                let d = Delivery {
+                    id: format!("bench-{i}"),
+                    event: "pull_request".into(),
+                    action: Some("opened".into()),
+                };
                 match store.accept_delivery(&d, &plan).await.unwrap() {
                     Accepted::New { job: Some(j), .. } => queue.push(&j).await.unwrap(),
                     other => panic!("unexpected {other:?}"),

@@ -11,14 +11,22 @@ use std::time::{Duration, Instant};
 
 #[tokio::main(flavor = "multi_thread")]
 async fn main() -> anyhow::Result<()> {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
-    let [addr, secret, db] = [0, 1, 2].map(|i| args.get(i).cloned().expect("ADDR SECRET DATABASE_URL [RATE] [SECONDS]"));
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let [addr, secret, db] = [0, 1, 2].map(|i| {
+        args.get(i)
+            .cloned()
+            .expect("ADDR SECRET DATABASE_URL [RATE] [SECONDS]")
+    });
     let rate: u64 = args.get(3).and_then(|v| v.parse().ok()).unwrap_or(500);
     let seconds: u64 = args.get(4).and_then(|v| v.parse().ok()).unwrap_or(10);
     let n = rate * seconds;
-    let template: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/github/webhooks/pull_request.opened.json"),
-    )?)?;
+    let template: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/github/webhooks/pull_request.opened.json"
+    ))?)?;
     let run = std::process::id();
     // Bodies and signatures are made before the clock starts.
     let requests: Vec<(String, Vec<u8>, String)> = (0..n)
@@ -29,10 +37,16 @@ async fn main() -> anyhow::Result<()> {
             let body = serde_json::to_vec(&v).unwrap();
             let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
             mac.update(&body);
-            (format!("load-{run}-{i}"), body, format!("sha256={}", hex::encode(mac.finalize().into_bytes())))
+            (
+                format!("load-{run}-{i}"),
+                body,
+                format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            )
         })
         .collect();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()?;
     let url = format!("{addr}/webhook");
     let start = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(n as usize);
@@ -82,15 +96,19 @@ async fn main() -> anyhow::Result<()> {
     // Every accepted delivery is stored exactly once, with exactly one job.
     let store = redline::store::Store::connect(&db).await?;
     let prefix = format!("load-{run}-%");
-    let (deliveries, distinct): (i64, i64) = sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT id) FROM deliveries WHERE id LIKE $1")
-        .bind(&prefix)
-        .fetch_one(store.pool())
-        .await?;
+    let (deliveries, distinct): (i64, i64) =
+        sqlx::query_as("SELECT COUNT(*), COUNT(DISTINCT id) FROM deliveries WHERE id LIKE $1")
+            .bind(&prefix)
+            .fetch_one(store.pool())
+            .await?;
     let jobs: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE delivery_id LIKE $1")
         .bind(&prefix)
         .fetch_one(store.pool())
         .await?;
-    println!("store: {deliveries} deliveries ({distinct} distinct), {jobs} jobs for {} accepted", accepted.len());
+    println!(
+        "store: {deliveries} deliveries ({distinct} distinct), {jobs} jobs for {} accepted",
+        accepted.len()
+    );
     assert_eq!(deliveries as usize, accepted.len());
     assert_eq!(distinct, deliveries);
     assert_eq!(jobs as usize, accepted.len());

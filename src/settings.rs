@@ -63,10 +63,16 @@ impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
-            .field("database_url", &crate::store::redact_url(&self.database_url))
+            .field(
+                "database_url",
+                &crate::store::redact_url(&self.database_url),
+            )
             .field("queue", &self.queue)
             .field("workers", &self.workers)
-            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field(
+                "webhook_secret",
+                &self.webhook_secret.as_ref().map(|_| "***"),
+            )
             .field("github_app_id", &self.github_app_id)
             .field("github_api_url", &self.github_api_url)
             .finish_non_exhaustive()
@@ -129,7 +135,11 @@ impl Settings {
                     toml::Value::String(s) => s,
                     toml::Value::Array(a) => a
                         .iter()
-                        .map(|x| x.as_str().map(str::to_string).unwrap_or_else(|| x.to_string()))
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
                         .collect::<Vec<_>>()
                         .join(","),
                     other => other.to_string(),
@@ -142,12 +152,20 @@ impl Settings {
                 values.insert(key.to_string(), v.clone());
             }
         }
-        let get = |k: &str| values.get(k).map(String::as_str).filter(|v| !v.trim().is_empty());
+        let get = |k: &str| {
+            values
+                .get(k)
+                .map(String::as_str)
+                .filter(|v| !v.trim().is_empty())
+        };
         let num = |k: &str, default: u64| -> Result<u64> {
             match get(k) {
                 None => Ok(default),
                 Some(v) => v.trim().parse().map_err(|_| {
-                    anyhow!("REDLINE_{} must be a whole number (got `{v}`)", k.to_uppercase())
+                    anyhow!(
+                        "REDLINE_{} must be a whole number (got `{v}`)",
+                        k.to_uppercase()
+                    )
                 }),
             }
         };
@@ -156,7 +174,10 @@ impl Settings {
                 None => Ok(false),
                 Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
                 Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
-                Some(v) => bail!("REDLINE_{} must be true or false (got `{v}`)", k.to_uppercase()),
+                Some(v) => bail!(
+                    "REDLINE_{} must be true or false (got `{v}`)",
+                    k.to_uppercase()
+                ),
             }
         };
         let queue = match get("queue").unwrap_or("embedded") {
@@ -171,13 +192,17 @@ impl Settings {
                 bail!("REDLINE_QUEUE=sqs needs REDLINE_SQS_QUEUE_URL")
             }
             QueueKind::Embedded if sqs_queue_url.is_some() || sqs_priority_queue_url.is_some() => {
-                bail!("REDLINE_SQS_QUEUE_URL is set but REDLINE_QUEUE is `embedded`: set REDLINE_QUEUE=sqs or unset it")
+                bail!(
+                    "REDLINE_SQS_QUEUE_URL is set but REDLINE_QUEUE is `embedded`: set REDLINE_QUEUE=sqs or unset it"
+                )
             }
             _ => {}
         }
         #[cfg(not(feature = "sqs"))]
         if queue == QueueKind::Sqs {
-            bail!("REDLINE_QUEUE=sqs: this build has no SQS support (built without the `sqs` feature)");
+            bail!(
+                "REDLINE_QUEUE=sqs: this build has no SQS support (built without the `sqs` feature)"
+            );
         }
         let github_app_id = match get("github_app_id") {
             None => None,
@@ -204,18 +229,30 @@ impl Settings {
                     .parse::<f64>()
                     .ok()
                     .filter(|x| (0.0..=1.0).contains(x))
-                    .ok_or_else(|| anyhow!("REDLINE_{} must be a number from 0 to 1 (got `{v}`)", k.to_uppercase())),
+                    .ok_or_else(|| {
+                        anyhow!(
+                            "REDLINE_{} must be a number from 0 to 1 (got `{v}`)",
+                            k.to_uppercase()
+                        )
+                    }),
             }
         };
-        let prompt_version = get("prompt_version").unwrap_or(crate::agent::PROMPT_VERSION).trim().to_string();
-        crate::agent::check_prompt_version(&prompt_version).map_err(|e| anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
+        let prompt_version = get("prompt_version")
+            .unwrap_or(crate::agent::PROMPT_VERSION)
+            .trim()
+            .to_string();
+        crate::agent::check_prompt_version(&prompt_version)
+            .map_err(|e| anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
         let prompt_candidate = get("prompt_candidate").map(|v| v.trim().to_string());
         if let Some(c) = &prompt_candidate {
-            crate::agent::check_prompt_version(c).map_err(|e| anyhow!("REDLINE_PROMPT_CANDIDATE: {e}"))?;
+            crate::agent::check_prompt_version(c)
+                .map_err(|e| anyhow!("REDLINE_PROMPT_CANDIDATE: {e}"))?;
         }
         let prompt_candidate_share = num("prompt_candidate_share", 0)?;
         if prompt_candidate_share > 100 {
-            bail!("REDLINE_PROMPT_CANDIDATE_SHARE is a percentage (0-100), got {prompt_candidate_share}");
+            bail!(
+                "REDLINE_PROMPT_CANDIDATE_SHARE is a percentage (0-100), got {prompt_candidate_share}"
+            );
         }
         if prompt_candidate_share > 0 && prompt_candidate.is_none() {
             bail!("REDLINE_PROMPT_CANDIDATE_SHARE is set but REDLINE_PROMPT_CANDIDATE is not");
@@ -223,7 +260,9 @@ impl Settings {
         let feedback_action = match get("feedback_action").unwrap_or("summary") {
             "summary" => FeedbackAction::Summary,
             "confidence" => FeedbackAction::Confidence,
-            other => bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)"),
+            other => {
+                bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)")
+            }
         };
         let max_attempts = num("max_attempts", 3)?;
         if max_attempts == 0 {
@@ -270,9 +309,11 @@ impl Settings {
 
     /// The webhook secret, required by the server.
     pub fn require_webhook_secret(&self) -> Result<&str> {
-        self.webhook_secret
-            .as_deref()
-            .ok_or_else(|| anyhow!("REDLINE_WEBHOOK_SECRET is not set: the webhook cannot verify deliveries without it"))
+        self.webhook_secret.as_deref().ok_or_else(|| {
+            anyhow!(
+                "REDLINE_WEBHOOK_SECRET is not set: the webhook cannot verify deliveries without it"
+            )
+        })
     }
 
     /// The app id and private key, required by workers.
@@ -302,7 +343,11 @@ impl Settings {
 
     /// Queue priority for a repository.
     pub fn priority_of(&self, repo: &str) -> i64 {
-        if self.critical_repos.iter().any(|r| r.eq_ignore_ascii_case(repo)) {
+        if self
+            .critical_repos
+            .iter()
+            .any(|r| r.eq_ignore_ascii_case(repo))
+        {
             10
         } else {
             0
@@ -329,7 +374,11 @@ mod tests {
         assert_eq!(s.workers, 4);
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("s.toml");
-        std::fs::write(&file, "workers = 2\nlisten = \"0.0.0.0:9000\"\ncritical_repos = [\"acme/pay\"]\n").unwrap();
+        std::fs::write(
+            &file,
+            "workers = 2\nlisten = \"0.0.0.0:9000\"\ncritical_repos = [\"acme/pay\"]\n",
+        )
+        .unwrap();
         let s = Settings::from_sources(Some(&file), &env(&[("REDLINE_WORKERS", "7")])).unwrap();
         assert_eq!(s.workers, 7, "the variable wins over the file");
         assert_eq!(s.listen, "0.0.0.0:9000");
@@ -340,21 +389,35 @@ mod tests {
     fn prompt_ab_share_is_sticky_and_roughly_the_share() {
         let s = Settings::from_sources(
             None,
-            &env(&[("REDLINE_PROMPT_CANDIDATE", "review-v2"), ("REDLINE_PROMPT_CANDIDATE_SHARE", "30")]),
+            &env(&[
+                ("REDLINE_PROMPT_CANDIDATE", "review-v2"),
+                ("REDLINE_PROMPT_CANDIDATE_SHARE", "30"),
+            ]),
         )
         .unwrap();
-        let candidates = (0..1000).filter(|n| s.prompt_for("acme/shop", *n) == "review-v2").count();
+        let candidates = (0..1000)
+            .filter(|n| s.prompt_for("acme/shop", *n) == "review-v2")
+            .count();
         assert!((230..370).contains(&candidates), "{candidates} of 1000");
-        assert_eq!(s.prompt_for("acme/shop", 7), s.prompt_for("ACME/shop", 7), "sticky per pull request");
-        let e = Settings::from_sources(None, &env(&[("REDLINE_PROMPT_CANDIDATE", "review-v9")])).unwrap_err();
-        assert!(e.to_string().contains("review-v9") && e.to_string().contains("review-v1"), "{e}");
+        assert_eq!(
+            s.prompt_for("acme/shop", 7),
+            s.prompt_for("ACME/shop", 7),
+            "sticky per pull request"
+        );
+        let e = Settings::from_sources(None, &env(&[("REDLINE_PROMPT_CANDIDATE", "review-v9")]))
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("review-v9") && e.to_string().contains("review-v1"),
+            "{e}"
+        );
     }
 
     #[test]
     fn contradictions_and_bad_values_are_named() {
         let e = Settings::from_sources(None, &env(&[("REDLINE_QUEUE", "sqs")])).unwrap_err();
         assert!(e.to_string().contains("REDLINE_SQS_QUEUE_URL"), "{e}");
-        let e = Settings::from_sources(None, &env(&[("REDLINE_SQS_QUEUE_URL", "http://x/q")])).unwrap_err();
+        let e = Settings::from_sources(None, &env(&[("REDLINE_SQS_QUEUE_URL", "http://x/q")]))
+            .unwrap_err();
         assert!(e.to_string().contains("REDLINE_QUEUE"), "{e}");
         let e = Settings::from_sources(None, &env(&[("REDLINE_WORKERS", "many")])).unwrap_err();
         assert!(e.to_string().contains("REDLINE_WORKERS"), "{e}");
@@ -376,6 +439,9 @@ mod tests {
         )
         .unwrap();
         let shown = format!("{s:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("pw-123"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("pw-123"),
+            "{shown}"
+        );
     }
 }

@@ -12,10 +12,17 @@ use serde_json::{Value, json};
 fn stats(dir: &std::path::Path, format: &str) -> String {
     let out = common::redline()
         .args(["stats", "--format", format])
-        .env("REDLINE_DATABASE_URL", format!("sqlite://{}", dir.join("redline.db").display()))
+        .env(
+            "REDLINE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("redline.db").display()),
+        )
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -49,7 +56,13 @@ async fn outcomes_stats_and_feedback() {
     let addr = server.addr.clone().unwrap();
 
     // 1. The first review: three findings posted (SQL line 15, shell line 21, token line 25).
-    let (status, _) = deliver_signed(&addr, "pull_request", "o-1", &payload("pull_request.opened.json", |_| {})).await;
+    let (status, _) = deliver_signed(
+        &addr,
+        "pull_request",
+        "o-1",
+        &payload("pull_request.opened.json", |_| {}),
+    )
+    .await;
     assert_eq!(status, 202);
     wait_for(60, "the first review", || gh.reviews(REPO, 7).len() == 1).await;
     wait_jobs_settled(dir.path(), 30).await;
@@ -62,9 +75,13 @@ async fn outcomes_stats_and_feedback() {
     let resolved = payload("pull_request_review_thread.resolved.json", |v| {
         v["thread"]["comments"][0]["id"] = json!(shell_comment);
     });
-    let (status, answer) = deliver_signed(&addr, "pull_request_review_thread", "o-2", &resolved).await;
+    let (status, answer) =
+        deliver_signed(&addr, "pull_request_review_thread", "o-2", &resolved).await;
     assert_eq!(status, 200);
-    assert_eq!(answer["outcome"], "recorded: thread resolved, 1 finding(s) updated");
+    assert_eq!(
+        answer["outcome"],
+        "recorded: thread resolved, 1 finding(s) updated"
+    );
 
     // 3. A thumbs-down on the token finding; then a push that fixes the SQL (and moves lines).
     gh.react(comment_at(&gh, 7, 25), "-1");
@@ -73,35 +90,70 @@ async fn outcomes_stats_and_feedback() {
         "    # owners are matched exactly\n    rows = db.execute(\"SELECT * FROM reports WHERE owner = ?\", (name,)).fetchall()",
     );
     assert_ne!(fixed, head_py());
-    gh.set_pr(REPO, FakePr::new(7, HEAD_2, vec![fake_file("app/reports.py", Some(BASE_PY), Some(&fixed))]));
-    let (status, _) = deliver_signed(&addr, "pull_request", "o-3", &payload("pull_request.synchronize.json", |_| {})).await;
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            7,
+            HEAD_2,
+            vec![fake_file("app/reports.py", Some(BASE_PY), Some(&fixed))],
+        ),
+    );
+    let (status, _) = deliver_signed(
+        &addr,
+        "pull_request",
+        "o-3",
+        &payload("pull_request.synchronize.json", |_| {}),
+    )
+    .await;
     assert_eq!(status, 202);
     let js = wait_jobs_settled(dir.path(), 60).await;
     let push_job = js.iter().find(|j| j["head_sha"] == HEAD_2).unwrap();
-    assert!(push_job["outcome"].as_str().unwrap().contains("earlier findings: 1 fixed, 1 dismissed"), "{push_job:#}");
+    assert!(
+        push_job["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("earlier findings: 1 fixed, 1 dismissed"),
+        "{push_job:#}"
+    );
 
     let v: Value = serde_json::from_str(&stats(dir.path(), "json")).unwrap();
     assert_eq!(v["acceptance"]["fixed"], 1, "{v:#}");
     assert_eq!(v["acceptance"]["dismissed"], 2, "{v:#}");
-    assert_eq!(v["acceptance"]["open"], 0, "the moved, unchanged findings were not reposted");
+    assert_eq!(
+        v["acceptance"]["open"], 0,
+        "the moved, unchanged findings were not reposted"
+    );
     assert!((v["acceptance"]["rate"].as_f64().unwrap() - 1.0 / 3.0).abs() < 1e-9);
     assert_eq!(rule_row(&v, "py.sql.dynamic-query")["fixed"], 1);
     assert_eq!(rule_row(&v, "py.cmd.shell-true")["dismissed"], 1);
     assert_eq!(rule_row(&v, "py.secret.known-shape")["dismissed"], 1);
     let by_lang = &v["by"]["language"][0];
-    assert_eq!((by_lang["key"].as_str(), by_lang["decided"].as_u64()), (Some("python"), Some(3)));
+    assert_eq!(
+        (by_lang["key"].as_str(), by_lang["decided"].as_u64()),
+        (Some("python"), Some(3))
+    );
     assert_eq!(v["by"]["engine"][0]["key"], "rules");
     assert_eq!(v["reviews"]["count"], 2);
     assert_eq!(v["reviews"]["pull_requests"], 1);
     assert!(v["reviews"]["latency_ms"]["p50"].as_i64().is_some());
     let text = stats(dir.path(), "text");
-    assert!(text.contains("acceptance: 33% (1 fixed / 3 decided; 2 dismissed, 0 open)"), "{text}");
+    assert!(
+        text.contains("acceptance: 33% (1 fixed / 3 decided; 2 dismissed, 0 open)"),
+        "{text}"
+    );
     println!("{text}");
 
     // 4. Another pull request with the same code: the dismissed rules are held back from line
     //    comments and the summary says why; the fixed rule is still posted inline.
     let head_9 = "9999999999999999999999999999999999999999";
-    gh.set_pr(REPO, FakePr::new(9, head_9, vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))]));
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            9,
+            head_9,
+            vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))],
+        ),
+    );
     let opened_9 = payload("pull_request.opened.json", |v| {
         v["number"] = json!(9);
         v["pull_request"]["number"] = json!(9);
@@ -111,14 +163,28 @@ async fn outcomes_stats_and_feedback() {
     assert_eq!(status, 202);
     wait_for(60, "the review of #9", || gh.reviews(REPO, 9).len() == 1).await;
     let review = &gh.reviews(REPO, 9)[0];
-    let lines: Vec<u64> = review["comments"].as_array().unwrap().iter().map(|c| c["line"].as_u64().unwrap()).collect();
+    let lines: Vec<u64> = review["comments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["line"].as_u64().unwrap())
+        .collect();
     assert_eq!(lines, vec![15], "only the rule developers fix stays inline");
     let body = review["body"].as_str().unwrap();
-    assert!(body.contains("`app/reports.py:21`") && body.contains("held back: 1 of 1 decided findings"), "{body}");
+    assert!(
+        body.contains("`app/reports.py:21`") && body.contains("held back: 1 of 1 decided findings"),
+        "{body}"
+    );
     assert!(body.contains("were dismissed in this repository"), "{body}");
     let js = wait_jobs_settled(dir.path(), 30).await;
     let j9 = js.iter().find(|j| j["pr_number"] == 9).unwrap();
-    assert!(j9["outcome"].as_str().unwrap().contains("2 held back by feedback"), "{j9:#}");
+    assert!(
+        j9["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("2 held back by feedback"),
+        "{j9:#}"
+    );
 
     // 5. #9 merges with its SQL finding unchanged: dismissed.
     let merged = payload("pull_request.closed.json", |v| {
@@ -133,10 +199,27 @@ async fn outcomes_stats_and_feedback() {
     let m = js.iter().find(|j| j["cause"] == "merged").unwrap();
     assert_eq!(m["outcome"], "merged: 0 finding(s) fixed, 1 dismissed");
     let v: Value = serde_json::from_str(&stats(dir.path(), "json")).unwrap();
-    assert_eq!((v["acceptance"]["fixed"].as_u64(), v["acceptance"]["dismissed"].as_u64()), (Some(1), Some(3)));
-    let metrics = reqwest::get(format!("{addr}/metrics")).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("redline_findings{outcome=\"fixed\"} 1"), "{metrics}");
-    assert!(metrics.contains("redline_acceptance_rate 0.25"), "{metrics}");
+    assert_eq!(
+        (
+            v["acceptance"]["fixed"].as_u64(),
+            v["acceptance"]["dismissed"].as_u64()
+        ),
+        (Some(1), Some(3))
+    );
+    let metrics = reqwest::get(format!("{addr}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("redline_findings{outcome=\"fixed\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("redline_acceptance_rate 0.25"),
+        "{metrics}"
+    );
 }
 
 /// Which prompt a chat request was sent with.
@@ -167,7 +250,13 @@ fn bench_compares_prompt_versions_on_the_same_cases() {
     let json_out = dir.path().join("compare.json");
     let out = common::redline()
         .current_dir(common::project_root())
-        .args(["bench", "fixtures/cases/python/py-discount-rule-eval", "--compare-prompts", "review-v1,review-v2", "--json"])
+        .args([
+            "bench",
+            "fixtures/cases/python/py-discount-rule-eval",
+            "--compare-prompts",
+            "review-v1,review-v2",
+            "--json",
+        ])
         .arg(&json_out)
         .env("REDLINE_LLM_BASE_URL", &llm.base_url)
         .env("REDLINE_LLM_MODEL", "fake-large")
@@ -176,29 +265,53 @@ fn bench_compares_prompt_versions_on_the_same_cases() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("## review-v1") && stdout.contains("## review-v2") && stdout.contains("## Comparison"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("## review-v1")
+            && stdout.contains("## review-v2")
+            && stdout.contains("## Comparison"),
+        "{stdout}"
+    );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&json_out).unwrap()).unwrap();
     assert_eq!(v[0]["prompt_version"], "review-v1");
     assert_eq!(v[1]["prompt_version"], "review-v2");
     assert_eq!(v[0]["recall"], 1.0);
     assert_eq!(v[1]["recall"], 1.0);
-    assert_eq!(v[0]["precision"], 0.5, "v1's extra comment is a false alarm: {v:#}");
+    assert_eq!(
+        v[0]["precision"], 0.5,
+        "v1's extra comment is a false alarm: {v:#}"
+    );
     assert_eq!(v[1]["precision"], 1.0);
     // Both versions really went to the model.
-    let prompts: Vec<bool> = llm.chat_requests().iter().map(|r| is_candidate_prompt(&r.body)).collect();
+    let prompts: Vec<bool> = llm
+        .chat_requests()
+        .iter()
+        .map(|r| is_candidate_prompt(&r.body))
+        .collect();
     assert!(prompts.contains(&true) && prompts.contains(&false));
 
     // An unknown version is named with the ones that exist.
     let out = common::redline()
         .current_dir(common::project_root())
-        .args(["bench", "fixtures/cases/python/py-discount-rule-eval", "--compare-prompts", "review-v1,review-v7"])
+        .args([
+            "bench",
+            "fixtures/cases/python/py-discount-rule-eval",
+            "--compare-prompts",
+            "review-v1,review-v7",
+        ])
         .env("REDLINE_LLM_BASE_URL", &llm.base_url)
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2));
-    assert!(err.contains("review-v7") && err.contains("review-v2"), "{err}");
+    assert!(
+        err.contains("review-v7") && err.contains("review-v2"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -206,7 +319,11 @@ async fn a_candidate_prompt_gets_its_share_of_pull_requests_and_stats_compare_th
     use common::fake_openai::{FakeOpenAi, tool_calls};
     use std::time::Duration;
     let llm = FakeOpenAi::start().with_script(|_, _| {
-        (200, tool_calls(&[("finish_file", r#"{"summary": "ok"}"#)]), Duration::ZERO)
+        (
+            200,
+            tool_calls(&[("finish_file", r#"{"summary": "ok"}"#)]),
+            Duration::ZERO,
+        )
     });
     let gh = github_with_pr();
     let dir = tempfile::tempdir().unwrap();
@@ -220,18 +337,37 @@ async fn a_candidate_prompt_gets_its_share_of_pull_requests_and_stats_compare_th
     // Six pull requests, each reviewed twice (opened, then `/redline review`).
     for n in 20..26u64 {
         let head = format!("{n:0>40}");
-        gh.set_pr(REPO, FakePr::new(n, &head, vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))]));
+        gh.set_pr(
+            REPO,
+            FakePr::new(
+                n,
+                &head,
+                vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))],
+            ),
+        );
         let body = payload("pull_request.opened.json", |v| {
             v["number"] = json!(n);
             v["pull_request"]["number"] = json!(n);
             v["pull_request"]["head"]["sha"] = json!(head);
         });
-        assert_eq!(deliver_signed(&addr, "pull_request", &format!("ab-{n}"), &body).await.0, 202);
+        assert_eq!(
+            deliver_signed(&addr, "pull_request", &format!("ab-{n}"), &body)
+                .await
+                .0,
+            202
+        );
     }
     wait_jobs_settled(dir.path(), 90).await;
     for n in 20..26u64 {
-        let body = payload("issue_comment.review_command.json", |v| v["issue"]["number"] = json!(n));
-        assert_eq!(deliver_signed(&addr, "issue_comment", &format!("ab-c-{n}"), &body).await.0, 202);
+        let body = payload("issue_comment.review_command.json", |v| {
+            v["issue"]["number"] = json!(n)
+        });
+        assert_eq!(
+            deliver_signed(&addr, "issue_comment", &format!("ab-c-{n}"), &body)
+                .await
+                .0,
+            202
+        );
     }
     let js = wait_jobs_settled(dir.path(), 90).await;
     assert_eq!(js.len(), 12);
@@ -243,11 +379,26 @@ async fn a_candidate_prompt_gets_its_share_of_pull_requests_and_stats_compare_th
             .push(j["review"]["prompt_version"].as_str().unwrap().to_string());
     }
     for (pr, versions) in &by_pr {
-        assert_eq!(versions[0], versions[1], "sticky per pull request: #{pr} {versions:?}");
+        assert_eq!(
+            versions[0], versions[1],
+            "sticky per pull request: #{pr} {versions:?}"
+        );
     }
     let used: std::collections::BTreeSet<&String> = by_pr.values().map(|v| &v[0]).collect();
-    assert_eq!(used.len(), 2, "both versions got pull requests at a 50% share: {by_pr:?}");
+    assert_eq!(
+        used.len(),
+        2,
+        "both versions got pull requests at a 50% share: {by_pr:?}"
+    );
     let v: Value = serde_json::from_str(&stats(dir.path(), "json")).unwrap();
-    let versions: Vec<&str> = v["by"]["prompt_version"].as_array().unwrap().iter().map(|r| r["key"].as_str().unwrap()).collect();
-    assert!(versions.contains(&"review-v1") && versions.contains(&"review-v2"), "{v:#}");
+    let versions: Vec<&str> = v["by"]["prompt_version"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert!(
+        versions.contains(&"review-v1") && versions.contains(&"review-v2"),
+        "{v:#}"
+    );
 }

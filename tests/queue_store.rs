@@ -26,7 +26,12 @@ fn new_job(repo: &str, pr: i64, head: &str, priority: i64, max_attempts: i64) ->
 }
 
 /// Records a delivery that enqueues a job (cancelling the PR's older ones) and pushes it.
-async fn deliver(store: &Store, queue: &dyn JobQueue, id: &str, job: NewJob) -> Option<redline::store::Job> {
+async fn deliver(
+    store: &Store,
+    queue: &dyn JobQueue,
+    id: &str,
+    job: NewJob,
+) -> Option<redline::store::Job> {
     let plan = DeliveryPlan {
         outcome: "enqueued".into(),
         cancel: Some((job.repo.clone(), job.pr_number)),
@@ -64,8 +69,14 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     let q = queue.as_ref();
 
     // A redelivered webhook does nothing.
-    let a = deliver(&store, q, "d-1", new_job("acme/shop", 1, "a1", 0, 3)).await.expect("a job");
-    assert!(deliver(&store, q, "d-1", new_job("acme/shop", 1, "a1", 0, 3)).await.is_none());
+    let a = deliver(&store, q, "d-1", new_job("acme/shop", 1, "a1", 0, 3))
+        .await
+        .expect("a job");
+    assert!(
+        deliver(&store, q, "d-1", new_job("acme/shop", 1, "a1", 0, 3))
+            .await
+            .is_none()
+    );
 
     // Enqueue, claim, complete; nothing left.
     let c = claim(q, "w1", 5).await.expect("the job is claimed");
@@ -74,11 +85,18 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     assert!(q.renew(&c).await.unwrap());
     q.complete(&c, "posted").await.unwrap();
     assert_eq!(status(&store, a.id).await, "done");
-    assert!(claim(q, "w1", 1).await.is_none(), "a finished job is not claimed again");
+    assert!(
+        claim(q, "w1", 1).await.is_none(),
+        "a finished job is not claimed again"
+    );
 
     // Critical repositories go first.
-    let low = deliver(&store, q, "d-2", new_job("acme/blog", 2, "b1", 0, 3)).await.unwrap();
-    let high = deliver(&store, q, "d-3", new_job("acme/pay", 3, "c1", 10, 3)).await.unwrap();
+    let low = deliver(&store, q, "d-2", new_job("acme/blog", 2, "b1", 0, 3))
+        .await
+        .unwrap();
+    let high = deliver(&store, q, "d-3", new_job("acme/pay", 3, "c1", 10, 3))
+        .await
+        .unwrap();
     let first = claim(q, "w1", 5).await.unwrap();
     assert_eq!(first.job.id, high.id, "the critical repository's job first");
     let second = claim(q, "w1", 5).await.unwrap();
@@ -87,16 +105,27 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     q.complete(&second, "ok").await.unwrap();
 
     // A newer head cancels the pull request's queued and running jobs; the old worker learns it.
-    let old = deliver(&store, q, "d-4", new_job("acme/shop", 4, "old", 0, 3)).await.unwrap();
+    let old = deliver(&store, q, "d-4", new_job("acme/shop", 4, "old", 0, 3))
+        .await
+        .unwrap();
     let running = claim(q, "w1", 5).await.unwrap();
     assert_eq!(running.job.id, old.id);
-    let new = deliver(&store, q, "d-5", new_job("acme/shop", 4, "new", 0, 3)).await.unwrap();
+    let new = deliver(&store, q, "d-5", new_job("acme/shop", 4, "new", 0, 3))
+        .await
+        .unwrap();
     assert_eq!(status(&store, old.id).await, "cancelled");
-    assert!(!q.renew(&running).await.unwrap(), "a cancelled job's lease is not renewed");
+    assert!(
+        !q.renew(&running).await.unwrap(),
+        "a cancelled job's lease is not renewed"
+    );
     let next = claim(q, "w2", 5).await.unwrap();
     assert_eq!(next.job.id, new.id);
     q.complete(&running, "late").await.unwrap();
-    assert_eq!(status(&store, old.id).await, "cancelled", "completing a cancelled job changes nothing");
+    assert_eq!(
+        status(&store, old.id).await,
+        "cancelled",
+        "completing a cancelled job changes nothing"
+    );
 
     // Release on shutdown: claimable again at once, the attempt not counted.
     q.release(&next, 0, None).await.unwrap();
@@ -106,26 +135,49 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
 
     // A worker that stops renewing loses the job when the lease expires; another finishes it.
     tokio::time::sleep(LEASE + Duration::from_millis(1500)).await;
-    let taken = claim(q, "w4", 8).await.expect("the expired lease is claimed again");
+    let taken = claim(q, "w4", 8)
+        .await
+        .expect("the expired lease is claimed again");
     assert_eq!(taken.job.id, new.id);
     assert_eq!(taken.job.attempts, 2);
-    assert!(!q.renew(&again).await.unwrap(), "the first worker no longer holds it");
+    assert!(
+        !q.renew(&again).await.unwrap(),
+        "the first worker no longer holds it"
+    );
     q.complete(&again, "from the dead worker").await.unwrap();
-    assert_eq!(status(&store, new.id).await, "running", "the first worker's late completion is refused");
+    assert_eq!(
+        status(&store, new.id).await,
+        "running",
+        "the first worker's late completion is refused"
+    );
     q.complete(&taken, "done by w4").await.unwrap();
     let j = store.job(new.id).await.unwrap().unwrap();
-    assert_eq!((j.status.as_str(), j.outcome.as_deref()), ("done", Some("done by w4")));
+    assert_eq!(
+        (j.status.as_str(), j.outcome.as_deref()),
+        ("done", Some("done by w4"))
+    );
 
     // Failures retry after a backoff, then the job is dead with its error kept.
-    let flaky = deliver(&store, q, "d-6", new_job("acme/api", 6, "f1", 0, 2)).await.unwrap();
+    let flaky = deliver(&store, q, "d-6", new_job("acme/api", 6, "f1", 0, 2))
+        .await
+        .unwrap();
     let c1 = claim(q, "w1", 5).await.unwrap();
-    assert_eq!(q.fail(&c1, "GitHub 502").await.unwrap(), JobStatus::Retrying { delay_ms: 2000 });
+    assert_eq!(
+        q.fail(&c1, "GitHub 502").await.unwrap(),
+        JobStatus::Retrying { delay_ms: 2000 }
+    );
     assert_eq!(status(&store, flaky.id).await, "failed");
-    assert!(q.claim("w1").await.unwrap().is_none(), "not before the backoff");
+    assert!(
+        q.claim("w1").await.unwrap().is_none(),
+        "not before the backoff"
+    );
     tokio::time::sleep(Duration::from_millis(2200)).await;
     let c2 = claim(q, "w1", 8).await.expect("claimed after the backoff");
     assert_eq!(c2.job.attempts, 2);
-    assert_eq!(q.fail(&c2, "GitHub 502 again").await.unwrap(), JobStatus::Dead);
+    assert_eq!(
+        q.fail(&c2, "GitHub 502 again").await.unwrap(),
+        JobStatus::Dead
+    );
     let dead = store.job(flaky.id).await.unwrap().unwrap();
     assert_eq!(dead.status, "dead");
     assert_eq!(dead.last_error.as_deref(), Some("GitHub 502 again"));
@@ -133,7 +185,14 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     // Eight concurrent claimers over 40 jobs: each job runs exactly once.
     let mut ids = HashSet::new();
     for i in 0..40 {
-        let j = deliver(&store, q, &format!("bulk-{i}"), new_job("acme/bulk", 100 + i, "h", 0, 3)).await.unwrap();
+        let j = deliver(
+            &store,
+            q,
+            &format!("bulk-{i}"),
+            new_job("acme/bulk", 100 + i, "h", 0, 3),
+        )
+        .await
+        .unwrap();
         ids.insert(j.id);
     }
     let mut tasks = Vec::new();
@@ -191,11 +250,15 @@ async fn sqs_queue_on_moto() {
     let conf = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("us-east-1"))
         .endpoint_url(&moto.endpoint)
-        .credentials_provider(aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "static"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "static",
+        ))
         .load()
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("r.db").display())).await.unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("r.db").display()))
+        .await
+        .unwrap();
     let queue = Arc::new(SqsQueue::with_client(
         aws_sdk_sqs::Client::new(&conf),
         store.clone(),
@@ -208,13 +271,23 @@ async fn sqs_queue_on_moto() {
 
 #[tokio::test]
 async fn bad_database_urls_are_named_without_their_password() {
-    let e = Store::open("mysql://u:topsecret@h/db").await.err().unwrap().to_string();
-    assert!(e.contains("REDLINE_DATABASE_URL") && !e.contains("topsecret"), "{e}");
+    let e = Store::open("mysql://u:topsecret@h/db")
+        .await
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("REDLINE_DATABASE_URL") && !e.contains("topsecret"),
+        "{e}"
+    );
     let port = common::services::free_port();
     let e = Store::open(&format!("postgres://u:topsecret@127.0.0.1:{port}/db"))
         .await
         .err()
         .unwrap();
     let e = format!("{e:#}");
-    assert!(e.contains("cannot open the database") && !e.contains("topsecret"), "{e}");
+    assert!(
+        e.contains("cannot open the database") && !e.contains("topsecret"),
+        "{e}"
+    );
 }

@@ -19,10 +19,18 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
     env.push(("REDLINE_WORKERS".into(), "1".into()));
     let mut first = start("worker", dir.path(), &env);
 
-    let (status, _) = deliver_signed(server.addr.as_ref().unwrap(), "pull_request", "k-1", &payload("pull_request.opened.json", |_| {})).await;
+    let (status, _) = deliver_signed(
+        server.addr.as_ref().unwrap(),
+        "pull_request",
+        "k-1",
+        &payload("pull_request.opened.json", |_| {}),
+    )
+    .await;
     assert_eq!(status, 202);
     wait_for(30, "the first worker to be mid-job", || {
-        gh.requests().iter().any(|r| r.path.ends_with("/pulls/7/files"))
+        gh.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/pulls/7/files"))
     })
     .await;
     let before = jobs(dir.path());
@@ -37,7 +45,13 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
     let job = &settled[0];
     assert_eq!(job["status"], "done", "{job:#}");
     assert_eq!(job["attempts"], 2, "claimed again after the lease expired");
-    assert!(job["outcome"].as_str().unwrap().starts_with("posted review"), "{job:#}");
+    assert!(
+        job["outcome"]
+            .as_str()
+            .unwrap()
+            .starts_with("posted review"),
+        "{job:#}"
+    );
     let reviews = gh.reviews(REPO, 7);
     assert_eq!(reviews.len(), 1, "posted once");
     assert_eq!(reviews[0]["comments"].as_array().unwrap().len(), 3);
@@ -64,20 +78,43 @@ async fn sigterm_gives_an_unfinished_job_back() {
     env.push(("REDLINE_WORKERS".into(), "1".into()));
     env.push(("REDLINE_SHUTDOWN_GRACE_SECS".into(), "1".into()));
     let server = start("serve", dir.path(), &env);
-    let (status, _) = deliver_signed(server.addr.as_ref().unwrap(), "pull_request", "t-1", &payload("pull_request.opened.json", |_| {})).await;
+    let (status, _) = deliver_signed(
+        server.addr.as_ref().unwrap(),
+        "pull_request",
+        "t-1",
+        &payload("pull_request.opened.json", |_| {}),
+    )
+    .await;
     assert_eq!(status, 202);
     wait_for(30, "the job to be mid-way", || {
-        gh.requests().iter().any(|r| r.path.ends_with("/pulls/7/files"))
+        gh.requests()
+            .iter()
+            .any(|r| r.path.ends_with("/pulls/7/files"))
     })
     .await;
     let mut server = server;
     let started = std::time::Instant::now();
     let exit = server.terminate();
-    assert!(exit.success(), "clean exit on SIGTERM: {exit:?}\n{}", server.logs());
-    assert!(started.elapsed() < Duration::from_secs(15), "stopped within the grace period");
+    assert!(
+        exit.success(),
+        "clean exit on SIGTERM: {exit:?}\n{}",
+        server.logs()
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped within the grace period"
+    );
     let js = jobs(dir.path());
-    assert_eq!(js[0]["status"], "queued", "released for another worker: {:#}", js[0]);
+    assert_eq!(
+        js[0]["status"], "queued",
+        "released for another worker: {:#}",
+        js[0]
+    );
     assert_eq!(js[0]["attempts"], 0, "a released attempt does not count");
-    assert!(server.logs().contains("job released at shutdown"), "{}", server.logs());
+    assert!(
+        server.logs().contains("job released at shutdown"),
+        "{}",
+        server.logs()
+    );
     assert!(gh.reviews(REPO, 7).is_empty());
 }

@@ -1118,7 +1118,9 @@ fn validate(
                     k.guidance
                 },
                 // The agent's fix targets its own line range: keep it only if the ranges agree.
-                suggestion: k.suggestion.filter(|_| k.line == rf.line && k.end_line == rf.end_line),
+                suggestion: k
+                    .suggestion
+                    .filter(|_| k.line == rf.line && k.end_line == rf.end_line),
                 ..rf.clone()
             });
         } else {

@@ -121,7 +121,8 @@ fn compare_prompts(args: &BenchArgs) -> Result<i32> {
         anyhow::bail!("--compare-prompts needs at least two versions, e.g. review-v1,review-v2");
     }
     for v in versions {
-        crate::agent::check_prompt_version(v).map_err(|e| anyhow::anyhow!("--compare-prompts: {e}"))?;
+        crate::agent::check_prompt_version(v)
+            .map_err(|e| anyhow::anyhow!("--compare-prompts: {e}"))?;
     }
     let llm = resolve_engine(Engine::Agent)?;
     let rules = RuleSet::builtin()?;
@@ -132,7 +133,10 @@ fn compare_prompts(args: &BenchArgs) -> Result<i32> {
         min_severity: Severity::Suggestion,
     };
     let mut rows = Vec::new();
-    let mut out = format!("redline bench: {} (agent engine, prompts compared)\n\n", args.dir.display());
+    let mut out = format!(
+        "redline bench: {} (agent engine, prompts compared)\n\n",
+        args.dir.display()
+    );
     let mut any_errors = false;
     for version in versions {
         let started = std::time::Instant::now();

@@ -165,7 +165,10 @@ pub fn jobs(args: JobsArgs) -> Result<i32> {
                             r.engine,
                             r.findings,
                             r.latency_ms,
-                            r.model.as_deref().map(|m| format!(" · {m}")).unwrap_or_default()
+                            r.model
+                                .as_deref()
+                                .map(|m| format!(" · {m}"))
+                                .unwrap_or_default()
                         )
                     })
                     .unwrap_or_default();
@@ -194,7 +197,10 @@ mod tests {
     #[test]
     fn dates() {
         assert_eq!(super::parse_date_ms("1970-01-02").unwrap(), 86_400_000);
-        assert_eq!(super::parse_date_ms("2026-11-28").unwrap(), 1_795_824_000_000);
+        assert_eq!(
+            super::parse_date_ms("2026-11-28").unwrap(),
+            1_795_824_000_000
+        );
         assert!(super::parse_date_ms("28/11/2026").is_err());
     }
 }

@@ -71,10 +71,17 @@ pub fn compute(findings: &[OutcomeRow], reviews: &[ReviewRow]) -> Value {
             ("language", language(&f.path)),
             ("engine", f.engine.clone()),
             ("model", f.model.clone().unwrap_or_else(|| "(none)".into())),
-            ("prompt_version", f.prompt_version.clone().unwrap_or_else(|| "(none)".into())),
+            (
+                "prompt_version",
+                f.prompt_version.clone().unwrap_or_else(|| "(none)".into()),
+            ),
         ];
         for (dim, key) in groups {
-            by.entry(dim).or_default().entry(key).or_default().add(&f.outcome);
+            by.entry(dim)
+                .or_default()
+                .entry(key)
+                .or_default()
+                .add(&f.outcome);
         }
     }
     let table = |m: &BTreeMap<String, Acceptance>| -> Vec<Value> {
@@ -84,15 +91,25 @@ pub fn compute(findings: &[OutcomeRow], reviews: &[ReviewRow]) -> Value {
             .map(|(k, a)| json!({"key": k, "fixed": a.fixed, "dismissed": a.dismissed, "open": a.open, "decided": a.decided(), "acceptance": a.rate()}))
             .collect()
     };
-    let prs: BTreeSet<(String, i64)> = reviews.iter().map(|r| (r.repo.clone(), r.pr_number)).collect();
-    let per_pr = |total: f64| if prs.is_empty() { 0.0 } else { total / prs.len() as f64 };
+    let prs: BTreeSet<(String, i64)> = reviews
+        .iter()
+        .map(|r| (r.repo.clone(), r.pr_number))
+        .collect();
+    let per_pr = |total: f64| {
+        if prs.is_empty() {
+            0.0
+        } else {
+            total / prs.len() as f64
+        }
+    };
     let tokens_in: i64 = reviews.iter().map(|r| r.tokens_in).sum();
     let tokens_out: i64 = reviews.iter().map(|r| r.tokens_out).sum();
     let cost: f64 = reviews.iter().map(|r| r.cost_usd).sum();
     let mut lat: Vec<i64> = reviews.iter().map(|r| r.latency_ms).collect();
     lat.sort();
     let pct = |p: f64| -> Option<i64> {
-        (!lat.is_empty()).then(|| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1])
+        (!lat.is_empty())
+            .then(|| lat[((lat.len() as f64 * p).ceil() as usize).clamp(1, lat.len()) - 1])
     };
     json!({
         "acceptance": {"fixed": overall.fixed, "dismissed": overall.dismissed, "open": overall.open, "decided": overall.decided(), "rate": overall.rate()},
@@ -111,31 +128,62 @@ pub fn compute(findings: &[OutcomeRow], reviews: &[ReviewRow]) -> Value {
 
 fn text(v: &Value, since: Option<&str>) -> String {
     let a = &v["acceptance"];
-    let rate = |x: &Value| x.as_f64().map(|r| format!("{:.0}%", r * 100.0)).unwrap_or_else(|| "-".into());
+    let rate = |x: &Value| {
+        x.as_f64()
+            .map(|r| format!("{:.0}%", r * 100.0))
+            .unwrap_or_else(|| "-".into())
+    };
     let mut out = format!(
         "redline stats{}\n\nacceptance: {} ({} fixed / {} decided; {} dismissed, {} open)\n",
         since.map(|s| format!(" since {s}")).unwrap_or_default(),
         rate(&a["rate"]),
-        a["fixed"], a["decided"], a["dismissed"], a["open"]
+        a["fixed"],
+        a["decided"],
+        a["dismissed"],
+        a["open"]
     );
-    for dim in ["prompt_version", "engine", "model", "severity", "language", "category", "rule"] {
+    for dim in [
+        "prompt_version",
+        "engine",
+        "model",
+        "severity",
+        "language",
+        "category",
+        "rule",
+    ] {
         let rows = v["by"][dim].as_array().cloned().unwrap_or_default();
         if rows.is_empty() {
             continue;
         }
-        out.push_str(&format!("\nby {}\n  {:<36} {:>10} {:>6} {:>9} {:>9} {:>5}\n", dim.replace('_', " "), "", "acceptance", "fixed", "dismissed", "decided", "open"));
+        out.push_str(&format!(
+            "\nby {}\n  {:<36} {:>10} {:>6} {:>9} {:>9} {:>5}\n",
+            dim.replace('_', " "),
+            "",
+            "acceptance",
+            "fixed",
+            "dismissed",
+            "decided",
+            "open"
+        ));
         let n = |x: &Value| x.as_u64().unwrap_or(0);
         for r in rows {
             out.push_str(&format!(
                 "  {:<36} {:>10} {:>6} {:>9} {:>9} {:>5}\n",
                 crate::truncate(r["key"].as_str().unwrap_or(""), 36),
                 rate(&r["acceptance"]),
-                n(&r["fixed"]), n(&r["dismissed"]), n(&r["decided"]), n(&r["open"])
+                n(&r["fixed"]),
+                n(&r["dismissed"]),
+                n(&r["decided"]),
+                n(&r["open"])
             ));
         }
     }
     let r = &v["reviews"];
-    let ms = |x: &Value| x.as_i64().map(|m| format!("{:.1} s", m as f64 / 1000.0)).unwrap_or_else(|| "-".into());
+    let ms = |x: &Value| {
+        x.as_i64()
+            .map(|m| format!("{:.1} s", m as f64 / 1000.0))
+            .unwrap_or_else(|| "-".into())
+    };
     out.push_str(&format!(
         "\nreviews: {} on {} pull request(s), {:.2} per pull request\ntokens: {} in, {} out ({:.0} per pull request)\ncost: ${:.4} (${:.4} per pull request)\nlatency: p50 {}, p90 {}, p99 {}, max {}\n",
         r["count"], r["pull_requests"], r["reviews_per_pr"].as_f64().unwrap_or(0.0),
@@ -148,13 +196,21 @@ fn text(v: &Value, since: Option<&str>) -> String {
 
 pub fn run(args: StatsArgs) -> Result<i32> {
     let settings = args.settings.load()?;
-    let since = args.since.as_deref().map(super::server_cmd::parse_date_ms).transpose()?.unwrap_or(0);
+    let since = args
+        .since
+        .as_deref()
+        .map(super::server_cmd::parse_date_ms)
+        .transpose()?
+        .unwrap_or(0);
     let (findings, reviews) = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(async {
             let store = crate::store::Store::open(&settings.database_url).await?;
-            anyhow::Ok((store.outcome_rows(since).await?, store.review_rows(since).await?))
+            anyhow::Ok((
+                store.outcome_rows(since).await?,
+                store.review_rows(since).await?,
+            ))
         })?;
     let v = compute(&findings, &reviews);
     let out = match args.format {

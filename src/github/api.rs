@@ -71,10 +71,7 @@ pub struct Review {
     pub state: String,
 }
 
-fn decode<T: serde::de::DeserializeOwned>(
-    path: &str,
-    body: &str,
-) -> Result<T, GitHubError> {
+fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> Result<T, GitHubError> {
     serde_json::from_str(body).map_err(|e| GitHubError {
         method: "GET",
         path: path.to_string(),
@@ -90,8 +87,12 @@ fn next_link(headers: &http::HeaderMap) -> Option<String> {
     let link = headers.get("link")?.to_str().ok()?;
     link.split(',').find_map(|part| {
         let (url, rel) = part.split_once(';')?;
-        rel.contains("rel=\"next\"")
-            .then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+        rel.contains("rel=\"next\"").then(|| {
+            url.trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
     })
 }
 
@@ -130,13 +131,23 @@ impl GitHub {
         Ok(out)
     }
 
-    pub async fn pull(&self, installation: u64, repo: &str, number: u64) -> Result<PullRequest, GitHubError> {
+    pub async fn pull(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<PullRequest, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}");
         let r = self.request(installation, "GET", &path, None).await?;
         decode(&path, &r.body)
     }
 
-    pub async fn pull_files(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<PrFile>, GitHubError> {
+    pub async fn pull_files(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<PrFile>, GitHubError> {
         self.all_pages(
             installation,
             format!("/repos/{repo}/pulls/{number}/files?per_page=100"),
@@ -162,7 +173,9 @@ impl GitHub {
         let url = format!("/repos/{repo}/contents/{encoded}?ref={sha}");
         let r = match self.request(installation, "GET", &url, None).await {
             Ok(r) => r,
-            Err(GitHubError { status: Some(404), .. }) => return Ok(None),
+            Err(GitHubError {
+                status: Some(404), ..
+            }) => return Ok(None),
             Err(e) => return Err(e),
         };
         let v: Value = decode(&url, &r.body)?;
@@ -199,7 +212,12 @@ impl GitHub {
             })
     }
 
-    pub async fn review_comments(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<ReviewComment>, GitHubError> {
+    pub async fn review_comments(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<ReviewComment>, GitHubError> {
         self.all_pages(
             installation,
             format!("/repos/{repo}/pulls/{number}/comments?per_page=100"),
@@ -208,7 +226,12 @@ impl GitHub {
         .await
     }
 
-    pub async fn reviews(&self, installation: u64, repo: &str, number: u64) -> Result<Vec<Review>, GitHubError> {
+    pub async fn reviews(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+    ) -> Result<Vec<Review>, GitHubError> {
         self.all_pages(
             installation,
             format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
@@ -218,9 +241,17 @@ impl GitHub {
     }
 
     /// Creates a review (`event` absent: a pending review); returns its id.
-    pub async fn create_review(&self, installation: u64, repo: &str, number: u64, review: &Value) -> Result<u64, GitHubError> {
+    pub async fn create_review(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+        review: &Value,
+    ) -> Result<u64, GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews");
-        let r = self.request(installation, "POST", &path, Some(review)).await?;
+        let r = self
+            .request(installation, "POST", &path, Some(review))
+            .await?;
         let v: Value = decode(&path, &r.body)?;
         v["id"].as_u64().ok_or_else(|| GitHubError {
             method: "POST",
@@ -232,13 +263,24 @@ impl GitHub {
         })
     }
 
-    pub async fn delete_pending_review(&self, installation: u64, repo: &str, number: u64, id: u64) -> Result<(), GitHubError> {
+    pub async fn delete_pending_review(
+        &self,
+        installation: u64,
+        repo: &str,
+        number: u64,
+        id: u64,
+    ) -> Result<(), GitHubError> {
         let path = format!("/repos/{repo}/pulls/{number}/reviews/{id}");
         self.request(installation, "DELETE", &path, None).await?;
         Ok(())
     }
 
-    pub async fn create_check_run(&self, installation: u64, repo: &str, run: &Value) -> Result<u64, GitHubError> {
+    pub async fn create_check_run(
+        &self,
+        installation: u64,
+        repo: &str,
+        run: &Value,
+    ) -> Result<u64, GitHubError> {
         let path = format!("/repos/{repo}/check-runs");
         let r = self.request(installation, "POST", &path, Some(run)).await?;
         let v: Value = decode(&path, &r.body)?;
@@ -273,7 +315,10 @@ mod tests {
                 .unwrap(),
         );
         let next = next_link(&h).unwrap();
-        assert_eq!(path_of(&next), "/repositories/1/pulls/7/files?per_page=100&page=2");
+        assert_eq!(
+            path_of(&next),
+            "/repositories/1/pulls/7/files?per_page=100&page=2"
+        );
         assert_eq!(encode_segment("a b+c.py"), "a%20b%2Bc.py");
     }
 }

@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use octocrab::Octocrab;
 use octocrab::models::{AppId, InstallationId};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 pub use api::{PrFile, PullRequest, Reactions, ReviewComment};
@@ -82,10 +82,17 @@ pub struct GitHub {
 
 impl GitHub {
     /// `key_pem`: the App's private key (PKCS#1 as GitHub issues it, or PKCS#8).
-    pub fn new(app_id: u64, key_pem: &[u8], api_url: &str, write_interval: Duration) -> Result<GitHub> {
+    pub fn new(
+        app_id: u64,
+        key_pem: &[u8],
+        api_url: &str,
+        write_interval: Duration,
+    ) -> Result<GitHub> {
         let key = octocrab::jsonwebtoken::EncodingKey::from_rsa_pem(key_pem)
             // The key's bytes never go into the message.
-            .map_err(|_| anyhow::anyhow!("REDLINE_GITHUB_PRIVATE_KEY is not an RSA private key in PEM form"))?;
+            .map_err(|_| {
+                anyhow::anyhow!("REDLINE_GITHUB_PRIVATE_KEY is not an RSA private key in PEM form")
+            })?;
         let app = Octocrab::builder()
             .app(AppId(app_id), key)
             .base_uri(api_url)
@@ -108,9 +115,17 @@ impl GitHub {
     }
 
     /// Reads the key file named by `REDLINE_GITHUB_PRIVATE_KEY`.
-    pub fn from_key_file(app_id: u64, key_path: &std::path::Path, api_url: &str, write_interval: Duration) -> Result<GitHub> {
+    pub fn from_key_file(
+        app_id: u64,
+        key_path: &std::path::Path,
+        api_url: &str,
+        write_interval: Duration,
+    ) -> Result<GitHub> {
         let pem = std::fs::read(key_path).with_context(|| {
-            format!("cannot read REDLINE_GITHUB_PRIVATE_KEY {}", key_path.display())
+            format!(
+                "cannot read REDLINE_GITHUB_PRIVATE_KEY {}",
+                key_path.display()
+            )
         })?;
         GitHub::new(app_id, &pem, api_url, write_interval)
     }
@@ -135,14 +150,17 @@ impl GitHub {
         if let Some(c) = map.get(&id) {
             return Ok(c.clone());
         }
-        let c = self.app.installation(InstallationId(id)).map_err(|e| GitHubError {
-            method: "POST",
-            path: format!("/app/installations/{id}/access_tokens"),
-            status: None,
-            message: e.to_string(),
-            retryable: false,
-            retry_after: None,
-        })?;
+        let c = self
+            .app
+            .installation(InstallationId(id))
+            .map_err(|e| GitHubError {
+                method: "POST",
+                path: format!("/app/installations/{id}/access_tokens"),
+                status: None,
+                message: e.to_string(),
+                retryable: false,
+                retry_after: None,
+            })?;
         let c = Arc::new(c);
         map.insert(id, c.clone());
         Ok(c)
@@ -176,11 +194,19 @@ impl GitHub {
                 Some(wait) if wait > self.retry.max_wait => {
                     return Err(GitHubError {
                         retry_after: Some(wait),
-                        ..err(Some(403), format!("API rate limit spent for {}s", wait.as_secs()), true)
+                        ..err(
+                            Some(403),
+                            format!("API rate limit spent for {}s", wait.as_secs()),
+                            true,
+                        )
                     });
                 }
                 Some(wait) => {
-                    tracing::warn!(installation, wait_secs = wait.as_secs(), "GitHub API rate limit spent; waiting for its reset");
+                    tracing::warn!(
+                        installation,
+                        wait_secs = wait.as_secs(),
+                        "GitHub API rate limit spent; waiting for its reset"
+                    );
                     tokio::time::sleep(wait).await;
                 }
                 None => {}
@@ -197,10 +223,16 @@ impl GitHub {
             };
             let resp = match sent {
                 Ok(r) => r,
-                Err(octocrab::Error::GitHub { source, .. }) if source.status_code.is_client_error() => {
+                Err(octocrab::Error::GitHub { source, .. })
+                    if source.status_code.is_client_error() =>
+                {
                     // Minting the installation token was refused (bad key, app id, or installation).
                     let status = source.status_code.as_u16();
-                    return Err(err(Some(status), format!("installation token refused: {}", source.message), false));
+                    return Err(err(
+                        Some(status),
+                        format!("installation token refused: {}", source.message),
+                        false,
+                    ));
                 }
                 Err(e) => {
                     // Transport errors say nothing secret.
@@ -222,12 +254,25 @@ impl GitHub {
                 .await
                 .map_err(|e| err(Some(status), transport_message(&e), true))?;
             if (200..300).contains(&status) {
-                return Ok(Response { status, headers, body: text });
+                return Ok(Response {
+                    status,
+                    headers,
+                    body: text,
+                });
             }
             let message = github_message(&text);
-            let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<i64>().ok());
+            let header = |n: &str| {
+                headers
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<i64>().ok())
+            };
             match status {
-                403 | 429 if header("retry-after").is_some() || status == 429 || is_rate_limit_message(&message) => {
+                403 | 429
+                    if header("retry-after").is_some()
+                        || status == 429
+                        || is_rate_limit_message(&message) =>
+                {
                     let wait = if let Some(secs) = header("retry-after") {
                         Duration::from_secs(secs.max(0) as u64)
                     } else if header("x-ratelimit-remaining") == Some(0) {
@@ -239,7 +284,14 @@ impl GitHub {
                     if attempt == self.retry.attempts || wait > self.retry.max_wait {
                         return Err(GitHubError {
                             retry_after: Some(wait),
-                            ..err(Some(status), format!("{message} (rate limited; retry after {}s)", wait.as_secs()), true)
+                            ..err(
+                                Some(status),
+                                format!(
+                                    "{message} (rate limited; retry after {}s)",
+                                    wait.as_secs()
+                                ),
+                                true,
+                            )
                         });
                     }
                     tracing::warn!(%method, path, status, wait_secs = wait.as_secs_f64(), "GitHub rate limit; waiting");
@@ -259,9 +311,19 @@ impl GitHub {
     }
 
     fn note_rate_limit(&self, installation: u64, headers: &http::HeaderMap) {
-        let get = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<i64>().ok());
-        if let (Some(remaining), Some(reset)) = (get("x-ratelimit-remaining"), get("x-ratelimit-reset")) {
-            self.limits.lock().unwrap().insert(installation, (remaining, reset));
+        let get = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i64>().ok())
+        };
+        if let (Some(remaining), Some(reset)) =
+            (get("x-ratelimit-remaining"), get("x-ratelimit-reset"))
+        {
+            self.limits
+                .lock()
+                .unwrap()
+                .insert(installation, (remaining, reset));
             self.rate_remaining.store(remaining, Ordering::Relaxed);
         }
     }
@@ -334,11 +396,9 @@ fn github_message(body: &str) -> String {
 /// An octocrab error as one line. Its `Display` for token minting includes GitHub's message only.
 fn transport_message(e: &octocrab::Error) -> String {
     match e {
-        octocrab::Error::GitHub { source, .. } => format!(
-            "{} {}",
-            source.status_code.as_u16(),
-            source.message
-        ),
+        octocrab::Error::GitHub { source, .. } => {
+            format!("{} {}", source.status_code.as_u16(), source.message)
+        }
         other => crate::truncate(&other.to_string(), 300),
     }
 }

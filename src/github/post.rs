@@ -71,7 +71,8 @@ pub fn still_present(fp: &str, key: &str, path: &str, text: &str, n: usize) -> b
         return fingerprint_of(key, path, "") == fp;
     }
     // Every window of n lines (shorter at the end of the file, as code_at takes them).
-    (0..folded.len()).any(|i| fingerprint_of(key, path, &folded[i..(i + n).min(folded.len())].join("\n")) == fp)
+    (0..folded.len())
+        .any(|i| fingerprint_of(key, path, &folded[i..(i + n).min(folded.len())].join("\n")) == fp)
 }
 
 /// The fingerprints found in comment bodies.
@@ -80,7 +81,11 @@ pub fn fingerprints_in<'a>(bodies: impl Iterator<Item = &'a str>) -> HashSet<Str
         .filter_map(|b| {
             let start = b.find(FP_MARK)? + FP_MARK.len();
             let rest = &b[start..];
-            Some(rest[..rest.find(' ').or(rest.find('-'))?].trim().to_string())
+            Some(
+                rest[..rest.find(' ').or(rest.find('-'))?]
+                    .trim()
+                    .to_string(),
+            )
         })
         .collect()
 }
@@ -172,7 +177,11 @@ pub fn comment_body(f: &Finding, fp: &str, suggest: bool) -> String {
     }
     meta.push(format!("confidence {:.2}", f.confidence));
     meta.push(format!("source: {}", f.source));
-    if let Some(sug) = f.suggestion.as_deref().filter(|s| suggest && s.lines().count() <= MAX_SUGGESTION_LINES) {
+    if let Some(sug) = f
+        .suggestion
+        .as_deref()
+        .filter(|s| suggest && s.lines().count() <= MAX_SUGGESTION_LINES)
+    {
         b.push_str(&format!("\n```suggestion\n{sug}\n```\n"));
     }
     b.push_str(&format!("\n<sub>{}</sub>\n", meta.join(" · ")));
@@ -187,11 +196,22 @@ impl GitHub {
         // record what it posted (matched by fingerprint).
         let marker = format!("{REVIEW_MARK}job={} head={} -->", req.job_id, req.head_sha);
         let existing = self.reviews(req.installation, req.repo, req.number).await?;
-        if let Some(r) = existing.iter().find(|r| r.state != "PENDING" && r.body.as_deref().is_some_and(|b| b.contains(&marker))) {
-            let comments = self.review_comments(req.installation, req.repo, req.number).await?;
+        if let Some(r) = existing.iter().find(|r| {
+            r.state != "PENDING" && r.body.as_deref().is_some_and(|b| b.contains(&marker))
+        }) {
+            let comments = self
+                .review_comments(req.installation, req.repo, req.number)
+                .await?;
             let by_fp: std::collections::HashMap<String, u64> = comments
                 .iter()
-                .filter_map(|c| Some((fingerprints_in(std::iter::once(c.body.as_str())).into_iter().next()?, c.id)))
+                .filter_map(|c| {
+                    Some((
+                        fingerprints_in(std::iter::once(c.body.as_str()))
+                            .into_iter()
+                            .next()?,
+                        c.id,
+                    ))
+                })
                 .collect();
             let findings = req
                 .review
@@ -202,7 +222,11 @@ impl GitHub {
                     let comment_id = by_fp.get(&fp).copied();
                     Outgoing {
                         finding: f.clone(),
-                        placement: if comment_id.is_some() { "inline".into() } else { "summary: posted by an earlier attempt".into() },
+                        placement: if comment_id.is_some() {
+                            "inline".into()
+                        } else {
+                            "summary: posted by an earlier attempt".into()
+                        },
                         fingerprint: fp,
                         comment_id,
                     }
@@ -217,7 +241,8 @@ impl GitHub {
         // A pending review of ours (left by an interrupted probe) would make GitHub refuse every
         // new review on this pull request.
         for r in existing.iter().filter(|r| r.state == "PENDING") {
-            self.delete_pending_review(req.installation, req.repo, req.number, r.id).await?;
+            self.delete_pending_review(req.installation, req.repo, req.number, r.id)
+                .await?;
         }
 
         let mut out: Vec<Outgoing> = Vec::new();
@@ -232,7 +257,10 @@ impl GitHub {
             } else if (req.commentable)(&f.path, f.line).is_none() {
                 "summary: not on a line of the diff".to_string()
             } else if inline >= req.max_comments {
-                format!("summary: over the cap of {} line comments", req.max_comments)
+                format!(
+                    "summary: over the cap of {} line comments",
+                    req.max_comments
+                )
             } else {
                 inline += 1;
                 "inline".to_string()
@@ -251,7 +279,9 @@ impl GitHub {
                 .map(|o| comment_json(&o.finding, &o.fingerprint, req.commentable))
                 .collect()
         };
-        let mut to_post: Vec<usize> = (0..out.len()).filter(|&i| out[i].placement == "inline").collect();
+        let mut to_post: Vec<usize> = (0..out.len())
+            .filter(|&i| out[i].placement == "inline")
+            .collect();
         let event = match req.review.verdict() {
             "request_changes" => "REQUEST_CHANGES",
             _ => "COMMENT",
@@ -266,16 +296,22 @@ impl GitHub {
                 "event": event,
                 "comments": comments_of(&items),
             });
-            match self.create_review(req.installation, req.repo, req.number, &payload).await {
+            match self
+                .create_review(req.installation, req.repo, req.number, &payload)
+                .await
+            {
                 Ok(id) => break id,
                 Err(e) if e.status == Some(422) && !to_post.is_empty() => {
                     tracing::warn!(repo = req.repo, pr = req.number, error = %e, "GitHub refused the review's comments; finding which");
                     let bad = self.find_refused(req, &out, &to_post).await?;
                     // When no single comment is at fault, none goes inline.
                     let bad: Vec<usize> = if bad.is_empty() { to_post.clone() } else { bad };
-                    let reason = refused_reason.get_or_insert_with(|| e.message.clone()).clone();
+                    let reason = refused_reason
+                        .get_or_insert_with(|| e.message.clone())
+                        .clone();
                     for i in &bad {
-                        out[*i].placement = format!("summary: GitHub refused the line comment ({reason})");
+                        out[*i].placement =
+                            format!("summary: GitHub refused the line comment ({reason})");
                     }
                     to_post.retain(|i| !bad.contains(i));
                 }
@@ -284,10 +320,19 @@ impl GitHub {
         };
         // Comment ids, for acceptance tracking: matched by fingerprint.
         if !to_post.is_empty() {
-            if let Ok(comments) = self.review_comments(req.installation, req.repo, req.number).await {
+            if let Ok(comments) = self
+                .review_comments(req.installation, req.repo, req.number)
+                .await
+            {
                 for c in comments {
-                    if let Some(fp) = fingerprints_in(std::iter::once(c.body.as_str())).into_iter().next() {
-                        if let Some(o) = out.iter_mut().find(|o| o.fingerprint == fp && o.placement == "inline") {
+                    if let Some(fp) = fingerprints_in(std::iter::once(c.body.as_str()))
+                        .into_iter()
+                        .next()
+                    {
+                        if let Some(o) = out
+                            .iter_mut()
+                            .find(|o| o.fingerprint == fp && o.placement == "inline")
+                        {
                             o.comment_id = Some(c.id);
                         }
                     }
@@ -304,7 +349,12 @@ impl GitHub {
     /// Which comments GitHub refuses: since a 422 refuses the whole review without saying which
     /// comment, groups are tried as pending reviews (invisible to others, deleted at once) and
     /// split until the refused ones are alone.
-    async fn find_refused(&self, req: &PostRequest<'_>, out: &[Outgoing], candidates: &[usize]) -> Result<Vec<usize>, GitHubError> {
+    async fn find_refused(
+        &self,
+        req: &PostRequest<'_>,
+        out: &[Outgoing],
+        candidates: &[usize],
+    ) -> Result<Vec<usize>, GitHubError> {
         let mut bad = Vec::new();
         let mut stack = vec![candidates.to_vec()];
         let mut cleanups = 0;
@@ -313,14 +363,30 @@ impl GitHub {
                 "commit_id": req.head_sha,
                 "comments": group.iter().map(|&i| comment_json(&out[i].finding, &out[i].fingerprint, req.commentable)).collect::<Vec<_>>(),
             });
-            match self.create_review(req.installation, req.repo, req.number, &payload).await {
-                Ok(id) => self.delete_pending_review(req.installation, req.repo, req.number, id).await?,
+            match self
+                .create_review(req.installation, req.repo, req.number, &payload)
+                .await
+            {
+                Ok(id) => {
+                    self.delete_pending_review(req.installation, req.repo, req.number, id)
+                        .await?
+                }
                 // Not this group's fault: a pending review exists. Remove it and try again.
-                Err(e) if e.status == Some(422) && e.message.to_ascii_lowercase().contains("pending review") && cleanups < 3 => {
+                Err(e)
+                    if e.status == Some(422)
+                        && e.message.to_ascii_lowercase().contains("pending review")
+                        && cleanups < 3 =>
+                {
                     cleanups += 1;
                     for r in self.reviews(req.installation, req.repo, req.number).await? {
                         if r.state == "PENDING" {
-                            self.delete_pending_review(req.installation, req.repo, req.number, r.id).await?;
+                            self.delete_pending_review(
+                                req.installation,
+                                req.repo,
+                                req.number,
+                                r.id,
+                            )
+                            .await?;
                         }
                     }
                     stack.push(group);
@@ -341,7 +407,14 @@ impl GitHub {
     }
 
     /// A check run for the review: never success when coverage was partial or the LLM skipped.
-    pub async fn post_check_run(&self, installation: u64, repo: &str, head_sha: &str, review: &Review, partial: bool) -> Result<u64, GitHubError> {
+    pub async fn post_check_run(
+        &self,
+        installation: u64,
+        repo: &str,
+        head_sha: &str,
+        review: &Review,
+        partial: bool,
+    ) -> Result<u64, GitHubError> {
         let counts = review.counts();
         let conclusion = if counts["critical"] > 0 {
             "failure"
@@ -366,7 +439,8 @@ impl GitHub {
 
 fn comment_json(f: &Finding, fp: &str, commentable: &dyn Fn(&str, u32) -> Option<usize>) -> Value {
     // A range only when both ends sit in the same hunk (GitHub's rule).
-    let range = f.end_line > f.line && commentable(&f.path, f.end_line) == commentable(&f.path, f.line);
+    let range =
+        f.end_line > f.line && commentable(&f.path, f.end_line) == commentable(&f.path, f.line);
     // A suggestion replaces exactly the commented lines: only when those are the finding's.
     let suggest = range || f.end_line <= f.line;
     let mut c = json!({
@@ -399,13 +473,17 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         ));
         let repeats = out.len() - new.len();
         if repeats > 0 {
-            b.push_str(&format!(" ({repeats} already reported on this pull request and not repeated)"));
+            b.push_str(&format!(
+                " ({repeats} already reported on this pull request and not repeated)"
+            ));
         }
         b.push_str(". ");
     }
     let reviewed = r.reviewed().count();
     let skipped = r.skipped().count() + req.not_reviewed.len();
-    b.push_str(&format!("{reviewed} file(s) reviewed, {skipped} not reviewed.\n"));
+    b.push_str(&format!(
+        "{reviewed} file(s) reviewed, {skipped} not reviewed.\n"
+    ));
 
     let elsewhere: Vec<&&Outgoing> = new
         .iter()
@@ -427,12 +505,16 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 f.line,
                 f.category,
                 crate::truncate(f.message.trim(), 300).replace('\n', " "),
-                o.placement.trim_start_matches("summary: ").replace("demoted: ", "held back: "),
+                o.placement
+                    .trim_start_matches("summary: ")
+                    .replace("demoted: ", "held back: "),
             ));
         }
     }
 
-    b.push_str("\n<details><summary>Coverage</summary>\n\n| file | status | review |\n|---|---|---|\n");
+    b.push_str(
+        "\n<details><summary>Coverage</summary>\n\n| file | status | review |\n|---|---|---|\n",
+    );
     // GitHub refuses bodies over 65,536 characters: the table stops well before.
     let mut rows = 0;
     let total_rows = r.files.len() + req.not_reviewed.len();
@@ -441,11 +523,19 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
             break;
         }
         rows += 1;
-        let how = match (&f.skipped, r.agent.as_ref().and_then(|a| a.files.iter().find(|x| x.path == f.path))) {
+        let how = match (
+            &f.skipped,
+            r.agent
+                .as_ref()
+                .and_then(|a| a.files.iter().find(|x| x.path == f.path)),
+        ) {
             (Some(why), _) => format!("skipped: {why}"),
             (None, Some(rec)) if rec.coverage != "agent" => format!(
                 "rules only{}",
-                rec.reason.as_deref().map(|x| format!(" ({x})")).unwrap_or_default()
+                rec.reason
+                    .as_deref()
+                    .map(|x| format!(" ({x})"))
+                    .unwrap_or_default()
             ),
             (None, Some(_)) => "rules + LLM".to_string(),
             (None, None) => "rules".to_string(),
@@ -460,7 +550,10 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         b.push_str(&format!("| `{path}` | | not reviewed: {why} |\n"));
     }
     if rows < total_rows {
-        b.push_str(&format!("| … and {} more file(s) | | |\n", total_rows - rows));
+        b.push_str(&format!(
+            "| … and {} more file(s) | | |\n",
+            total_rows - rows
+        ));
     }
     b.push_str("\n</details>\n\n");
     for n in &r.notes {
@@ -526,10 +619,19 @@ mod tests {
         let fixed = "import os\nimport sys\n\ncur.execute(\"select ?\", q)\n";
         let c = fingerprint(&finding(4), Some(fixed));
         assert_ne!(a, c, "changed code is a new finding");
-        assert!(still_present(&a, "py-sqli", "app/db.py", after, 1), "moved code is still there");
-        assert!(!still_present(&a, "py-sqli", "app/db.py", fixed, 1), "changed code is gone");
+        assert!(
+            still_present(&a, "py-sqli", "app/db.py", after, 1),
+            "moved code is still there"
+        );
+        assert!(
+            !still_present(&a, "py-sqli", "app/db.py", fixed, 1),
+            "changed code is gone"
+        );
         let body = comment_body(&finding(3), &a, true);
-        assert_eq!(fingerprints_in(std::iter::once(body.as_str())), HashSet::from([a]));
+        assert_eq!(
+            fingerprints_in(std::iter::once(body.as_str())),
+            HashSet::from([a])
+        );
     }
 
     #[test]
@@ -537,15 +639,26 @@ mod tests {
         let mut f = finding(3);
         f.suggestion = Some("cur.execute(\"select ?\", (q,))".into());
         let one_hunk = |_: &str, _: u32| Some(0);
-        assert!(comment_json(&f, "fp", &one_hunk)["body"].as_str().unwrap().contains("```suggestion\ncur.execute"));
+        assert!(
+            comment_json(&f, "fp", &one_hunk)["body"]
+                .as_str()
+                .unwrap()
+                .contains("```suggestion\ncur.execute")
+        );
         // A range across two hunks is posted on its first line only: no suggestion then.
         f.end_line = 9;
         let two_hunks = |_: &str, l: u32| Some(if l < 5 { 0 } else { 1 });
         let c = comment_json(&f, "fp", &two_hunks);
-        assert_eq!((c["line"].as_u64(), c.get("start_line").is_none()), (Some(3), true));
+        assert_eq!(
+            (c["line"].as_u64(), c.get("start_line").is_none()),
+            (Some(3), true)
+        );
         assert!(!c["body"].as_str().unwrap().contains("```suggestion"));
         let c = comment_json(&f, "fp", &one_hunk);
-        assert_eq!((c["start_line"].as_u64(), c["line"].as_u64()), (Some(3), Some(9)));
+        assert_eq!(
+            (c["start_line"].as_u64(), c["line"].as_u64()),
+            (Some(3), Some(9))
+        );
         assert!(c["body"].as_str().unwrap().contains("```suggestion"));
     }
 }

@@ -57,7 +57,8 @@ impl JobQueue for EmbeddedQueue {
                 if now >= deadline {
                     return Ok(None);
                 }
-                let _ = tokio::time::timeout(POLL.min(deadline - now), self.notify.notified()).await;
+                let _ =
+                    tokio::time::timeout(POLL.min(deadline - now), self.notify.notified()).await;
             }
         })
     }
@@ -65,7 +66,12 @@ impl JobQueue for EmbeddedQueue {
     fn renew<'a>(&'a self, claim: &'a Claim) -> BoxFuture<'a, bool> {
         Box::pin(async move {
             self.store
-                .renew_lease(claim.job.id, &claim.worker, claim.job.attempts, self.lease_ms)
+                .renew_lease(
+                    claim.job.id,
+                    &claim.worker,
+                    claim.job.attempts,
+                    self.lease_ms,
+                )
                 .await
         })
     }
@@ -87,10 +93,21 @@ impl JobQueue for EmbeddedQueue {
         })
     }
 
-    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()> {
+    fn release<'a>(
+        &'a self,
+        claim: &'a Claim,
+        delay_ms: i64,
+        why: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.store
-                .release_job(claim.job.id, &claim.worker, claim.job.attempts, delay_ms, why)
+                .release_job(
+                    claim.job.id,
+                    &claim.worker,
+                    claim.job.attempts,
+                    delay_ms,
+                    why,
+                )
                 .await?;
             self.notify.notify_waiters();
             Ok(())

@@ -44,7 +44,12 @@ pub trait JobQueue: Send + Sync {
     fn fail<'a>(&'a self, claim: &'a Claim, error: &'a str) -> BoxFuture<'a, JobStatus>;
     /// Gives the job back without counting the attempt, to run again after `delay_ms`: at once
     /// on shutdown, or when a rate limit resets (`why` is kept as the job's last error).
-    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()>;
+    fn release<'a>(
+        &'a self,
+        claim: &'a Claim,
+        delay_ms: i64,
+        why: Option<&'a str>,
+    ) -> BoxFuture<'a, ()>;
     /// The lease a claim gets, renewed at a third of it.
     fn lease_ms(&self) -> i64;
     /// `embedded` or `sqs`, for logs and metrics.

@@ -39,7 +39,13 @@ impl SqsQueue {
         if conf.region().is_none() {
             anyhow::bail!("REDLINE_QUEUE=sqs needs an AWS region: set AWS_REGION");
         }
-        Ok(SqsQueue::with_client(Client::new(&conf), store, queue_url, priority_url, lease))
+        Ok(SqsQueue::with_client(
+            Client::new(&conf),
+            store,
+            queue_url,
+            priority_url,
+            lease,
+        ))
     }
 
     /// With a client configured by the caller.
@@ -75,7 +81,10 @@ impl SqsQueue {
         {
             return Ok(());
         }
-        let stale = self.store.stale_jobs((self.lease_ms * 2).max(SWEEP_EVERY_MS), 100).await?;
+        let stale = self
+            .store
+            .stale_jobs((self.lease_ms * 2).max(SWEEP_EVERY_MS), 100)
+            .await?;
         for job in stale {
             tracing::info!(job = job.id, "sending a job again: unclaimed for a while");
             self.push(&job).await?;
@@ -99,7 +108,12 @@ impl SqsQueue {
             .wait_time_seconds(wait_secs)
             .send()
             .await
-            .map_err(|e| anyhow!("SQS receive failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "SQS receive failed: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
         let Some(m) = got.messages().first() else {
             return Ok(None);
         };
@@ -125,7 +139,12 @@ impl SqsQueue {
             .receipt_handle(receipt)
             .send()
             .await
-            .map_err(|e| anyhow!("SQS delete failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "SQS delete failed: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
         Ok(())
     }
 
@@ -137,7 +156,12 @@ impl SqsQueue {
             .visibility_timeout(secs.clamp(0, 43_200))
             .send()
             .await
-            .map_err(|e| anyhow!("SQS visibility change failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+            .map_err(|e| {
+                anyhow!(
+                    "SQS visibility change failed: {}",
+                    aws_sdk_sqs::error::DisplayErrorContext(&e)
+                )
+            })?;
         Ok(())
     }
 
@@ -155,8 +179,18 @@ impl SqsQueue {
 
     /// Turns a received message into a claim, or settles it when the store says the job is not
     /// runnable (finished, cancelled, unknown, or leased by a live worker).
-    async fn take(&self, url: &str, msg: Message, receipt: String, worker: &str) -> Result<Option<Claim>> {
-        if let Some(job) = self.store.claim_job(msg.job_id, worker, self.lease_ms).await? {
+    async fn take(
+        &self,
+        url: &str,
+        msg: Message,
+        receipt: String,
+        worker: &str,
+    ) -> Result<Option<Claim>> {
+        if let Some(job) = self
+            .store
+            .claim_job(msg.job_id, worker, self.lease_ms)
+            .await?
+        {
             if job.attempts > job.max_attempts {
                 let error = format!(
                     "delivered {} times without finishing (the worker stopped mid-job); last error: {}",
@@ -174,9 +208,12 @@ impl SqsQueue {
             }));
         }
         match self.store.job(msg.job_id).await? {
-            Some(Job { status, .. }) if ["queued", "running", "failed"].contains(&status.as_str()) => {
+            Some(Job { status, .. })
+                if ["queued", "running", "failed"].contains(&status.as_str()) =>
+            {
                 // Someone holds it, or its backoff has not passed: look again later.
-                self.set_visibility(url, &receipt, self.lease_secs()).await?;
+                self.set_visibility(url, &receipt, self.lease_secs())
+                    .await?;
             }
             // Finished, cancelled, dead, or unknown: nobody needs the message.
             _ => self.delete(url, &receipt).await?,
@@ -199,7 +236,12 @@ impl JobQueue for SqsQueue {
                 .message_body(body)
                 .send()
                 .await
-                .map_err(|e| anyhow!("SQS send failed: {}", aws_sdk_sqs::error::DisplayErrorContext(&e)))?;
+                .map_err(|e| {
+                    anyhow!(
+                        "SQS send failed: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(&e)
+                    )
+                })?;
             Ok(())
         })
     }
@@ -225,7 +267,12 @@ impl JobQueue for SqsQueue {
         Box::pin(async move {
             let held = self
                 .store
-                .renew_lease(claim.job.id, &claim.worker, claim.job.attempts, self.lease_ms)
+                .renew_lease(
+                    claim.job.id,
+                    &claim.worker,
+                    claim.job.attempts,
+                    self.lease_ms,
+                )
                 .await?;
             if let Some((url, receipt)) = &claim.receipt {
                 if held {
@@ -276,13 +323,25 @@ impl JobQueue for SqsQueue {
         })
     }
 
-    fn release<'a>(&'a self, claim: &'a Claim, delay_ms: i64, why: Option<&'a str>) -> BoxFuture<'a, ()> {
+    fn release<'a>(
+        &'a self,
+        claim: &'a Claim,
+        delay_ms: i64,
+        why: Option<&'a str>,
+    ) -> BoxFuture<'a, ()> {
         Box::pin(async move {
             self.store
-                .release_job(claim.job.id, &claim.worker, claim.job.attempts, delay_ms, why)
+                .release_job(
+                    claim.job.id,
+                    &claim.worker,
+                    claim.job.attempts,
+                    delay_ms,
+                    why,
+                )
                 .await?;
             if let Some((url, receipt)) = &claim.receipt {
-                self.set_visibility(url, receipt, ((delay_ms + 999) / 1000) as i32).await?;
+                self.set_visibility(url, receipt, ((delay_ms + 999) / 1000) as i32)
+                    .await?;
             }
             Ok(())
         })

@@ -636,7 +636,8 @@ fn has_own_return(a: &Analysis<'_>, n: Node<'_>) -> bool {
 /// is open: those paths leave it open (an HTTP body keeps its connection). The error check right
 /// after X's assignment is fine: X is not open when it returns.
 fn go_close_after_return<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
-    let Some(caps) = cached_regex!(r"^defer\s+(\w+)(?:\.Body)?\.Close\(\)").captures(a.text(n)) else {
+    let Some(caps) = cached_regex!(r"^defer\s+(\w+)(?:\.Body)?\.Close\(\)").captures(a.text(n))
+    else {
         return false;
     };
     let var = caps.get(1).map(|m| m.as_str()).unwrap_or("");
@@ -655,7 +656,8 @@ fn go_close_after_return<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         if let Some(c) = assigned {
             // The call's error variable: `f, e := os.Open(p)` checks `e`.
             let err_name = c.get(2).map(|m| m.as_str()).unwrap_or("err");
-            let err_re = Regex::new(&format!(r"\b{}\b", regex::escape(err_name))).expect("an escaped name");
+            let err_re =
+                Regex::new(&format!(r"\b{}\b", regex::escape(err_name))).expect("an escaped name");
             // In source order. The `if`s on the error right after the call are its own error
             // checks (`errors.Is(err, ...)`, `err != nil`): X is not open when they return.
             between.reverse();
@@ -669,7 +671,10 @@ fn go_close_after_return<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                         .is_some_and(|c| err_re.is_match(a.text(c)));
                 leading &= checks_err;
                 let text = a.text(*st);
-                !leading && has_own_return(a, *st) && !text.contains(&close) && !text.contains(&close_plain)
+                !leading
+                    && has_own_return(a, *st)
+                    && !text.contains(&close)
+                    && !text.contains(&close_plain)
             });
         }
         between.push(s);
@@ -687,7 +692,9 @@ fn js_return_keeps_client<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     let ftext = a.text(f);
-    let Some(caps) = cached_regex!(r"(\w+)\s*=\s*await\s+[\w.]+\.(?:connect|getConnection)\(\s*\)").captures(ftext) else {
+    let Some(caps) = cached_regex!(r"(\w+)\s*=\s*await\s+[\w.]+\.(?:connect|getConnection)\(\s*\)")
+        .captures(ftext)
+    else {
         return false;
     };
     let var = caps.get(1).map(|m| m.as_str()).unwrap_or("");
@@ -774,7 +781,9 @@ fn logged_and_continued<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     if !only_logs {
         return false;
     }
-    let Some(try_stmt) = n.parent() else { return false };
+    let Some(try_stmt) = n.parent() else {
+        return false;
+    };
     let try_body = try_stmt.child_by_field_name("body");
     let calls_out = try_body.is_some_and(|b| {
         cached_regex!(r"(?i)\b(requests|httpx|urllib|urlopen|_?http|session|client|axios|fetch|stripe|paypal|braintree|smtp|mailer|sns|sqs|kafka|producer|publisher)\b[\w.]*\s*\(|\.(post|put|patch|request|send|publish|charge|refunds?\.create|charges\.create|payouts?\.create|transfers?\.create)\s*\(")
@@ -812,7 +821,10 @@ fn skips_ownership_check<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     if !cached_regex!(r"(?i)^(get\w*|find\w*|load\w*|fetch\w*|delete\w*|soft_?delete\w*|remove\w*|update\w*|destroy\w*|void\w*|rename\w*|archive\w*|restore\w*)$").is_match(last) {
         return false;
     }
-    let args = n.child_by_field_name("arguments").map(|x| a.text(x)).unwrap_or("");
+    let args = n
+        .child_by_field_name("arguments")
+        .map(|x| a.text(x))
+        .unwrap_or("");
     // An id held in a variable (a string like "query_id" is a key, not an id).
     let args = cached_regex!(r#""[^"]*"|'[^']*'|`[^`]*`"#).replace_all(args, "\"\"");
     if !cached_regex!(r"\b(id|\w+_id|\w+Id|\w+ID)\b").is_match(&args) {
@@ -870,12 +882,23 @@ fn skips_ownership_check<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
 /// up in the function: the last, partial page is dropped (`57 // 20 == 2`, not 3).
 fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let (name, value) = match n.kind() {
-        "assignment" => (n.child_by_field_name("left"), n.child_by_field_name("right")),
-        "variable_declarator" => (n.child_by_field_name("name"), n.child_by_field_name("value")),
-        "assignment_expression" => (n.child_by_field_name("left"), n.child_by_field_name("right")),
+        "assignment" => (
+            n.child_by_field_name("left"),
+            n.child_by_field_name("right"),
+        ),
+        "variable_declarator" => (
+            n.child_by_field_name("name"),
+            n.child_by_field_name("value"),
+        ),
+        "assignment_expression" => (
+            n.child_by_field_name("left"),
+            n.child_by_field_name("right"),
+        ),
         _ => (None, None),
     };
-    let (Some(name), Some(value)) = (name, value) else { return false };
+    let (Some(name), Some(value)) = (name, value) else {
+        return false;
+    };
     let name = a.text(name);
     let name = name.rsplit('.').next().unwrap_or(name);
     if !cached_regex!(r"(?i)^(n_?|num_?|total_?|max_?|last_?)?(pages?|page_?count|parts?|part_?count|batch(es)?|batch_?count|chunks?|chunk_?count|buckets?|bucket_?count)$").is_match(name) {
@@ -892,7 +915,8 @@ fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     // Rounded up elsewhere in the function: the remainder, ceil or -(-a // b).
     let f = a.text(a.enclosing_function(n));
     let remainder = Regex::new(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
-    !(remainder.is_match(f) || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
+    !(remainder.is_match(f)
+        || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
 }
 
 /// A write to `recv.field` (or `recv.field[k]`) in a method that takes no lock, when other
@@ -925,7 +949,11 @@ fn go_unlocked_guarded_write<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let receiver_name = f
         .child_by_field_name("receiver")
         .map(|r| a.text(r))
-        .and_then(|r| cached_regex!(r"\(\s*(\w+)").captures(r).map(|c| c[1].to_string()));
+        .and_then(|r| {
+            cached_regex!(r"\(\s*(\w+)")
+                .captures(r)
+                .map(|c| c[1].to_string())
+        });
     if receiver_name.as_deref() != Some(recv.as_str()) {
         return false;
     }
@@ -974,16 +1002,28 @@ fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let ftext = a.text(f);
     match n.kind() {
         "augmented_assignment" | "assignment" => {
-            let Some(left) = n.child_by_field_name("left") else { return false };
-            let Some(c) = cached_regex!(r"^(\w+)\.(\w+)$").captures(a.text(left)) else { return false };
+            let Some(left) = n.child_by_field_name("left") else {
+                return false;
+            };
+            let Some(c) = cached_regex!(r"^(\w+)\.(\w+)$").captures(a.text(left)) else {
+                return false;
+            };
             let (obj, field) = (&c[1], &c[2]);
-            let right = n.child_by_field_name("right").map(|r| a.text(r)).unwrap_or("");
+            let right = n
+                .child_by_field_name("right")
+                .map(|r| a.text(r))
+                .unwrap_or("");
             let self_relative = if n.kind() == "augmented_assignment" {
-                n.child_by_field_name("operator").is_some_and(|o| matches!(a.text(o), "+=" | "-="))
+                n.child_by_field_name("operator")
+                    .is_some_and(|o| matches!(a.text(o), "+=" | "-="))
             } else {
-                Regex::new(&format!(r"^\s*{}\.{}\s*[-+]", regex::escape(obj), regex::escape(field)))
-                    .expect("escaped")
-                    .is_match(right)
+                Regex::new(&format!(
+                    r"^\s*{}\.{}\s*[-+]",
+                    regex::escape(obj),
+                    regex::escape(field)
+                ))
+                .expect("escaped")
+                .is_match(right)
             };
             if !self_relative || !ftext.contains(&format!("{obj}.save(")) {
                 return false;
@@ -992,16 +1032,25 @@ fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                 return false;
             }
             // Read from the database in this function, without a row lock.
-            Regex::new(&format!(r"\b{}\s*=\s*[^\n]*(\.objects\.[^\n]*\.?(get|first|last)\(|get_object_or_404\()", regex::escape(obj)))
-                .expect("escaped")
-                .is_match(ftext)
+            Regex::new(&format!(
+                r"\b{}\s*=\s*[^\n]*(\.objects\.[^\n]*\.?(get|first|last)\(|get_object_or_404\()",
+                regex::escape(obj)
+            ))
+            .expect("escaped")
+            .is_match(ftext)
         }
         "call_expression" => {
-            let callee = n.child_by_field_name("function").map(|x| a.text(x)).unwrap_or("");
+            let callee = n
+                .child_by_field_name("function")
+                .map(|x| a.text(x))
+                .unwrap_or("");
             if !callee.ends_with(".update") {
                 return false;
             }
-            let args = n.child_by_field_name("arguments").map(|x| a.text(x)).unwrap_or("");
+            let args = n
+                .child_by_field_name("arguments")
+                .map(|x| a.text(x))
+                .unwrap_or("");
             let relative = cached_regex!(r"(\w+)\s*:\s*(\w+)\.(\w+)\s*[-+]")
                 .captures_iter(args)
                 .any(|c| c[1] == c[3]);

@@ -100,43 +100,133 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
     let head = |o: &mut String, name: &str, kind: &str, help: &str| {
         o.push_str(&format!("# HELP {name} {help}\n# TYPE {name} {kind}\n"));
     };
-    head(&mut out, "redline_queue_depth", "gauge", "Jobs waiting to run (queued or waiting to retry).");
-    out.push_str(&format!("redline_queue_depth{{queue=\"{}\"}} {depth}\n", state.queue.kind()));
-    head(&mut out, "redline_jobs", "gauge", "Jobs in the store by status.");
+    head(
+        &mut out,
+        "redline_queue_depth",
+        "gauge",
+        "Jobs waiting to run (queued or waiting to retry).",
+    );
+    out.push_str(&format!(
+        "redline_queue_depth{{queue=\"{}\"}} {depth}\n",
+        state.queue.kind()
+    ));
+    head(
+        &mut out,
+        "redline_jobs",
+        "gauge",
+        "Jobs in the store by status.",
+    );
     for status in ["queued", "running", "failed", "done", "dead", "cancelled"] {
-        let n = m.jobs_by_status.iter().find(|(s, _)| s == status).map(|(_, n)| *n).unwrap_or(0);
+        let n = m
+            .jobs_by_status
+            .iter()
+            .find(|(s, _)| s == status)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
         out.push_str(&format!("redline_jobs{{status=\"{status}\"}} {n}\n"));
     }
-    head(&mut out, "redline_review_latency_seconds", "histogram", "Time from claiming a job to its review being posted.");
+    head(
+        &mut out,
+        "redline_review_latency_seconds",
+        "histogram",
+        "Time from claiming a job to its review being posted.",
+    );
     for (le, n) in &m.latency_buckets {
-        out.push_str(&format!("redline_review_latency_seconds_bucket{{le=\"{}\"}} {n}\n", *le as f64 / 1000.0));
+        out.push_str(&format!(
+            "redline_review_latency_seconds_bucket{{le=\"{}\"}} {n}\n",
+            *le as f64 / 1000.0
+        ));
     }
-    out.push_str(&format!("redline_review_latency_seconds_bucket{{le=\"+Inf\"}} {}\n", m.reviews));
-    out.push_str(&format!("redline_review_latency_seconds_sum {}\n", m.latency_sum_ms as f64 / 1000.0));
-    out.push_str(&format!("redline_review_latency_seconds_count {}\n", m.reviews));
-    head(&mut out, "redline_llm_tokens_total", "counter", "LLM tokens of stored reviews.");
-    out.push_str(&format!("redline_llm_tokens_total{{direction=\"in\"}} {}\n", m.tokens_in));
-    out.push_str(&format!("redline_llm_tokens_total{{direction=\"out\"}} {}\n", m.tokens_out));
-    head(&mut out, "redline_llm_cost_usd_total", "counter", "LLM cost of stored reviews, in US dollars.");
+    out.push_str(&format!(
+        "redline_review_latency_seconds_bucket{{le=\"+Inf\"}} {}\n",
+        m.reviews
+    ));
+    out.push_str(&format!(
+        "redline_review_latency_seconds_sum {}\n",
+        m.latency_sum_ms as f64 / 1000.0
+    ));
+    out.push_str(&format!(
+        "redline_review_latency_seconds_count {}\n",
+        m.reviews
+    ));
+    head(
+        &mut out,
+        "redline_llm_tokens_total",
+        "counter",
+        "LLM tokens of stored reviews.",
+    );
+    out.push_str(&format!(
+        "redline_llm_tokens_total{{direction=\"in\"}} {}\n",
+        m.tokens_in
+    ));
+    out.push_str(&format!(
+        "redline_llm_tokens_total{{direction=\"out\"}} {}\n",
+        m.tokens_out
+    ));
+    head(
+        &mut out,
+        "redline_llm_cost_usd_total",
+        "counter",
+        "LLM cost of stored reviews, in US dollars.",
+    );
     out.push_str(&format!("redline_llm_cost_usd_total {}\n", m.cost_usd));
-    head(&mut out, "redline_findings", "gauge", "Posted findings by outcome: open, fixed (the code changed), dismissed.");
-    let outcome = |o: &str| m.findings_by_outcome.iter().find(|(x, _)| x == o).map(|(_, n)| *n).unwrap_or(0);
+    head(
+        &mut out,
+        "redline_findings",
+        "gauge",
+        "Posted findings by outcome: open, fixed (the code changed), dismissed.",
+    );
+    let outcome = |o: &str| {
+        m.findings_by_outcome
+            .iter()
+            .find(|(x, _)| x == o)
+            .map(|(_, n)| *n)
+            .unwrap_or(0)
+    };
     for o in ["open", "fixed", "dismissed"] {
-        out.push_str(&format!("redline_findings{{outcome=\"{o}\"}} {}\n", outcome(o)));
+        out.push_str(&format!(
+            "redline_findings{{outcome=\"{o}\"}} {}\n",
+            outcome(o)
+        ));
     }
     let decided = outcome("fixed") + outcome("dismissed");
     if decided > 0 {
-        head(&mut out, "redline_acceptance_rate", "gauge", "Fixed findings over decided ones (fixed + dismissed).");
-        out.push_str(&format!("redline_acceptance_rate {}\n", outcome("fixed") as f64 / decided as f64));
+        head(
+            &mut out,
+            "redline_acceptance_rate",
+            "gauge",
+            "Fixed findings over decided ones (fixed + dismissed).",
+        );
+        out.push_str(&format!(
+            "redline_acceptance_rate {}\n",
+            outcome("fixed") as f64 / decided as f64
+        ));
     }
-    head(&mut out, "redline_webhook_deliveries_total", "counter", "Webhook deliveries this process answered, by outcome.");
+    head(
+        &mut out,
+        "redline_webhook_deliveries_total",
+        "counter",
+        "Webhook deliveries this process answered, by outcome.",
+    );
     for (outcome, n) in state.deliveries.lock().unwrap().iter() {
-        out.push_str(&format!("redline_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}\n"));
+        out.push_str(&format!(
+            "redline_webhook_deliveries_total{{outcome=\"{outcome}\"}} {n}\n"
+        ));
     }
-    head(&mut out, "redline_deliveries_stored", "gauge", "Distinct deliveries recorded in the store.");
+    head(
+        &mut out,
+        "redline_deliveries_stored",
+        "gauge",
+        "Distinct deliveries recorded in the store.",
+    );
     out.push_str(&format!("redline_deliveries_stored {}\n", m.deliveries));
     if let Some(r) = state.github.as_ref().and_then(|g| g.rate_limit_remaining()) {
-        head(&mut out, "redline_github_rate_limit_remaining", "gauge", "The last x-ratelimit-remaining GitHub sent.");
+        head(
+            &mut out,
+            "redline_github_rate_limit_remaining",
+            "gauge",
+            "The last x-ratelimit-remaining GitHub sent.",
+        );
         out.push_str(&format!("redline_github_rate_limit_remaining {r}\n"));
     }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
@@ -164,7 +254,11 @@ fn shutdown_flag() -> Arc<AtomicBool> {
 fn worker_name() -> String {
     let host = std::env::var("HOSTNAME")
         .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_string()))
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+        })
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "host".into());
     let nanos = std::time::SystemTime::now()
@@ -174,7 +268,12 @@ fn worker_name() -> String {
     format!("{host}:{}:{nanos:09}", std::process::id())
 }
 
-fn worker_context(settings: &Settings, store: &Store, queue: Arc<dyn JobQueue>, github: Arc<GitHub>) -> Arc<crate::worker::Context> {
+fn worker_context(
+    settings: &Settings,
+    store: &Store,
+    queue: Arc<dyn JobQueue>,
+    github: Arc<GitHub>,
+) -> Arc<crate::worker::Context> {
     Arc::new(crate::worker::Context {
         store: store.clone(),
         queue,
@@ -238,7 +337,10 @@ pub async fn worker(settings: Settings) -> Result<()> {
     let shutdown = shutdown_flag();
     let n = settings.workers.max(1);
     tracing::info!(queue = queue.kind(), workers = n, "redline worker started");
-    println!("redline worker running {n} worker(s) on the {} queue", queue.kind());
+    println!(
+        "redline worker running {n} worker(s) on the {} queue",
+        queue.kind()
+    );
     let ctx = worker_context(&settings, &store, queue, github);
     crate::worker::run_pool(ctx, n, &worker_name(), shutdown).await;
     Ok(())

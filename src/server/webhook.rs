@@ -32,22 +32,37 @@ fn reply(status: StatusCode, outcome: &str) -> Response {
     (status, axum::Json(json!({ "outcome": outcome }))).into_response()
 }
 
-pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn handle(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     if !signature_matches(&state.secret, &body, header("x-hub-signature-256")) {
         state.count("rejected_signature");
-        tracing::warn!(delivery = header("x-github-delivery").unwrap_or("-"), "webhook with a missing or wrong signature");
+        tracing::warn!(
+            delivery = header("x-github-delivery").unwrap_or("-"),
+            "webhook with a missing or wrong signature"
+        );
         return reply(StatusCode::UNAUTHORIZED, "signature missing or wrong");
     }
-    let (Some(event), Some(delivery_id)) = (header("x-github-event"), header("x-github-delivery")) else {
+    let (Some(event), Some(delivery_id)) = (header("x-github-event"), header("x-github-delivery"))
+    else {
         state.count("rejected_headers");
-        return reply(StatusCode::BAD_REQUEST, "X-GitHub-Event and X-GitHub-Delivery are required");
+        return reply(
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Event and X-GitHub-Delivery are required",
+        );
     };
     let payload: Value = match serde_json::from_slice(&body) {
         Ok(v @ Value::Object(_)) => v,
         Ok(_) | Err(_) => {
             state.count("rejected_payload");
-            tracing::warn!(delivery = delivery_id, event, "webhook body is not a JSON object");
+            tracing::warn!(
+                delivery = delivery_id,
+                event,
+                "webhook body is not a JSON object"
+            );
             return reply(StatusCode::BAD_REQUEST, "the body is not a JSON object");
         }
     };
@@ -84,7 +99,10 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body
             state.count("duplicate");
             reply(StatusCode::OK, "duplicate delivery: already handled")
         }
-        Accepted::New { job: Some(job), cancelled } => {
+        Accepted::New {
+            job: Some(job),
+            cancelled,
+        } => {
             if let Err(e) = state.queue.push(&job).await {
                 // The job is in the store: the queue's sweeper sends it once the queue is back.
                 tracing::error!(delivery = delivery_id, job = job.id, error = %format!("{e:#}"), "cannot hand the job to the queue now; it will be sent again");
@@ -98,8 +116,15 @@ pub async fn handle(State(state): State<Arc<AppState>>, headers: HeaderMap, body
             )
                 .into_response()
         }
-        Accepted::New { job: None, cancelled } => {
-            state.count(if cancelled > 0 { "cancelled" } else { "ignored" });
+        Accepted::New {
+            job: None,
+            cancelled,
+        } => {
+            state.count(if cancelled > 0 {
+                "cancelled"
+            } else {
+                "ignored"
+            });
             tracing::info!(delivery = delivery_id, event, outcome = %plan.outcome, cancelled, "webhook handled");
             reply(StatusCode::OK, &plan.outcome)
         }
@@ -138,7 +163,14 @@ fn int_field(v: &Value, pointer: &str) -> Result<i64, Rejection> {
 }
 
 /// A job for a pull request (its installation, repository, number, the head to review).
-fn new_job(state: &AppState, installation: i64, repo: &str, number: i64, head: String, cause: &str) -> NewJob {
+fn new_job(
+    state: &AppState,
+    installation: i64,
+    repo: &str,
+    number: i64,
+    head: String,
+    cause: &str,
+) -> NewJob {
     NewJob {
         delivery_id: None,
         installation_id: installation,
@@ -171,8 +203,13 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                 "opened" | "reopened" | "ready_for_review" | "synchronize" => {
                     let installation = int_field(p, "/installation/id")?;
                     let head = str_field(p, "/pull_request/head/sha")?.to_string();
-                    if p["pull_request"]["draft"].as_bool() == Some(true) && !state.settings.review_drafts {
-                        return Ok(DeliveryPlan { cancel, ..ignored("draft pull request") });
+                    if p["pull_request"]["draft"].as_bool() == Some(true)
+                        && !state.settings.review_drafts
+                    {
+                        return Ok(DeliveryPlan {
+                            cancel,
+                            ..ignored("draft pull request")
+                        });
                     }
                     if p["pull_request"]["state"].as_str() == Some("closed") {
                         return Ok(ignored("closed pull request"));
@@ -222,13 +259,20 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
             if !body.starts_with("/redline review") {
                 return Ok(ignored("comment without a command"));
             }
-            let user_type = p["comment"]["user"]["type"].as_str().or(p["sender"]["type"].as_str()).unwrap_or("");
+            let user_type = p["comment"]["user"]["type"]
+                .as_str()
+                .or(p["sender"]["type"].as_str())
+                .unwrap_or("");
             if user_type == "Bot" || p["comment"]["performed_via_github_app"].is_object() {
                 return Ok(ignored("comment by a bot or an app"));
             }
-            let association = p["comment"]["author_association"].as_str().unwrap_or("NONE");
+            let association = p["comment"]["author_association"]
+                .as_str()
+                .unwrap_or("NONE");
             if !["OWNER", "MEMBER", "COLLABORATOR"].contains(&association) {
-                return Ok(ignored(&format!("`/redline review` from a user without write access ({association})")));
+                return Ok(ignored(&format!(
+                    "`/redline review` from a user without write access ({association})"
+                )));
             }
             let repo = str_field(p, "/repository/full_name")?.to_string();
             let number = int_field(p, "/issue/number")?;
@@ -240,7 +284,14 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
                 outcome: "enqueued".into(),
                 cancel: Some((repo.clone(), number)),
                 // The comment does not name a commit: the worker reviews the current head.
-                enqueue: Some(new_job(state, installation, &repo, number, String::new(), "comment")),
+                enqueue: Some(new_job(
+                    state,
+                    installation,
+                    &repo,
+                    number,
+                    String::new(),
+                    "comment",
+                )),
             })
         }
         "pull_request_review_thread" if action == "resolved" || action == "unresolved" => {
@@ -290,15 +341,26 @@ async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan
             let account = p["installation"]["account"]["login"].as_str().unwrap_or("");
             let names = |k: &str| -> Vec<String> {
                 p[k].as_array()
-                    .map(|a| a.iter().filter_map(|r| r["full_name"].as_str().map(str::to_string)).collect())
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|r| r["full_name"].as_str().map(str::to_string))
+                            .collect()
+                    })
                     .unwrap_or_default()
             };
             state
                 .store
-                .change_installation_repos(id, account, &names("repositories_added"), &names("repositories_removed"))
+                .change_installation_repos(
+                    id,
+                    account,
+                    &names("repositories_added"),
+                    &names("repositories_removed"),
+                )
                 .await
                 .map_err(Rejection::Store)?;
-            Ok(ignored(&format!("installation_repositories {action} recorded")))
+            Ok(ignored(&format!(
+                "installation_repositories {action} recorded"
+            )))
         }
         other => Ok(ignored(&format!("event {other}"))),
     }
@@ -324,7 +386,15 @@ mod tests {
         assert!(!signature_matches(secret, b"Hello, World?", Some(sig)));
         assert!(!signature_matches(b"other", b"Hello, World!", Some(sig)));
         assert!(!signature_matches(secret, b"Hello, World!", None));
-        assert!(!signature_matches(secret, b"Hello, World!", Some("sha1=757107ea")));
-        assert!(!signature_matches(secret, b"Hello, World!", Some("sha256=zz")));
+        assert!(!signature_matches(
+            secret,
+            b"Hello, World!",
+            Some("sha1=757107ea")
+        ));
+        assert!(!signature_matches(
+            secret,
+            b"Hello, World!",
+            Some("sha256=zz")
+        ));
     }
 }

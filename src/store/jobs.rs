@@ -106,9 +106,8 @@ impl Store {
 
     /// The most recent jobs, newest first.
     pub async fn recent_jobs(&self, limit: i64, since_ms: Option<i64>) -> Result<Vec<Job>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM jobs WHERE created_at >= $1 ORDER BY id DESC LIMIT $2"
-        );
+        let sql =
+            format!("SELECT {COLUMNS} FROM jobs WHERE created_at >= $1 ORDER BY id DESC LIMIT $2");
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(since_ms.unwrap_or(0))
             .bind(limit)
@@ -164,7 +163,13 @@ impl Store {
     /// Extends a lease; false when the job is no longer this worker's (cancelled, taken over).
     /// Every call naming a held job also names the claim's attempt number: a takeover bumps it,
     /// so a worker that lost its lease can never act on the job again, even under the same name.
-    pub async fn renew_lease(&self, id: i64, worker: &str, attempt: i64, lease_ms: i64) -> Result<bool> {
+    pub async fn renew_lease(
+        &self,
+        id: i64,
+        worker: &str,
+        attempt: i64,
+        lease_ms: i64,
+    ) -> Result<bool> {
         let now = now_ms();
         let n = sqlx::query(
             "UPDATE jobs SET lease_until = $1, updated_at = $2 WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status = 'running'",
@@ -195,7 +200,13 @@ impl Store {
     }
 
     /// Marks a held job done with a one-line outcome; false if it was no longer held.
-    pub async fn complete_job(&self, id: i64, worker: &str, attempt: i64, outcome: &str) -> Result<bool> {
+    pub async fn complete_job(
+        &self,
+        id: i64,
+        worker: &str,
+        attempt: i64,
+        outcome: &str,
+    ) -> Result<bool> {
         let n = sqlx::query(
             "UPDATE jobs SET status = 'done', outcome = $1, lease_owner = NULL, lease_until = NULL, updated_at = $2
              WHERE id = $3 AND lease_owner = $4 AND attempts = $5 AND status = 'running'",
@@ -226,11 +237,20 @@ impl Store {
     }
 
     /// Records a failed attempt: back to the queue after a backoff, or dead when out of attempts.
-    pub async fn fail_job(&self, id: i64, worker: &str, attempt: i64, error: &str) -> Result<JobStatus> {
+    pub async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        attempt: i64,
+        error: &str,
+    ) -> Result<JobStatus> {
         let Some(job) = self.job(id).await? else {
             return Ok(JobStatus::Lost);
         };
-        if job.status != "running" || job.lease_owner.as_deref() != Some(worker) || job.attempts != attempt {
+        if job.status != "running"
+            || job.lease_owner.as_deref() != Some(worker)
+            || job.attempts != attempt
+        {
             return Ok(JobStatus::Lost);
         }
         let now = now_ms();
@@ -277,7 +297,14 @@ impl Store {
 
     /// Gives a held job back to the queue without counting the attempt, to run again after
     /// `delay_ms` (0 at shutdown; a rate limit's reset when GitHub's limit is spent).
-    pub async fn release_job(&self, id: i64, worker: &str, attempt: i64, delay_ms: i64, why: Option<&str>) -> Result<()> {
+    pub async fn release_job(
+        &self,
+        id: i64,
+        worker: &str,
+        attempt: i64,
+        delay_ms: i64,
+        why: Option<&str>,
+    ) -> Result<()> {
         let now = now_ms();
         let status = if delay_ms > 0 { "failed" } else { "queued" };
         sqlx::query(
@@ -312,16 +339,24 @@ impl Store {
 
     /// Marks jobs as looked at now (so the sweeper does not send them again at once).
     pub async fn touch_job(&self, id: i64) -> Result<()> {
-        sqlx::query("UPDATE jobs SET updated_at = $1 WHERE id = $2 AND status IN ('queued', 'failed')")
-            .bind(now_ms())
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE jobs SET updated_at = $1 WHERE id = $2 AND status IN ('queued', 'failed')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Whether another job of the pull request is waiting or running for `head`.
-    pub async fn live_job_for_head(&self, repo: &str, pr: i64, head: &str, except: i64) -> Result<bool> {
+    pub async fn live_job_for_head(
+        &self,
+        repo: &str,
+        pr: i64,
+        head: &str,
+        except: i64,
+    ) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM jobs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND id != $4 AND status IN ('queued', 'running', 'failed')",
         )
@@ -336,11 +371,11 @@ impl Store {
 
     /// Jobs waiting to run (queued, or failed and waiting for their backoff).
     pub async fn queue_depth(&self) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'failed')",
+        Ok(
+            sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'failed')")
+                .fetch_one(&self.pool)
+                .await?,
         )
-        .fetch_one(&self.pool)
-        .await?)
     }
 }
 

@@ -149,7 +149,11 @@ impl Store {
     /// Records a webhook delivery and, in the same transaction, what it asks for: cancel a pull
     /// request's older jobs and/or enqueue a new one. A delivery id seen before does nothing and
     /// returns `Duplicate`.
-    pub async fn accept_delivery(&self, delivery: &Delivery, plan: &DeliveryPlan) -> Result<Accepted> {
+    pub async fn accept_delivery(
+        &self,
+        delivery: &Delivery,
+        plan: &DeliveryPlan,
+    ) -> Result<Accepted> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         // The write comes first so that SQLite takes its write lock at once (no lock upgrade).
@@ -228,13 +232,22 @@ impl Store {
     }
 
     /// Adds and removes repositories of an installation.
-    pub async fn change_installation_repos(&self, id: i64, account: &str, added: &[String], removed: &[String]) -> Result<()> {
+    pub async fn change_installation_repos(
+        &self,
+        id: i64,
+        account: &str,
+        added: &[String],
+        removed: &[String],
+    ) -> Result<()> {
         let current: Option<(String, String)> =
             sqlx::query_as("SELECT repositories, status FROM installations WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?;
-        let status = current.as_ref().map(|c| c.1.clone()).unwrap_or_else(|| "active".into());
+        let status = current
+            .as_ref()
+            .map(|c| c.1.clone())
+            .unwrap_or_else(|| "active".into());
         let mut repos: Vec<String> = current
             .and_then(|c| serde_json::from_str(&c.0).ok())
             .unwrap_or_default();
@@ -245,19 +258,26 @@ impl Store {
             }
         }
         // A suspended installation stays suspended.
-        self.upsert_installation(id, account, &status, Some(&repos)).await
+        self.upsert_installation(id, account, &status, Some(&repos))
+            .await
     }
 
     /// An installation's status (`active`, `suspended`, `deleted`), if known.
     pub async fn installation_status(&self, id: i64) -> Result<Option<String>> {
-        Ok(sqlx::query_scalar("SELECT status FROM installations WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT status FROM installations WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// Saves a finished review and its findings; returns the review's id.
-    pub async fn save_review(&self, review: &ReviewRecord, findings: &[FindingRecord]) -> Result<i64> {
+    pub async fn save_review(
+        &self,
+        review: &ReviewRecord,
+        findings: &[FindingRecord],
+    ) -> Result<i64> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
@@ -313,7 +333,11 @@ impl Store {
 
     /// Fingerprints of findings already reported on a pull request whose outcome makes a repeat
     /// unwelcome (posted and open, or dismissed).
-    pub async fn reported_fingerprints(&self, repo: &str, pr: i64) -> Result<Vec<(String, String)>> {
+    pub async fn reported_fingerprints(
+        &self,
+        repo: &str,
+        pr: i64,
+    ) -> Result<Vec<(String, String)>> {
         Ok(sqlx::query_as(
             "SELECT DISTINCT fingerprint, outcome FROM findings WHERE repo = $1 AND pr_number = $2 AND placement = 'inline'",
         )
@@ -386,7 +410,9 @@ impl Store {
 }
 
 /// Bucket bounds of the review latency histogram.
-pub const LATENCY_BUCKETS_MS: &[i64] = &[1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000];
+pub const LATENCY_BUCKETS_MS: &[i64] = &[
+    1_000, 5_000, 15_000, 30_000, 60_000, 120_000, 300_000, 600_000,
+];
 
 /// A webhook delivery as the server saw it.
 #[derive(Debug, Clone)]
@@ -496,7 +522,10 @@ mod tests {
             super::redact_url("postgres://redline:s3cret@db:5432/redline"),
             "postgres://redline:***@db:5432/redline"
         );
-        assert_eq!(super::redact_url("sqlite://redline.db"), "sqlite://redline.db");
+        assert_eq!(
+            super::redact_url("sqlite://redline.db"),
+            "sqlite://redline.db"
+        );
         assert_eq!(super::redact_url("postgres://u@h/db"), "postgres://u@h/db");
         assert_eq!(
             super::redact_url("postgres://h/db?user=u&password=hunter2&sslmode=require"),

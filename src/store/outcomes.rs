@@ -70,19 +70,26 @@ impl Store {
     }
 
     pub async fn set_outcome(&self, finding_id: i64, outcome: &str, reason: &str) -> Result<()> {
-        sqlx::query("UPDATE findings SET outcome = $1, outcome_reason = $2, outcome_at = $3 WHERE id = $4")
-            .bind(outcome)
-            .bind(reason)
-            .bind(now_ms())
-            .bind(finding_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE findings SET outcome = $1, outcome_reason = $2, outcome_at = $3 WHERE id = $4",
+        )
+        .bind(outcome)
+        .bind(reason)
+        .bind(now_ms())
+        .bind(finding_id)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// A review thread was resolved (or unresolved again): the open findings posted as its
     /// comments become dismissed (or open again). Returns how many changed.
-    pub async fn thread_resolved(&self, repo: &str, comment_ids: &[i64], resolved: bool) -> Result<u64> {
+    pub async fn thread_resolved(
+        &self,
+        repo: &str,
+        comment_ids: &[i64],
+        resolved: bool,
+    ) -> Result<u64> {
         let mut n = 0;
         for id in comment_ids {
             let q = if resolved {
@@ -130,7 +137,11 @@ impl Store {
         }
         Ok(counts
             .into_iter()
-            .map(|(key, (decided, dismissed))| FeedbackCount { key, decided, dismissed })
+            .map(|(key, (decided, dismissed))| FeedbackCount {
+                key,
+                decided,
+                dismissed,
+            })
             .collect())
     }
 

@@ -44,7 +44,11 @@ impl Fetched {
 /// tests, then everything else (skipped by the pipeline anyway, with its reason).
 fn rank(f: &PrFile) -> u8 {
     let supported = crate::lang::detect(&f.filename, None).is_some();
-    match (supported, crate::review::is_test_path(&f.filename), f.status.as_str()) {
+    match (
+        supported,
+        crate::review::is_test_path(&f.filename),
+        f.status.as_str(),
+    ) {
         (_, _, "removed") => 3,
         (true, false, _) => 0,
         (true, true, _) => 1,
@@ -58,8 +62,12 @@ fn diff_text(f: &PrFile) -> String {
     let old = f.previous_filename.as_deref().unwrap_or(new);
     let mut d = format!("diff --git a/{old} b/{new}\n");
     match f.status.as_str() {
-        "added" => d.push_str(&format!("new file mode 100644\n--- /dev/null\n+++ b/{new}\n")),
-        "removed" => d.push_str(&format!("deleted file mode 100644\n--- a/{old}\n+++ /dev/null\n")),
+        "added" => d.push_str(&format!(
+            "new file mode 100644\n--- /dev/null\n+++ b/{new}\n"
+        )),
+        "removed" => d.push_str(&format!(
+            "deleted file mode 100644\n--- a/{old}\n+++ /dev/null\n"
+        )),
         "renamed" | "copied" => d.push_str(&format!(
             "rename from {old}\nrename to {new}\n--- a/{old}\n+++ b/{new}\n"
         )),
@@ -101,7 +109,10 @@ pub async fn fetch_change(
     for f in files {
         let size = f.additions + f.deletions;
         if f.patch.is_none() && size > 0 {
-            not_reviewed.push((f.filename.clone(), "GitHub sent no patch (binary or too large a diff)".to_string()));
+            not_reviewed.push((
+                f.filename.clone(),
+                "GitHub sent no patch (binary or too large a diff)".to_string(),
+            ));
             continue;
         }
         if rank(&f) <= 1 {
@@ -155,17 +166,17 @@ pub async fn fetch_change(
     let mut hunks = HashMap::new();
     let renamed: HashMap<String, String> = kept
         .iter()
-        .filter_map(|f| f.previous_filename.clone().map(|old| (old, f.filename.clone())))
+        .filter_map(|f| {
+            f.previous_filename
+                .clone()
+                .map(|old| (old, f.filename.clone()))
+        })
         .collect();
     for f in kept {
         let parsed = crate::diff::parse(&diff_text(&f))
             .map_err(|e| anyhow!("GitHub's patch for {} does not parse: {e}", f.filename))?;
         for diff in parsed {
-            let ranges: Vec<(u32, u32)> = diff
-                .hunks
-                .iter()
-                .filter_map(|h| h.new_range())
-                .collect();
+            let ranges: Vec<(u32, u32)> = diff.hunks.iter().filter_map(|h| h.new_range()).collect();
             hunks.insert(diff.path().to_string(), ranges);
             let new_content = texts.remove(diff.path());
             change.files.push(ChangedFile {
@@ -175,7 +186,9 @@ pub async fn fetch_change(
             });
         }
     }
-    change.files.sort_by(|a, b| a.diff.path().cmp(b.diff.path()));
+    change
+        .files
+        .sort_by(|a, b| a.diff.path().cmp(b.diff.path()));
     Ok(Fetched {
         change,
         config_text,
@@ -202,9 +215,17 @@ mod tests {
 
     #[test]
     fn github_patches_parse_with_their_status() {
-        let added = crate::diff::parse(&diff_text(&file("app/a.py", "added", Some("@@ -0,0 +1,2 @@\n+import os\n+x = 1")))).unwrap();
+        let added = crate::diff::parse(&diff_text(&file(
+            "app/a.py",
+            "added",
+            Some("@@ -0,0 +1,2 @@\n+import os\n+x = 1"),
+        )))
+        .unwrap();
         assert_eq!(added[0].path(), "app/a.py");
-        assert_eq!(added[0].added_lines().into_iter().collect::<Vec<_>>(), vec![1, 2]);
+        assert_eq!(
+            added[0].added_lines().into_iter().collect::<Vec<_>>(),
+            vec![1, 2]
+        );
         let mut renamed = file("b.go", "renamed", None);
         renamed.previous_filename = Some("a.go".into());
         let r = crate::diff::parse(&diff_text(&renamed)).unwrap();
@@ -214,7 +235,13 @@ mod tests {
 
     #[test]
     fn source_files_rank_before_tests_and_others() {
-        assert!(rank(&file("app/pay.py", "modified", None)) < rank(&file("tests/test_pay.py", "modified", None)));
-        assert!(rank(&file("tests/test_pay.py", "modified", None)) < rank(&file("README.md", "modified", None)));
+        assert!(
+            rank(&file("app/pay.py", "modified", None))
+                < rank(&file("tests/test_pay.py", "modified", None))
+        );
+        assert!(
+            rank(&file("tests/test_pay.py", "modified", None))
+                < rank(&file("README.md", "modified", None))
+        );
     }
 }

@@ -6,7 +6,7 @@ mod fetch;
 mod outcomes;
 
 use crate::github::GitHub;
-use crate::github::post::{Posted, PostRequest};
+use crate::github::post::{PostRequest, Posted};
 use crate::queue::{Claim, JobQueue};
 use crate::settings::Settings;
 use crate::store::{FindingRecord, JobStatus, ReviewRecord, Store};
@@ -121,10 +121,18 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
             // GitHub's limit is spent: run again when it resets, without using up an attempt.
             let wait = rate_limited(&e).unwrap_or_default();
             let message = format!("{e:#}");
-            if let Err(e2) = ctx.queue.release(&claim, wait.as_millis() as i64, Some(&message)).await {
+            if let Err(e2) = ctx
+                .queue
+                .release(&claim, wait.as_millis() as i64, Some(&message))
+                .await
+            {
                 tracing::error!(job = job.id, error = %format!("{e2:#}"), "cannot reschedule the job");
             }
-            tracing::warn!(job = job.id, retry_in_secs = wait.as_secs(), "GitHub rate limit: job rescheduled");
+            tracing::warn!(
+                job = job.id,
+                retry_in_secs = wait.as_secs(),
+                "GitHub rate limit: job rescheduled"
+            );
         }
         Some(Err(e)) => {
             let message = format!("{e:#}");
@@ -132,9 +140,15 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool
                 Ok(JobStatus::Retrying { delay_ms }) => {
                     tracing::warn!(job = job.id, error = %message, retry_in_ms = delay_ms, "job failed; will retry")
                 }
-                Ok(JobStatus::Dead) => tracing::error!(job = job.id, error = %message, "job failed for the last time"),
-                Ok(JobStatus::Lost) => tracing::info!(job = job.id, error = %message, "job stopped: no longer ours"),
-                Err(e2) => tracing::error!(job = job.id, error = %format!("{e2:#}"), "cannot record the failure"),
+                Ok(JobStatus::Dead) => {
+                    tracing::error!(job = job.id, error = %message, "job failed for the last time")
+                }
+                Ok(JobStatus::Lost) => {
+                    tracing::info!(job = job.id, error = %message, "job stopped: no longer ours")
+                }
+                Err(e2) => {
+                    tracing::error!(job = job.id, error = %format!("{e2:#}"), "cannot record the failure")
+                }
             }
         }
     }
@@ -169,8 +183,22 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     if job.cause == "merged" {
         // Merged: settle what became of the posted findings; nothing is posted.
         let comments = gh.review_comments(inst, &job.repo, number).await?;
-        let s = outcomes::settle(&ctx.store, gh, inst, &job.repo, job.pr_number, &pr.head.sha, None, &comments, true).await?;
-        return Ok(format!("merged: {} finding(s) fixed, {} dismissed", s.fixed, s.dismissed));
+        let s = outcomes::settle(
+            &ctx.store,
+            gh,
+            inst,
+            &job.repo,
+            job.pr_number,
+            &pr.head.sha,
+            None,
+            &comments,
+            true,
+        )
+        .await?;
+        return Ok(format!(
+            "merged: {} finding(s) fixed, {} dismissed",
+            s.fixed, s.dismissed
+        ));
     }
     // A `/redline review` comment names no commit: review the head as it is now. A job for an
     // older head reviews the current one when no other job will (its webhook came out of order,
@@ -178,8 +206,16 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     let head_sha = if job.head_sha.is_empty() {
         pr.head.sha.clone()
     } else if job.head_sha != pr.head.sha {
-        if ctx.store.live_job_for_head(&job.repo, job.pr_number, &pr.head.sha, job.id).await? || pr.state != "open" {
-            return Ok(format!("superseded: the head is now {}", short(&pr.head.sha)));
+        if ctx
+            .store
+            .live_job_for_head(&job.repo, job.pr_number, &pr.head.sha, job.id)
+            .await?
+            || pr.state != "open"
+        {
+            return Ok(format!(
+                "superseded: the head is now {}",
+                short(&pr.head.sha)
+            ));
         }
         tracing::info!(head = %pr.head.sha, "the head moved and no job targets it: reviewing it instead");
         pr.head.sha.clone()
@@ -190,15 +226,31 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
         return Ok(format!("skipped: the pull request is {}", pr.state));
     }
     let start = Instant::now();
-    let fetched = fetch::fetch_change(gh, inst, &job.repo, &pr, ctx.settings.max_changed_lines).await?;
+    let fetched =
+        fetch::fetch_change(gh, inst, &job.repo, &pr, ctx.settings.max_changed_lines).await?;
     if lost.is_set() {
         return Ok("stopped: the job was cancelled or taken over".into());
     }
     // What became of the findings posted on earlier heads.
     let existing = gh.review_comments(inst, &job.repo, number).await?;
-    let settled = outcomes::settle(&ctx.store, gh, inst, &job.repo, job.pr_number, &head_sha, Some(&fetched), &existing, false).await?;
+    let settled = outcomes::settle(
+        &ctx.store,
+        gh,
+        inst,
+        &job.repo,
+        job.pr_number,
+        &head_sha,
+        Some(&fetched),
+        &existing,
+        false,
+    )
+    .await?;
     if settled.fixed + settled.dismissed > 0 {
-        tracing::info!(fixed = settled.fixed, dismissed = settled.dismissed, "earlier findings settled");
+        tracing::info!(
+            fixed = settled.fixed,
+            dismissed = settled.dismissed,
+            "earlier findings settled"
+        );
     }
 
     // The review itself is CPU work (parsing, rules) plus LLM calls: run it off the async workers.
@@ -233,17 +285,30 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
     .map_err(|e| anyhow!("the review panicked: {e}"))??;
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
-    if lost.is_set() || !ctx.store.still_holds(job.id, &claim.worker, job.attempts).await? {
+    if lost.is_set()
+        || !ctx
+            .store
+            .still_holds(job.id, &claim.worker, job.attempts)
+            .await?
+    {
         return Ok("stopped before posting: the job was cancelled or taken over".into());
     }
     let now = gh.pull(inst, &job.repo, number).await?;
     if now.head.sha != head_sha {
         ctx.store.cancel_job(job.id, "superseded").await.ok();
-        return Ok(format!("superseded before posting: the head is now {}", short(&now.head.sha)));
+        return Ok(format!(
+            "superseded before posting: the head is now {}",
+            short(&now.head.sha)
+        ));
     }
 
-    let mut known: HashSet<String> = crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
-    for (fp, _) in ctx.store.reported_fingerprints(&job.repo, job.pr_number).await? {
+    let mut known: HashSet<String> =
+        crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
+    for (fp, _) in ctx
+        .store
+        .reported_fingerprints(&job.repo, job.pr_number)
+        .await?
+    {
         known.insert(fp);
     }
     let demoted = demotions(&ctx.settings, &ctx.store.feedback_counts(&job.repo).await?);
@@ -268,18 +333,29 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
             demoted: &demoted,
             demoted_min_confidence: match ctx.settings.feedback_action {
                 crate::settings::FeedbackAction::Summary => None,
-                crate::settings::FeedbackAction::Confidence => Some(ctx.settings.feedback_min_confidence),
+                crate::settings::FeedbackAction::Confidence => {
+                    Some(ctx.settings.feedback_min_confidence)
+                }
             },
         })
         .await?;
     if posted.already_posted {
-        return Ok(format!("already posted as review {}", posted.review_id.unwrap_or(0)));
+        return Ok(format!(
+            "already posted as review {}",
+            posted.review_id.unwrap_or(0)
+        ));
     }
     let partial = !fetched.not_reviewed.is_empty()
         || review.skipped().any(|f| f.language.is_some())
-        || review.agent.as_ref().is_some_and(|a| a.llm_skipped.is_some());
+        || review
+            .agent
+            .as_ref()
+            .is_some_and(|a| a.llm_skipped.is_some());
     if ctx.settings.check_runs {
-        if let Err(e) = gh.post_check_run(inst, &job.repo, &head_sha, &review, partial).await {
+        if let Err(e) = gh
+            .post_check_run(inst, &job.repo, &head_sha, &review, partial)
+            .await
+        {
             tracing::warn!(error = %e, "cannot create the check run");
         }
     }
@@ -299,15 +375,32 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
             confidence: o.finding.confidence,
             source: o.finding.source.clone(),
             fingerprint: o.fingerprint.clone(),
-            placement: o.placement.split(':').next().unwrap_or("summary").to_string(),
+            placement: o
+                .placement
+                .split(':')
+                .next()
+                .unwrap_or("summary")
+                .to_string(),
             comment_id: o.comment_id.map(|c| c as i64),
             code_lines: crate::github::post::code_lines(&o.finding) as i64,
         })
         .collect();
     ctx.store.save_review(&record, &findings).await?;
-    let inline = posted.findings.iter().filter(|o| o.placement == "inline").count();
-    let repeats = posted.findings.iter().filter(|o| o.placement == "repeat").count();
-    let demoted_n = posted.findings.iter().filter(|o| o.placement.starts_with("demoted")).count();
+    let inline = posted
+        .findings
+        .iter()
+        .filter(|o| o.placement == "inline")
+        .count();
+    let repeats = posted
+        .findings
+        .iter()
+        .filter(|o| o.placement == "repeat")
+        .count();
+    let demoted_n = posted
+        .findings
+        .iter()
+        .filter(|o| o.placement.starts_with("demoted"))
+        .count();
     let mut outcome = format!(
         "posted review {}: {} finding(s), {inline} inline, {repeats} repeat(s) skipped",
         posted.review_id.unwrap_or(0),
@@ -317,14 +410,20 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Res
         outcome.push_str(&format!(", {demoted_n} held back by feedback"));
     }
     if settled.fixed + settled.dismissed > 0 {
-        outcome.push_str(&format!("; earlier findings: {} fixed, {} dismissed", settled.fixed, settled.dismissed));
+        outcome.push_str(&format!(
+            "; earlier findings: {} fixed, {} dismissed",
+            settled.fixed, settled.dismissed
+        ));
     }
     Ok(outcome)
 }
 
 /// Rules and categories this repository mostly dismisses: held back from line comments, with
 /// the figures that say why (the summary lists each such finding with it).
-fn demotions(settings: &Settings, counts: &[crate::store::FeedbackCount]) -> std::collections::HashMap<String, String> {
+fn demotions(
+    settings: &Settings,
+    counts: &[crate::store::FeedbackCount],
+) -> std::collections::HashMap<String, String> {
     counts
         .iter()
         .filter(|c| {
@@ -343,7 +442,12 @@ fn demotions(settings: &Settings, counts: &[crate::store::FeedbackCount]) -> std
         .collect()
 }
 
-fn review_record(job: &crate::store::Job, review: &crate::review::Review, posted: &Posted, took: Duration) -> ReviewRecord {
+fn review_record(
+    job: &crate::store::Job,
+    review: &crate::review::Review,
+    posted: &Posted,
+    took: Duration,
+) -> ReviewRecord {
     let agent = review.agent.as_ref();
     ReviewRecord {
         job_id: job.id,

@@ -4,8 +4,8 @@
 //! webhook events (see the server).
 
 use super::fetch::Fetched;
-use crate::github::{GitHub, ReviewComment};
 use crate::github::post::still_present;
+use crate::github::{GitHub, ReviewComment};
 use crate::store::Store;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -56,26 +56,43 @@ pub async fn settle(
     }
     let thumbs_down: HashMap<i64, u64> = comments
         .iter()
-        .map(|c| (c.id as i64, c.reactions.as_ref().map(|r| r.thumbs_down).unwrap_or(0)))
+        .map(|c| {
+            (
+                c.id as i64,
+                c.reactions.as_ref().map(|r| r.thumbs_down).unwrap_or(0),
+            )
+        })
         .collect();
     let short = &head[..head.len().min(10)];
     for t in tracked {
         let present = match texts.get(&t.path) {
-            Some(Some(Some(text))) => still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize),
+            Some(Some(Some(text))) => {
+                still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize)
+            }
             Some(Some(None)) => false,
             // Unknown: decide nothing now.
             _ => continue,
         };
         if !present {
-            store.set_outcome(t.id, "fixed", &format!("the code changed at {short}")).await?;
+            store
+                .set_outcome(t.id, "fixed", &format!("the code changed at {short}"))
+                .await?;
             settled.fixed += 1;
         } else if t.outcome == "open" {
-            let down = t.comment_id.and_then(|c| thumbs_down.get(&c)).copied().unwrap_or(0);
+            let down = t
+                .comment_id
+                .and_then(|c| thumbs_down.get(&c))
+                .copied()
+                .unwrap_or(0);
             if down > 0 {
-                store.set_outcome(t.id, "dismissed", "thumbs-down on the comment").await?;
+                store
+                    .set_outcome(t.id, "dismissed", "thumbs-down on the comment")
+                    .await?;
                 settled.dismissed += 1;
             } else if merged {
-                store.set_outcome(t.id, "dismissed", "merged with the code unchanged").await?;
+                store
+                    .set_outcome(t.id, "dismissed", "merged with the code unchanged")
+                    .await?;
                 settled.dismissed += 1;
             }
         }

@@ -18,7 +18,8 @@ pub const HEAD_2: &str = "2222222222222222222222222222222222222222";
 /// A token-shaped secret planted in the pull request: it must never reach GitHub or the logs.
 pub const PLANTED_TOKEN: &str = "ghp_a1B2c3D4e5F6g7H8i9J0k1L2m3N4o5P6q7R8";
 
-pub const BASE_PY: &str = "import sqlite3\n\n\ndef connect():\n    return sqlite3.connect(\"app.db\")\n";
+pub const BASE_PY: &str =
+    "import sqlite3\n\n\ndef connect():\n    return sqlite3.connect(\"app.db\")\n";
 
 /// Three critical findings: SQL built from input (line 15), a shell command from input (line 21)
 /// and a hard-coded token (line 25).
@@ -59,10 +60,14 @@ pub fn github_with_pr() -> FakeGitHub {
     gh.add_installation(42, &[REPO]);
     gh.set_pr(
         REPO,
-        FakePr::new(7, HEAD_1, vec![
-            fake_file("app/reports.py", Some(BASE_PY), Some(&head_py())),
-            fake_file("README.md", Some("# shop\n"), Some("# shop\n\nReports.\n")),
-        ]),
+        FakePr::new(
+            7,
+            HEAD_1,
+            vec![
+                fake_file("app/reports.py", Some(BASE_PY), Some(&head_py())),
+                fake_file("README.md", Some("# shop\n"), Some("# shop\n\nReports.\n")),
+            ],
+        ),
     );
     gh
 }
@@ -103,12 +108,18 @@ impl Drop for Proc {
 pub fn app_env(dir: &Path, gh: &FakeGitHub) -> Vec<(String, String)> {
     [
         ("REDLINE_LISTEN", "127.0.0.1:0".to_string()),
-        ("REDLINE_DATABASE_URL", format!("sqlite://{}", dir.join("redline.db").display())),
+        (
+            "REDLINE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("redline.db").display()),
+        ),
         ("REDLINE_WEBHOOK_SECRET", SECRET.to_string()),
         ("REDLINE_GITHUB_APP_ID", APP_ID.to_string()),
         (
             "REDLINE_GITHUB_PRIVATE_KEY",
-            project_root().join("fixtures/github/test-app-key.pem").display().to_string(),
+            project_root()
+                .join("fixtures/github/test-app-key.pem")
+                .display()
+                .to_string(),
         ),
         ("REDLINE_GITHUB_API_URL", gh.url.clone()),
         ("REDLINE_WORKERS", "2".into()),
@@ -124,7 +135,13 @@ pub fn app_env(dir: &Path, gh: &FakeGitHub) -> Vec<(String, String)> {
 
 /// Starts `redline <command>` with `env`; for `serve`, waits for the address it prints.
 pub fn start(command: &str, dir: &Path, env: &[(String, String)]) -> Proc {
-    let log = dir.join(format!("{command}-{}.log", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()));
+    let log = dir.join(format!(
+        "{command}-{}.log",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
     let mut cmd = redline();
     cmd.arg(command)
         .current_dir(dir)
@@ -146,9 +163,14 @@ pub fn start(command: &str, dir: &Path, env: &[(String, String)]) -> Proc {
         }
         for _ in lines {}
     });
-    let first = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| {
-        panic!("redline {command} printed nothing: {}", std::fs::read_to_string(&log).unwrap_or_default())
-    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| {
+            panic!(
+                "redline {command} printed nothing: {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )
+        });
     let addr = first
         .strip_prefix("redline listening on ")
         .map(str::to_string);
@@ -171,7 +193,13 @@ pub fn payload(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
 }
 
 /// POSTs a delivery; `signature` None sends no signature header.
-pub async fn deliver(addr: &str, event: &str, delivery: &str, body: &[u8], signature: Option<String>) -> (u16, Value) {
+pub async fn deliver(
+    addr: &str,
+    event: &str,
+    delivery: &str,
+    body: &[u8],
+    signature: Option<String>,
+) -> (u16, Value) {
     let client = reqwest::Client::new();
     let mut req = client
         .post(format!("{addr}/webhook"))
@@ -206,7 +234,11 @@ pub fn jobs_in(url: &str) -> Vec<Value> {
         .env("REDLINE_DATABASE_URL", url)
         .output()
         .unwrap();
-    assert!(out.status.success(), "redline jobs failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "redline jobs failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -224,7 +256,11 @@ pub async fn wait_jobs_settled(dir: &Path, secs: u64) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         let js = jobs(dir);
-        if !js.is_empty() && js.iter().all(|j| ["done", "dead", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))) {
+        if !js.is_empty()
+            && js.iter().all(|j| {
+                ["done", "dead", "cancelled"].contains(&j["status"].as_str().unwrap_or(""))
+            })
+        {
             return js;
         }
         assert!(Instant::now() < deadline, "jobs did not settle: {js:#?}");

@@ -444,7 +444,11 @@ impl FakeGitHub {
     pub fn add_pending_review(&self, repo: &str, number: u64) {
         let mut s = lock(&self.state);
         let id = s.id();
-        let commit = s.latest_head.get(&repo.to_ascii_lowercase()).cloned().unwrap_or_default();
+        let commit = s
+            .latest_head
+            .get(&repo.to_ascii_lowercase())
+            .cloned()
+            .unwrap_or_default();
         let key = s
             .prs
             .keys()
@@ -567,7 +571,11 @@ async fn handle(
     };
     let (index, used, spent) = {
         let mut s = lock(&st);
-        let spent = if path.starts_with("/repos/") { s.primary_limit.take() } else { None };
+        let spent = if path.starts_with("/repos/") {
+            s.primary_limit.take()
+        } else {
+            None
+        };
         s.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
@@ -584,7 +592,11 @@ async fn handle(
         (s.requests.len() - 1, s.rate_used, spent)
     };
     if let Some(secs) = spent {
-        let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + secs;
+        let reset = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            + secs;
         lock(&st).requests[index].status = 403;
         let mut resp = (
             StatusCode::FORBIDDEN,
