@@ -871,3 +871,59 @@ async fn a_suspended_installation_gets_no_reviews_until_unsuspended() {
     assert_eq!(status, 202);
     assert_eq!(jobs(dir.path()).len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_enterprise_server_urls_keep_their_api_prefix() {
+    let gh = github_with_pr();
+    // Enough files for a second page, so that the Link header is followed under the prefix too.
+    let mut files = vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))];
+    for i in 0..120 {
+        files.push(fake_file(
+            &format!("docs/note{i}.md"),
+            None,
+            Some("a note\n"),
+        ));
+    }
+    gh.set_pr(REPO, FakePr::new(7, HEAD_1, files));
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = app_env(dir.path(), &gh);
+    env.push((
+        "REDLINE_GITHUB_API_URL".into(),
+        format!("{}/api/v3", gh.url),
+    ));
+    let server = start("serve", dir.path(), &env);
+    let addr = server.addr.clone().unwrap();
+    assert_eq!(
+        deliver_signed(
+            &addr,
+            "pull_request",
+            "ghes-1",
+            &payload("pull_request.opened.json", |_| {})
+        )
+        .await
+        .0,
+        202
+    );
+    let js = wait_jobs_settled(dir.path(), 60).await;
+    assert_eq!(js[0]["status"], "done", "{:#}", js[0]);
+    assert_eq!(
+        gh.reviews(REPO, 7)[0]["comments"].as_array().unwrap().len(),
+        3
+    );
+    let pages = gh
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/pulls/7/files"))
+        .count();
+    assert_eq!(pages, 2, "both pages of files were read");
+    assert!(
+        gh.requests().iter().all(|r| r.enterprise_prefix),
+        "every request, the token's included, went under /api/v3"
+    );
+    assert!(
+        gh.reviews(REPO, 7)[0]["body"]
+            .as_str()
+            .unwrap()
+            .contains("`docs/note119.md`")
+    );
+}

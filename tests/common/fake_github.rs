@@ -52,6 +52,8 @@ pub struct Recorded {
     pub body: Option<Value>,
     pub status: u16,
     pub at: Instant,
+    /// The request came under `/api/v3` (GitHub Enterprise Server's prefix, removed from `path`).
+    pub enterprise_prefix: bool,
 }
 
 /// A pull request as the test sets it up.
@@ -552,7 +554,11 @@ async fn handle(
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
-    let path = uri.path().to_string();
+    // GitHub Enterprise Server serves the same API under /api/v3.
+    let full = uri.path();
+    let stripped = full.strip_prefix("/api/v3").filter(|p| p.starts_with('/'));
+    let enterprise_prefix = stripped.is_some();
+    let path = stripped.unwrap_or(full).to_string();
     let raw_query = uri.query().map(str::to_string);
     let authorization = headers
         .get("authorization")
@@ -584,6 +590,7 @@ async fn handle(
             body: body_json.clone(),
             status: 0,
             at,
+            enterprise_prefix,
         });
         // `GET /rate_limit` does not count against the primary limit.
         if path != "/rate_limit" {
