@@ -598,6 +598,22 @@ async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code()
         text.contains("acme/shop#7") && text.contains("agent") && text.contains("fake-large"),
         "{text}"
     );
+    let audit = common::redline()
+        .args(["jobs", "--audit"])
+        .env(
+            "REDLINE_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("redline.db").display()),
+        )
+        .output()
+        .unwrap();
+    let audit = String::from_utf8_lossy(&audit.stdout);
+    assert!(
+        audit.contains("app/reports.py -> ")
+            && audit.contains("(fake-large)")
+            && audit.contains("sha256 "),
+        "{audit}"
+    );
+    assert!(!audit.contains(PLANTED_TOKEN));
 
     // A repository whose .redline.toml says local-only: the hosted endpoint gets nothing.
     let calls_before = llm.chat_requests().len();

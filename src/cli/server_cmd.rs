@@ -32,6 +32,10 @@ pub struct JobsArgs {
     since: Option<String>,
     #[arg(long, value_enum, default_value = "text")]
     format: JobsFormat,
+    /// In text, also show each review's data-boundary audit: which endpoint and model got which
+    /// files, how many bytes and tokens, their hash, and the redactions.
+    #[arg(long)]
+    audit: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -185,11 +189,70 @@ pub fn jobs(args: JobsArgs) -> Result<i32> {
             if jobs.is_empty() {
                 out.push_str("(no jobs)\n");
             }
+            if args.audit {
+                out.push_str(&audit_text(&jobs, &reviews));
+            }
             out
         }
     };
     super::emit(None, &text)?;
     Ok(0)
+}
+
+/// The audit of each job's review, one line per file sent to an LLM.
+fn audit_text(jobs: &[crate::store::Job], reviews: &[crate::store::StoredReview]) -> String {
+    let mut out = String::from("\naudit (what left for an LLM):\n");
+    for j in jobs {
+        let Some(r) = reviews.iter().find(|r| r.job_id == j.id) else {
+            continue;
+        };
+        let audit: serde_json::Value = r
+            .audit
+            .as_deref()
+            .and_then(|a| serde_json::from_str(a).ok())
+            .unwrap_or_default();
+        let files = audit["files"].as_array().cloned().unwrap_or_default();
+        if files.is_empty() {
+            out.push_str(&format!(
+                "  job {}: nothing was sent ({} review)\n",
+                j.id, r.engine
+            ));
+            continue;
+        }
+        out.push_str(&format!(
+            "  job {}: {} file(s), {} redaction(s){}\n",
+            j.id,
+            files.len(),
+            audit["redactions"].as_u64().unwrap_or(0),
+            audit["llm_skipped"]
+                .as_str()
+                .map(|s| format!("; LLM skipped: {s}"))
+                .unwrap_or_default()
+        ));
+        for f in files {
+            out.push_str(&format!(
+                "    {} -> {} ({}): {} bytes, {} tokens, sha256 {}, {} redaction(s)\n",
+                f["path"].as_str().unwrap_or("?"),
+                f["endpoint"].as_str().unwrap_or("?"),
+                f["model"].as_str().unwrap_or("?"),
+                f["bytes"].as_u64().unwrap_or(0),
+                f["tokens"].as_u64().unwrap_or(0),
+                f["sha256"]
+                    .as_str()
+                    .map(|h| &h[..h.len().min(12)])
+                    .unwrap_or("-"),
+                f["redactions"].as_u64().unwrap_or(0),
+            ));
+        }
+        for w in audit["withheld"].as_array().cloned().unwrap_or_default() {
+            out.push_str(&format!(
+                "    {} withheld: {}\n",
+                w["path"].as_str().unwrap_or("?"),
+                w["why"].as_str().unwrap_or("-")
+            ));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
