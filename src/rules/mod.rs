@@ -421,6 +421,25 @@ impl RuleSet {
                 keep[i] = false;
             }
         }
+        // A once-per-function rule is a fallback for its category: when another rule already
+        // reported that category in the same function (an SQL fragment and the query it ends up
+        // in), the two are one bug.
+        for i in 0..hits.len() {
+            if !keep[i] || !self.compiled[hit_functions[i].0].rule.one_per_function {
+                continue;
+            }
+            let covered = (0..hits.len()).any(|j| {
+                j != i
+                    && keep[j]
+                    && hits[j].category == hits[i].category
+                    && hits[j].rule_id != hits[i].rule_id
+                    && !self.compiled[hit_functions[j].0].rule.one_per_function
+                    && hit_functions[j].1.id() == hit_functions[i].1.id()
+            });
+            if covered {
+                keep[i] = false;
+            }
+        }
         let mut it = keep.into_iter();
         hits.retain(|_| it.next().unwrap_or(true));
         hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));
