@@ -89,6 +89,11 @@ pub struct Analysis<'t> {
     /// Every call in the file, by the last segment of its callee's name.
     calls: RefCell<Option<Rc<HashMap<String, Vec<Node<'t>>>>>>,
     async_names: RefCell<Option<Rc<HashSet<String>>>>,
+    /// Per-file answers that predicates would otherwise recompute for every match: `file-matches`
+    /// by pattern, and the like (keyed by the predicate's own name).
+    pub memo: RefCell<HashMap<String, bool>>,
+    /// The functions that call an ownership helper (see the `skips-ownership-check` predicate).
+    pub checking_functions: RefCell<Option<Rc<Vec<usize>>>>,
 }
 
 static PY_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
@@ -163,6 +168,8 @@ impl<'t> Analysis<'t> {
             building: RefCell::new(HashSet::new()),
             calls: RefCell::new(None),
             async_names: RefCell::new(None),
+            memo: RefCell::new(HashMap::new()),
+            checking_functions: RefCell::new(None),
         }
     }
 

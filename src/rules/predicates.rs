@@ -156,10 +156,23 @@ pub fn eval<'t>(
         "text-matches" => regex_of(arg).is_match(a.text(n)),
         "statement-matches" => regex_of(arg).is_match(a.text(a.statement(n))),
         "function-matches" => regex_of(arg).is_match(a.text(a.enclosing_function(n))),
-        "file-matches" => regex_of(arg).is_match(a.src),
+        "file-matches" => file_matches(a, arg),
         "in-function" => a.enclosing_function(n).id() != a.root.id(),
         _ => false,
     }
+}
+
+/// `file-matches`, once per file and pattern: a rule asks it for every match of its query, and
+/// scanning a large file each time made big files quadratic.
+fn file_matches(a: &Analysis<'_>, arg: Option<&str>) -> bool {
+    let pat = arg.unwrap_or("$^");
+    let key = format!("file-matches:{pat}");
+    if let Some(v) = a.memo.borrow().get(&key) {
+        return *v;
+    }
+    let v = regex_of(arg).is_match(a.src);
+    a.memo.borrow_mut().insert(key, v);
+    v
 }
 
 fn regex_of(arg: Option<&str>) -> Regex {
@@ -858,24 +871,36 @@ fn skips_ownership_check<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return false;
     }
     // At least two other functions in the file make the check.
-    let mut checked = 0;
+    checking_functions(a)
+        .iter()
+        .filter(|id| **id != f.id())
+        .count()
+        >= 2
+}
+
+/// The functions of the file that call an ownership helper (and are not helpers themselves),
+/// computed once per file: the predicate asks for every candidate call.
+fn checking_functions(a: &Analysis<'_>) -> std::rc::Rc<Vec<usize>> {
+    if let Some(v) = a.checking_functions.borrow().as_ref() {
+        return v.clone();
+    }
+    let mut found = Vec::new();
     let mut stack = vec![a.root];
     while let Some(x) = stack.pop() {
-        if a.is_function(x) && x.id() != f.id() {
+        if a.is_function(x) {
             let name = a.function_name_of(x);
             let is_helper = OWNERSHIP_HELPER.is_match(&format!("{name}("));
             if !is_helper && OWNERSHIP_HELPER.is_match(a.text(x)) {
-                checked += 1;
-                if checked >= 2 {
-                    return true;
-                }
+                found.push(x.id());
                 continue;
             }
         }
         let mut c = x.walk();
         stack.extend(x.named_children(&mut c));
     }
-    false
+    let found = std::rc::Rc::new(found);
+    *a.checking_functions.borrow_mut() = Some(found.clone());
+    found
 }
 
 /// A count of pages (parts, batches, chunks) computed with a floor division, with no rounding
@@ -901,7 +926,18 @@ fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     };
     let name = a.text(name);
     let name = name.rsplit('.').next().unwrap_or(name);
-    if !cached_regex!(r"(?i)^(n_?|num_?|total_?|max_?|last_?)?(pages?|page_?count|parts?|part_?count|batch(es)?|batch_?count|chunks?|chunk_?count|buckets?|bucket_?count)$").is_match(name) {
+    if !cached_regex!(r"(?i)^(n_?|num_?|total_?|max_?|last_?)?(pages|page_?count|parts|part_?count|batches|batch_?count|chunks|chunk_?count|buckets|bucket_?count)$").is_match(name) {
+        return false;
+    }
+    // The value is the division itself (`total // size`, `Math.max(1, Math.floor(a / b))`), not
+    // an expression that happens to contain one.
+    let top_level_floor = match value.kind() {
+        "binary_operator" => value
+            .child_by_field_name("operator")
+            .is_some_and(|o| a.text(o) == "//"),
+        _ => a.text(value).trim_start().starts_with("Math."),
+    };
+    if !top_level_floor {
         return false;
     }
     let v = a.text(value);
@@ -1009,6 +1045,12 @@ fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                 return false;
             };
             let (obj, field) = (&c[1], &c[2]);
+            // Cheap tests first: most assignments are not to a saved model.
+            if !ftext.contains(&format!("{obj}.save("))
+                || !ftext.contains(".objects.") && !ftext.contains("get_object_or_404")
+            {
+                return false;
+            }
             let right = n
                 .child_by_field_name("right")
                 .map(|r| a.text(r))
