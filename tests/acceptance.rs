@@ -56,13 +56,7 @@ async fn outcomes_stats_and_feedback() {
     let addr = server.addr.clone().unwrap();
 
     // 1. The first review: three findings posted (SQL line 15, shell line 21, token line 25).
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "o-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "o-1", &opened()).await;
     assert_eq!(status, 202);
     wait_for(60, "the first review", || gh.reviews(REPO, 7).len() == 1).await;
     wait_jobs_settled(dir.path(), 30).await;

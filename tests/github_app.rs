@@ -40,7 +40,7 @@ async fn a_signed_pull_request_gets_one_review_with_line_comments() {
     let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
     let addr = server.addr.clone().unwrap();
 
-    let body = payload("pull_request.opened.json", |_| {});
+    let body = opened();
     let (status, answer) = deliver_signed(&addr, "pull_request", "delivery-1", &body).await;
     assert_eq!(status, 202, "{answer}");
     assert_eq!(answer["outcome"], "enqueued");
@@ -191,7 +191,7 @@ async fn bad_signatures_and_bad_payloads_store_nothing() {
     env.push(("REDLINE_WORKERS".into(), "0".into()));
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
-    let body = payload("pull_request.opened.json", |_| {});
+    let body = opened();
 
     let (status, _) = deliver(&addr, "pull_request", "d-nosig", &body, None).await;
     assert_eq!(status, 401, "missing signature");
@@ -295,13 +295,7 @@ async fn a_push_during_a_review_means_the_old_review_posts_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
     let addr = server.addr.clone().unwrap();
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "push-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "push-1", &opened()).await;
     assert_eq!(status, 202);
     wait_for(20, "the first job to ask for the files", || {
         gh.requests()
@@ -363,13 +357,7 @@ async fn a_refused_comment_moves_to_the_summary_and_the_rest_are_posted() {
     let dir = tempfile::tempdir().unwrap();
     let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
     let addr = server.addr.clone().unwrap();
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "r-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "r-1", &opened()).await;
     assert_eq!(status, 202);
     let jobs = wait_jobs_settled(dir.path(), 60).await;
     assert_eq!(jobs[0]["status"], "done", "{:#}", jobs[0]);
@@ -403,13 +391,7 @@ async fn a_secondary_rate_limit_is_waited_out_and_retried() {
     env.push(("REDLINE_GITHUB_WRITE_INTERVAL_MS".into(), "1000".into()));
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "l-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "l-1", &opened()).await;
     assert_eq!(status, 202);
     let jobs = wait_jobs_settled(dir.path(), 60).await;
     assert_eq!(jobs[0]["status"], "done");
@@ -462,13 +444,7 @@ async fn closing_a_pull_request_cancels_its_jobs() {
     env.push(("REDLINE_WORKERS".into(), "0".into()));
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "c-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "c-1", &opened()).await;
     assert_eq!(status, 202);
     // Closed without merging: the job is cancelled.
     let unmerged = payload("pull_request.closed.json", |v| {
@@ -534,13 +510,7 @@ async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code()
     env.push(("REDLINE_LLM_MODEL".into(), "fake-large".into()));
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "a-1",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "a-1", &opened()).await;
     assert_eq!(status, 202);
     let js = wait_jobs_settled(dir.path(), 60).await;
     let review = &js[0]["review"];
@@ -662,7 +632,7 @@ async fn the_app_runs_on_postgresql_too() {
     env.push(("REDLINE_DATABASE_URL".into(), pg.url.clone()));
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
-    let body = payload("pull_request.opened.json", |_| {});
+    let body = opened();
     assert_eq!(
         deliver_signed(&addr, "pull_request", "pg-1", &body).await.0,
         202
@@ -724,14 +694,9 @@ async fn a_pending_review_left_behind_is_removed_before_posting() {
     let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
     let addr = server.addr.clone().unwrap();
     assert_eq!(
-        deliver_signed(
-            &addr,
-            "pull_request",
-            "p-1",
-            &payload("pull_request.opened.json", |_| {})
-        )
-        .await
-        .0,
+        deliver_signed(&addr, "pull_request", "p-1", &opened())
+            .await
+            .0,
         202
     );
     let js = wait_jobs_settled(dir.path(), 60).await;
@@ -752,14 +717,9 @@ async fn a_spent_rate_limit_reschedules_the_job_without_using_an_attempt() {
     let server = start("serve", dir.path(), &app_env(dir.path(), &gh));
     let addr = server.addr.clone().unwrap();
     assert_eq!(
-        deliver_signed(
-            &addr,
-            "pull_request",
-            "rl-1",
-            &payload("pull_request.opened.json", |_| {})
-        )
-        .await
-        .0,
+        deliver_signed(&addr, "pull_request", "rl-1", &opened())
+            .await
+            .0,
         202
     );
     wait_for(30, "the job to be rescheduled", || {
@@ -805,14 +765,9 @@ async fn over_the_size_budget_the_source_files_that_fit_are_reviewed_and_the_res
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
     assert_eq!(
-        deliver_signed(
-            &addr,
-            "pull_request",
-            "b-1",
-            &payload("pull_request.opened.json", |_| {})
-        )
-        .await
-        .0,
+        deliver_signed(&addr, "pull_request", "b-1", &opened())
+            .await
+            .0,
         202
     );
     wait_jobs_settled(dir.path(), 60).await;
@@ -857,13 +812,7 @@ async fn a_suspended_installation_gets_no_reviews_until_unsuspended() {
             .0,
         200
     );
-    let (status, answer) = deliver_signed(
-        &addr,
-        "pull_request",
-        "s-2",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, answer) = deliver_signed(&addr, "pull_request", "s-2", &opened()).await;
     assert_eq!(
         (status, answer["outcome"].as_str()),
         (200, Some("ignored: installation 42 is suspended"))
@@ -877,13 +826,7 @@ async fn a_suspended_installation_gets_no_reviews_until_unsuspended() {
             .0,
         200
     );
-    let (status, _) = deliver_signed(
-        &addr,
-        "pull_request",
-        "s-4",
-        &payload("pull_request.opened.json", |_| {}),
-    )
-    .await;
+    let (status, _) = deliver_signed(&addr, "pull_request", "s-4", &opened()).await;
     assert_eq!(status, 202);
     assert_eq!(jobs(dir.path()).len(), 1);
 }
@@ -910,14 +853,9 @@ async fn github_enterprise_server_urls_keep_their_api_prefix() {
     let server = start("serve", dir.path(), &env);
     let addr = server.addr.clone().unwrap();
     assert_eq!(
-        deliver_signed(
-            &addr,
-            "pull_request",
-            "ghes-1",
-            &payload("pull_request.opened.json", |_| {})
-        )
-        .await
-        .0,
+        deliver_signed(&addr, "pull_request", "ghes-1", &opened())
+            .await
+            .0,
         202
     );
     let js = wait_jobs_settled(dir.path(), 60).await;

@@ -23,7 +23,7 @@ async fn a_killed_worker_s_job_is_finished_by_another_exactly_once() {
         server.addr.as_ref().unwrap(),
         "pull_request",
         "k-1",
-        &payload("pull_request.opened.json", |_| {}),
+        &opened(),
     )
     .await;
     assert_eq!(status, 202);
@@ -82,7 +82,7 @@ async fn sigterm_gives_an_unfinished_job_back() {
         server.addr.as_ref().unwrap(),
         "pull_request",
         "t-1",
-        &payload("pull_request.opened.json", |_| {}),
+        &opened(),
     )
     .await;
     assert_eq!(status, 202);

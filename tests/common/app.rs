@@ -192,6 +192,11 @@ pub fn payload(name: &str, edit: impl FnOnce(&mut Value)) -> Vec<u8> {
     serde_json::to_vec(&v).unwrap()
 }
 
+/// The `pull_request` opened delivery for PR 7 at `HEAD_1`, as fixed in the fixture.
+pub fn opened() -> Vec<u8> {
+    payload("pull_request.opened.json", |_| {})
+}
+
 /// POSTs a delivery; `signature` None sends no signature header.
 pub async fn deliver(
     addr: &str,
