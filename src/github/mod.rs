@@ -354,12 +354,7 @@ fn unix_now() -> i64 {
 
 /// `d` scaled by a random factor in [0.5, 1.5).
 fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.subsec_nanos())
-        .unwrap_or(0);
-    let f = 0.5 + (nanos % 1000) as f64 / 1000.0;
-    d.mul_f64(f)
+    d.mul_f64(0.5 + crate::random_unit())
 }
 
 fn is_rate_limit_message(m: &str) -> bool {

@@ -314,7 +314,7 @@ impl LlmClient {
             };
             if attempt < self.config.max_retries {
                 let base = self.config.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-                let jitter = 0.5 + rand_unit();
+                let jitter = 0.5 + crate::random_unit();
                 let secs = wait_hint.map(|s| s.min(30.0)).unwrap_or(base * jitter);
                 tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             }
@@ -326,19 +326,6 @@ impl LlmClient {
 enum Failure {
     Transient(String),
     Refused(String),
-}
-
-/// A number in [0, 1) for jitter; no need for a random crate.
-fn rand_unit() -> f64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() % 1_000_000) as f64 / 1_000_000.0
 }
 
 /// A reqwest error described without its URL (which may carry credentials in its userinfo).

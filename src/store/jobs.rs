@@ -255,15 +255,11 @@ impl Store {
         }
         let now = now_ms();
         let error = crate::truncate(error, 2000);
-        let (status, next) = if job.attempts >= job.max_attempts {
-            ("dead", JobStatus::Dead)
+        let (status, delay, next) = if job.attempts >= job.max_attempts {
+            ("dead", 0, JobStatus::Dead)
         } else {
             let delay_ms = backoff_ms(job.attempts);
-            ("failed", JobStatus::Retrying { delay_ms })
-        };
-        let delay = match next {
-            JobStatus::Retrying { delay_ms } => delay_ms,
-            _ => 0,
+            ("failed", delay_ms, JobStatus::Retrying { delay_ms })
         };
         let n = sqlx::query(
             "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4

@@ -15,7 +15,6 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tokio_util_lite::CancelFlag;
 
 /// What workers share.
 pub struct Context {
@@ -68,7 +67,7 @@ pub async fn run_claimed(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<Atomic
 async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool>) {
     let job = claim.job.clone();
     tracing::info!(head = %job.head_sha, cause = %job.cause, "job started");
-    let lost = CancelFlag::default();
+    let lost = LeaseLost::default();
     // Renew the lease at a third of its length; a refused renewal means the job is no longer ours.
     let heartbeat = {
         let ctx = ctx.clone();
@@ -174,7 +173,7 @@ async fn wait_shutdown(shutdown: &Arc<AtomicBool>) {
 }
 
 /// The job itself. Ok carries a one-line outcome for `redline jobs`.
-async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancelFlag) -> Result<String> {
+async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Result<String> {
     let job = &claim.job;
     let inst = job.installation_id as u64;
     let number = job.pr_number as u64;
@@ -496,20 +495,15 @@ fn short(sha: &str) -> &str {
     &sha[..sha.len().min(10)]
 }
 
-/// A flag set once (the lease was lost), cheap to clone and check.
-mod tokio_util_lite {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// Set once the job is no longer this worker's (cancelled, or the lease taken over or lapsed).
+#[derive(Clone, Default)]
+struct LeaseLost(Arc<AtomicBool>);
 
-    #[derive(Clone, Default)]
-    pub struct CancelFlag(Arc<AtomicBool>);
-
-    impl CancelFlag {
-        pub fn set(&self) {
-            self.0.store(true, Ordering::Relaxed);
-        }
-        pub fn is_set(&self) -> bool {
-            self.0.load(Ordering::Relaxed)
-        }
+impl LeaseLost {
+    fn set(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    fn is_set(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
