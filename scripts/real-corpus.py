@@ -59,7 +59,11 @@ def repo_hash(repo):
 def git_dir(repo):
     owner, name = repo.split("/", 1)
     d = MIRROR / f"{owner}+{name}" / "repo"
-    return d if d.exists() else None
+    # Snapshots arrive as a bare repository, or (some renamed or archived ones) as a work tree's .git.
+    for candidate in (d, d / ".git"):
+        if (candidate / "HEAD").exists() and (candidate / "objects").exists():
+            return candidate
+    return None
 
 
 def git(gdir, *args, binary=False):
