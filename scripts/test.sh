@@ -25,4 +25,4 @@ if [ -z "${REDLINE_MOTO_SERVER:-}" ] && [ ! -x target/moto-venv/bin/moto_server 
   target/moto-venv/bin/pip install --quiet 'moto[server]'
 fi
 
-cargo test --locked "$@"
+cargo test --workspace --locked "$@"

@@ -2,16 +2,8 @@
 //! json code fence, or in `<tool_call>` tags), arguments of the wrong type, unknown severities. Every
 //! repair is counted, so the review's record shows how the model behaved.
 
+use redline_core::model::{Quirks, Severity, note_quirk as note};
 use serde_json::Value;
-use std::collections::BTreeMap;
-
-/// Counts of each kind of repair, by name.
-pub type Quirks = BTreeMap<String, usize>;
-
-/// Notes one repair.
-pub fn note(quirks: &mut Quirks, kind: &str) {
-    *quirks.entry(kind.to_string()).or_default() += 1;
-}
 
 /// Tool calls the model wrote as text: `{"name": ..., "arguments": {...}}` objects, alone or in a
 /// list, bare, fenced or in `<tool_call>` tags. Returns (name, arguments JSON text) pairs.
@@ -158,8 +150,7 @@ pub fn confidence_arg(v: &Value, quirks: &mut Quirks) -> Option<f64> {
 }
 
 /// A severity, mapping the words models use to the three we have.
-pub fn severity_arg(v: &Value, quirks: &mut Quirks) -> crate::rules::Severity {
-    use crate::rules::Severity;
+pub fn severity_arg(v: &Value, quirks: &mut Quirks) -> Severity {
     let s = v.as_str().unwrap_or("").trim().to_ascii_lowercase();
     match s.as_str() {
         "critical" => Severity::Critical,
@@ -244,7 +235,7 @@ mod tests {
         assert_eq!(confidence_arg(&serde_json::json!("90%"), &mut q), Some(0.9));
         assert_eq!(
             severity_arg(&serde_json::json!("HIGH"), &mut q),
-            crate::rules::Severity::Critical
+            Severity::Critical
         );
         assert_eq!(
             category_arg(&serde_json::json!("SQL Injection"), &mut q),

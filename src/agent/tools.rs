@@ -1,7 +1,10 @@
 //! The agent's tools: their JSON schemas (sent to the model) and what calling them does.
 
+use super::{Draft, Run, parse};
 use async_openai::types::chat::FunctionObject;
 use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools};
+use redline_core::model::{FileRecord, note_quirk};
+use redline_core::pipeline::Material;
 use serde_json::{Value, json};
 
 /// Tool names, in the order they are offered.
@@ -68,4 +71,170 @@ pub fn definitions() -> Vec<ChatCompletionTools> {
             json!({"type": "object", "properties": {"summary": {"type": "string"}}, "required": ["summary"]}),
         ),
     ]
+}
+
+/// Runs one tool; returns its result text and whether the file is finished.
+pub(super) fn execute(
+    run: &Run<'_>,
+    m: &Material,
+    name: &str,
+    args: &str,
+    drafts: &mut Vec<Draft>,
+    rec: &mut FileRecord,
+) -> (String, bool) {
+    let parsed: Result<Value, _> =
+        serde_json::from_str(if args.trim().is_empty() { "{}" } else { args });
+    let Ok(a) = parsed else {
+        note_quirk(&mut rec.quirks, "malformed tool arguments");
+        return (
+            format!(
+                "error: the arguments of {name} are not valid JSON; send a JSON object matching the tool's schema"
+            ),
+            false,
+        );
+    };
+    let q = &mut rec.quirks;
+    match name {
+        "get_file_content" => {
+            let path = a["path"].as_str().unwrap_or("");
+            let Some(file) = run
+                .change
+                .files
+                .iter()
+                .find(|f| f.diff.new_path.as_deref() == Some(path))
+            else {
+                return (
+                    format!("error: {path:?} is not a file of the reviewed revision"),
+                    false,
+                );
+            };
+            if run.settings.never_send.is_match(path) {
+                return (
+                    format!(
+                        "error: {path:?} may not be sent to an LLM by this repository's policy"
+                    ),
+                    false,
+                );
+            }
+            let Some(bytes) = file.new_content.as_deref() else {
+                return (
+                    "error: that file has no content in this revision".into(),
+                    false,
+                );
+            };
+            let text = String::from_utf8_lossy(bytes);
+            let start = parse::int_arg(&a["start_line"], q).unwrap_or(1).max(1);
+            let end = parse::int_arg(&a["end_line"], q)
+                .unwrap_or(start + 50)
+                .max(start)
+                .min(start + MAX_FILE_LINES - 1);
+            let out: String = text
+                .lines()
+                .enumerate()
+                .skip(start as usize - 1)
+                .take((end - start + 1) as usize)
+                .map(|(i, l)| format!("{:>5}: {}\n", i + 1, l))
+                .collect();
+            (
+                if out.is_empty() {
+                    "error: no such lines".into()
+                } else {
+                    out.chars().take(16_000).collect()
+                },
+                false,
+            )
+        }
+        "get_security_guidelines" | "get_code_patterns" => {
+            let query = a["query"].as_str().unwrap_or("");
+            let lang = if name == "get_code_patterns" {
+                a["language"].as_str().or(Some(m.language.name()))
+            } else {
+                None
+            };
+            let hits = run.store.search(query, lang, 3);
+            if hits.is_empty() {
+                return ("no guidance matches".into(), false);
+            }
+            (
+                hits.iter()
+                    .map(|h| {
+                        format!(
+                            "[{}] {} ({})\n{}\n",
+                            h.id,
+                            h.title,
+                            h.section,
+                            h.text.chars().take(1200).collect::<String>()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                false,
+            )
+        }
+        "post_review_comment" => {
+            let Some(line) = parse::int_arg(&a["line"], q) else {
+                return (
+                    "error: `line` (an integer, the new-side line number) is required".into(),
+                    false,
+                );
+            };
+            let body = a["body"].as_str().unwrap_or("").trim().to_string();
+            if body.is_empty() {
+                return ("error: `body` is required".into(), false);
+            }
+            let code_reference = a["code_reference"].as_str().unwrap_or("").to_string();
+            // "app/users.py:11" is a location, not code.
+            let code_reference = if regex_location().is_match(code_reference.trim()) {
+                note_quirk(q, "code reference was a location");
+                String::new()
+            } else {
+                code_reference
+            };
+            let draft = Draft {
+                line,
+                end_line: a.get("end_line").and_then(|v| parse::int_arg(v, q)),
+                severity: parse::severity_arg(&a["severity"], q),
+                category: parse::category_arg(&a["category"], q),
+                body,
+                confidence: parse::confidence_arg(&a["confidence"], q).unwrap_or(0.5),
+                code_reference,
+                guideline_ids: a["guideline_ids"]
+                    .as_array()
+                    .map(|v| {
+                        v.iter()
+                            .filter_map(|x| x.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                // A placeholder in a suggestion would replace real code with `<secret:N>`.
+                suggestion: a["suggestion"]
+                    .as_str()
+                    .filter(|x| !x.trim().is_empty() && !x.contains("<secret:"))
+                    .map(|x| x.trim_end_matches('\n').to_string()),
+            };
+            drafts.push(draft);
+            (format!("ok: comment {} buffered", drafts.len()), false)
+        }
+        "finish_file" => {
+            rec.summary = a["summary"].as_str().map(str::to_string);
+            ("ok".into(), true)
+        }
+        other => {
+            note_quirk(q, "unknown tool");
+            (
+                format!(
+                    "error: unknown tool `{other}`; the tools are {}",
+                    NAMES.join(", ")
+                ),
+                false,
+            )
+        }
+    }
+}
+
+fn regex_location() -> &'static regex::Regex {
+    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"^[\w./-]+\.\w+:\d+(-\d+)?$|^(line|L)\s*\d+$").unwrap()
+    });
+    &RE
 }

@@ -1,11 +1,10 @@
 //! `redline bench DIR`: runs every case under DIR and prints the score table.
 
 use super::review_cmd::{Engine, resolve_engine, review_change};
-use crate::bench::{self, score};
-use crate::review::Reviewer;
-use crate::rules::{RuleSet, Severity};
+use crate::review::{ReviewOptions, ReviewService};
 use anyhow::Result;
 use clap::Args;
+use redline_core::bench::{self, score};
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
@@ -35,19 +34,14 @@ pub struct BenchArgs {
     compare_prompts: Vec<String>,
 }
 
-pub fn run(args: BenchArgs) -> Result<i32> {
+pub async fn run(args: BenchArgs) -> Result<i32> {
     if !args.compare_prompts.is_empty() {
         return compare_prompts(&args);
     }
     let llm = resolve_engine(args.engine)?;
     let engine = if llm.is_some() { "agent" } else { "rules" };
-    let rules = RuleSet::builtin()?;
-    let config = crate::config::load(None, None)?;
-    let reviewer = Reviewer {
-        rules: &rules,
-        config: &config,
-        min_severity: Severity::Suggestion,
-    };
+    let service = ReviewService::new(llm)?;
+    let config = redline_core::config::load(None, None)?;
     let tty = std::io::stderr().is_terminal();
     let started = std::time::Instant::now();
     let engine = if args.score.is_some() {
@@ -58,13 +52,20 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     let review: Box<
         dyn FnMut(
             &bench::Case,
-            &crate::change::ChangeSet,
-        ) -> anyhow::Result<Vec<crate::review::Finding>>,
+            &redline_core::change::ChangeSet,
+        ) -> anyhow::Result<Vec<redline_core::model::Finding>>,
     > = match &args.score {
         Some(dir) => Box::new(bench::from_predictions(dir.clone())),
-        None => Box::new(bench::with_reviewer(|change: &crate::change::ChangeSet| {
-            review_change(change, &reviewer, llm.as_ref(), &config, None)
-        })),
+        None => Box::new(bench::with_reviewer(
+            |change: &redline_core::change::ChangeSet| {
+                blocking(review_change(
+                    &service,
+                    change,
+                    &config,
+                    ReviewOptions::default(),
+                ))
+            },
+        )),
     };
     let (runs, errors) = bench::run(&args.dir, review, |i, n, id| {
         let mut err = std::io::stderr().lock();
@@ -89,7 +90,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         "redline bench: {} ({} engine, rules {})\n\n",
         args.dir.display(),
         engine,
-        crate::review::rules_version()
+        redline_core::pipeline::rules_version()
     );
     table.push_str(&score::table(&summary));
     table.push_str(&format!("wall time: {:.0} ms\n", wall_ms));
@@ -97,7 +98,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     if let Some(p) = &args.json {
         let v = serde_json::json!({
             "engine": engine,
-            "rules_version": crate::review::rules_version(),
+            "rules_version": redline_core::pipeline::rules_version(),
             "summary": summary,
             "false_alarm_rate": summary.false_alarm_rate(),
             "precision": summary.all.precision(), "recall": summary.all.recall(), "f1": summary.all.f1(),
@@ -124,14 +125,8 @@ fn compare_prompts(args: &BenchArgs) -> Result<i32> {
         crate::agent::check_prompt_version(v)
             .map_err(|e| anyhow::anyhow!("--compare-prompts: {e}"))?;
     }
-    let llm = resolve_engine(Engine::Agent)?;
-    let rules = RuleSet::builtin()?;
-    let config = crate::config::load(None, None)?;
-    let reviewer = Reviewer {
-        rules: &rules,
-        config: &config,
-        min_severity: Severity::Suggestion,
-    };
+    let service = ReviewService::new(resolve_engine(Engine::Agent)?)?;
+    let config = redline_core::config::load(None, None)?;
     let mut rows = Vec::new();
     let mut out = format!(
         "redline bench: {} (agent engine, prompts compared)\n\n",
@@ -142,8 +137,16 @@ fn compare_prompts(args: &BenchArgs) -> Result<i32> {
         let started = std::time::Instant::now();
         let (runs, errors) = bench::run(
             &args.dir,
-            bench::with_reviewer(|change: &crate::change::ChangeSet| {
-                review_change(change, &reviewer, llm.as_ref(), &config, Some(version))
+            bench::with_reviewer(|change: &redline_core::change::ChangeSet| {
+                blocking(review_change(
+                    &service,
+                    change,
+                    &config,
+                    ReviewOptions {
+                        prompt_version: Some(version.clone()),
+                        ..Default::default()
+                    },
+                ))
             }),
             |i, n, id| eprintln!("[{version} {i}/{n}] {id}"),
         )?;
@@ -181,4 +184,10 @@ fn compare_prompts(args: &BenchArgs) -> Result<i32> {
         super::emit(Some(p), &(serde_json::to_string_pretty(&v)? + "\n"))?;
     }
     Ok(if any_errors { 1 } else { 0 })
+}
+
+/// Runs a review from the bench's case loop, which is synchronous, on the command's runtime.
+fn blocking<T>(review: impl std::future::Future<Output = T>) -> T {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::block_in_place(|| handle.block_on(review))
 }

@@ -1,9 +1,9 @@
 //! `redline knowledge search|check|list`.
 
-use crate::knowledge::Store;
-use crate::rules::RuleSet;
 use anyhow::Result;
 use clap::Subcommand;
+use redline_core::knowledge::Store;
+use redline_core::rules::RuleSet;
 use std::path::PathBuf;
 
 #[derive(Debug, Subcommand)]
@@ -51,7 +51,7 @@ pub enum KnowledgeCommand {
     },
 }
 
-pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
+pub async fn run(cmd: KnowledgeCommand) -> Result<i32> {
     match cmd {
         KnowledgeCommand::Search {
             query,
@@ -61,15 +61,15 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
             repo,
         } => {
             if let Some(repo) = &repo {
-                extra.extend(crate::config::load(Some(repo), None)?.extra_dirs);
+                extra.extend(redline_core::config::load(Some(repo), None)?.extra_dirs);
             }
             let mut store = Store::with_extra(&extra)?;
             let hits = match embedder()? {
-                Some(emb) => runtime()?.block_on(async {
-                    store.attach_embeddings(&emb).await?;
+                Some(emb) => {
+                    crate::llm::embeddings::attach(&mut store, &emb).await?;
                     let qv = emb.embed(std::slice::from_ref(&query)).await?.pop();
-                    anyhow::Ok(store.search_with(&query, qv.as_deref(), language.as_deref(), k))
-                })?,
+                    store.search_with(&query, qv.as_deref(), language.as_deref(), k)
+                }
                 None => store.search(&query, language.as_deref(), k),
             };
             let mut out = String::new();
@@ -92,7 +92,7 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
             Ok(0)
         }
         KnowledgeCommand::Eval { file, k, json } => {
-            use crate::knowledge::eval;
+            use redline_core::bench::retrieval as eval;
             let mut store = Store::builtin()?;
             let rules = RuleSet::builtin()?;
             let pairs = eval::prepare(eval::load(&file, &store)?, &rules);
@@ -108,10 +108,9 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
                     .collect()
             })];
             if let Some(emb) = embedder()? {
-                let rt = runtime()?;
-                rt.block_on(store.attach_embeddings(&emb))?;
+                crate::llm::embeddings::attach(&mut store, &emb).await?;
                 let queries: Vec<String> = pairs.iter().map(|p| p.query.clone()).collect();
-                let vectors = rt.block_on(emb.embed(&queries))?;
+                let vectors = emb.embed(&queries).await?;
                 let mut i = 0;
                 results.push(eval::score(
                     &format!("bm25+embeddings ({}, RRF)", emb.model()),
@@ -211,7 +210,7 @@ pub fn run(cmd: KnowledgeCommand) -> Result<i32> {
             let text = std::fs::read_to_string(&file)
                 .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
             let path = file.to_string_lossy();
-            let lang = crate::lang::detect(&path, Some(&text))
+            let lang = redline_core::lang::detect(&path, Some(&text))
                 .ok_or_else(|| anyhow::anyhow!("{path}: unsupported language"))?;
             let mut parser = tree_sitter::Parser::new();
             parser.set_language(&lang.grammar())?;
@@ -278,14 +277,8 @@ fn print_tree(
 }
 
 /// The embeddings client, when an endpoint is configured.
-fn embedder() -> Result<Option<crate::knowledge::embed::Embedder>> {
-    crate::knowledge::embed::EmbeddingConfig::from_env()
-        .map(crate::knowledge::embed::Embedder::new)
+fn embedder() -> Result<Option<crate::llm::embeddings::Embedder>> {
+    crate::llm::embeddings::EmbeddingConfig::from_env()
+        .map(crate::llm::embeddings::Embedder::new)
         .transpose()
-}
-
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?)
 }

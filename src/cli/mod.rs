@@ -80,19 +80,21 @@ pub fn run() -> i32 {
             return EXIT_ERROR;
         }
     };
-    let result = match cli.command {
-        Command::Review(args) => review_cmd::run(args),
-        Command::Bench(args) => bench_cmd::run(args),
-        Command::Knowledge(cmd) => knowledge_cmd::run(cmd),
-        Command::Redact { files, show } => redact(&files, show),
-        Command::Serve(args) => server_cmd::serve(args),
-        Command::Worker(args) => server_cmd::worker(args),
-        Command::Migrate(args) => server_cmd::migrate(args),
-        Command::Jobs(args) => server_cmd::jobs(args),
-        Command::Stats(args) => stats_cmd::run(args),
+    // One runtime for the whole process: the server, the workers, the LLM calls of a review
+    // or of a bench run all share it.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return EXIT_ERROR;
+        }
     };
+    let result = runtime.block_on(dispatch(cli.command));
     if std::env::var_os("REDLINE_RULE_TIMES").is_some() {
-        crate::rules::profile::report();
+        redline_core::rules::profile::report();
     }
     match result {
         Ok(code) => code,
@@ -100,6 +102,20 @@ pub fn run() -> i32 {
             eprintln!("error: {}", one_line(&format!("{e:#}")));
             EXIT_ERROR
         }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Review(args) => review_cmd::run(args).await,
+        Command::Bench(args) => bench_cmd::run(args).await,
+        Command::Knowledge(cmd) => knowledge_cmd::run(cmd).await,
+        Command::Redact { files, show } => redact(&files, show),
+        Command::Serve(args) => server_cmd::serve(args).await,
+        Command::Worker(args) => server_cmd::worker(args).await,
+        Command::Migrate(args) => server_cmd::migrate(args).await,
+        Command::Jobs(args) => server_cmd::jobs(args).await,
+        Command::Stats(args) => stats_cmd::run(args).await,
     }
 }
 
@@ -136,7 +152,7 @@ fn redact(files: &[std::path::PathBuf], show: bool) -> anyhow::Result<i32> {
         let bytes =
             std::fs::read(f).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", f.display()))?;
         let text = String::from_utf8_lossy(&bytes);
-        let mut r = crate::redact::Redactor::new();
+        let mut r = redline_core::redact::Redactor::new();
         let red = r.redact(&text);
         total += r.count;
         out.push_str(&format!("{}: {} redaction(s)\n", f.display(), r.count));

@@ -1,11 +1,11 @@
 //! `redline review`: where the change comes from, the output format, the exit code.
 
-use crate::change::{self, ChangeSet, GitRange};
-use crate::config;
-use crate::review::Reviewer;
-use crate::rules::{RuleSet, Severity};
+use crate::review::{ReviewOptions, ReviewService};
 use anyhow::{Context, Result, bail};
 use clap::{Args, ValueEnum};
+use redline_core::change::{self, ChangeSet, GitRange};
+use redline_core::config;
+use redline_core::model::{Review, Severity};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -114,36 +114,25 @@ pub fn resolve_engine(engine: Engine) -> Result<Option<crate::llm::LlmConfig>> {
     }
 }
 
-/// Reviews a change with the rules, or with the agent when an LLM is configured and the
-/// repository's policy lets its code go to one of the endpoints.
-pub fn review_change(
+/// Reviews a change with the service, and writes the model's exchanges to a transcript when
+/// `REDLINE_LLM_RECORD=FILE` is set (for replay in tests; see tests/it/replay.rs).
+pub async fn review_change(
+    service: &ReviewService,
     change: &ChangeSet,
-    reviewer: &Reviewer,
-    llm: Option<&crate::llm::LlmConfig>,
-    loaded: &crate::config::Loaded,
-    prompt_version: Option<&str>,
-) -> Result<crate::review::Review> {
-    if llm.is_none() {
-        return Ok(reviewer.review(change));
-    }
-    // REDLINE_LLM_RECORD=FILE keeps the model's exchanges for replay in tests (see tests/replay.rs).
+    loaded: &redline_core::config::Loaded,
+    options: ReviewOptions,
+) -> Result<Review> {
     let record_to = std::env::var_os("REDLINE_LLM_RECORD").map(PathBuf::from);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
-    let (review, client) = rt.block_on(crate::review::review_with_policy(
-        change,
-        reviewer,
-        llm,
-        loaded,
-        record_to.is_some(),
-        prompt_version,
-    ))?;
-    if let (Some(path), Some(client)) = (record_to, client) {
+    let options = ReviewOptions {
+        record: record_to.is_some(),
+        ..options
+    };
+    let reviewed = service.review(change, loaded, &options).await?;
+    let review = reviewed.review;
+    if let (Some(path), Some(client)) = (record_to, reviewed.llm) {
         let transcript = serde_json::json!({
             "change": change.description,
-            "model": review.agent.as_ref().and_then(|a| a.files.iter().find_map(|f| f.model.clone())),
+            "model": review.agent.as_ref().and_then(|a| a.model()),
             "prompt_version": review.agent.as_ref().map(|a| a.prompt_version.clone()),
             "exchanges": client.take_recording(),
             "findings": review.findings,
@@ -155,9 +144,9 @@ pub fn review_change(
     Ok(review)
 }
 
-pub fn run(args: ReviewArgs) -> Result<i32> {
+pub async fn run(args: ReviewArgs) -> Result<i32> {
     let llm = resolve_engine(args.engine)?;
-    crate::context::tokens::warm_up();
+    redline_core::context::tokens::warm_up();
     let (change, root): (ChangeSet, PathBuf) = if let Some(case) = &args.case_dir {
         (change::from_case_dir(case)?, case.join("head"))
     } else if let (Some(b), Some(h)) = (&args.base_dir, &args.head_dir) {
@@ -184,24 +173,24 @@ pub fn run(args: ReviewArgs) -> Result<i32> {
         (change, repo)
     };
     let loaded = config::load(Some(&root), args.config.as_deref())?;
-    let rules = RuleSet::load(&loaded.extra_dirs, &loaded.config.rules.disable)?;
     let min_severity = match args.min_severity {
         Some(SeverityArg::Critical) => Severity::Critical,
         Some(SeverityArg::Warning) => Severity::Warning,
         Some(SeverityArg::Suggestion) | None => Severity::Suggestion,
     };
-    let reviewer = Reviewer {
-        rules: &rules,
-        config: &loaded,
-        min_severity,
+    let service = ReviewService::new(llm)?;
+    let rules = service.rules_for(&loaded)?;
+    let options = ReviewOptions {
+        min_severity: Some(min_severity),
+        ..Default::default()
     };
-    let review = review_change(&change, &reviewer, llm.as_ref(), &loaded, None)?;
+    let review = review_change(&service, &change, &loaded, options).await?;
     let text = match args.format {
-        Format::Json => serde_json::to_string_pretty(&crate::report::json(&review))? + "\n",
+        Format::Json => serde_json::to_string_pretty(&redline_core::report::json(&review))? + "\n",
         Format::Sarif => {
-            serde_json::to_string_pretty(&crate::report::sarif(&review, &rules))? + "\n"
+            serde_json::to_string_pretty(&redline_core::report::sarif(&review, &rules))? + "\n"
         }
-        Format::Markdown => crate::report::markdown(&review),
+        Format::Markdown => redline_core::report::markdown(&review),
         Format::Text => {
             let color = match args.color {
                 ColorChoice::Always => true,
@@ -220,7 +209,7 @@ pub fn run(args: ReviewArgs) -> Result<i32> {
                     .and_then(|f| f.new_content.as_deref())
                     .map(|b| String::from_utf8_lossy(b).into_owned())
             };
-            crate::report::text(&review, &sources, color)
+            redline_core::report::text(&review, &sources, color)
         }
     };
     super::emit(args.output.as_deref(), &text)?;

@@ -1,5 +1,6 @@
 //! `redline serve`, `redline worker`, `redline migrate` and `redline jobs`: the GitHub App side.
 
+use crate::app::{App, Role};
 use crate::settings::Settings;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
@@ -58,34 +59,27 @@ fn init_logs() {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
-}
-
-pub fn serve(args: SettingsArgs) -> Result<i32> {
+pub async fn serve(args: SettingsArgs) -> Result<i32> {
     let settings = args.load()?;
     init_logs();
-    crate::context::tokens::warm_up();
-    runtime()?.block_on(crate::server::serve(settings))?;
+    App::build(settings, Role::Serve).await?.serve().await?;
     Ok(0)
 }
 
-pub fn worker(args: SettingsArgs) -> Result<i32> {
+pub async fn worker(args: SettingsArgs) -> Result<i32> {
     let settings = args.load()?;
     init_logs();
-    crate::context::tokens::warm_up();
-    runtime()?.block_on(crate::server::worker(settings))?;
+    App::build(settings, Role::Worker)
+        .await?
+        .run_workers()
+        .await?;
     Ok(0)
 }
 
-pub fn migrate(args: SettingsArgs) -> Result<i32> {
+pub async fn migrate(args: SettingsArgs) -> Result<i32> {
     let settings = args.load()?;
-    let n = runtime()?.block_on(async {
-        let store = crate::store::Store::connect(&settings.database_url).await?;
-        store.migrate().await
-    })?;
+    let store = crate::store::Store::connect(&settings.database_url).await?;
+    let n = store.migrate().await?;
     println!(
         "{}: {n} migration(s) applied",
         crate::store::redact_url(&settings.database_url)
@@ -118,16 +112,13 @@ pub(super) fn parse_date_ms(s: &str) -> Result<i64> {
     Ok((era * 146_097 + doe - 719_468) * 86_400_000)
 }
 
-pub fn jobs(args: JobsArgs) -> Result<i32> {
+pub async fn jobs(args: JobsArgs) -> Result<i32> {
     let settings = args.settings.load()?;
     let since = args.since.as_deref().map(parse_date_ms).transpose()?;
-    let (jobs, reviews) = runtime()?.block_on(async {
-        let store = crate::store::Store::open(&settings.database_url).await?;
-        let jobs = store.recent_jobs(args.limit, since).await?;
-        let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
-        let reviews = store.reviews_for_jobs(&ids).await?;
-        anyhow::Ok((jobs, reviews))
-    })?;
+    let store = crate::store::Store::open(&settings.database_url).await?;
+    let jobs = store.recent_jobs(args.limit, since).await?;
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let reviews = store.reviews_for_jobs(&ids).await?;
     let text = match args.format {
         JobsFormat::Json => {
             let list: Vec<serde_json::Value> = jobs

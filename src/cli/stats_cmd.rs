@@ -53,7 +53,7 @@ impl Acceptance {
 }
 
 fn language(path: &str) -> String {
-    crate::lang::detect(path, None)
+    redline_core::lang::detect(path, None)
         .map(|l| l.name().to_string())
         .unwrap_or_else(|| "other".into())
 }
@@ -194,7 +194,7 @@ fn text(v: &Value, since: Option<&str>) -> String {
     out
 }
 
-pub fn run(args: StatsArgs) -> Result<i32> {
+pub async fn run(args: StatsArgs) -> Result<i32> {
     let settings = args.settings.load()?;
     let since = args
         .since
@@ -202,16 +202,9 @@ pub fn run(args: StatsArgs) -> Result<i32> {
         .map(super::server_cmd::parse_date_ms)
         .transpose()?
         .unwrap_or(0);
-    let (findings, reviews) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(async {
-            let store = crate::store::Store::open(&settings.database_url).await?;
-            anyhow::Ok((
-                store.outcome_rows(since).await?,
-                store.review_rows(since).await?,
-            ))
-        })?;
+    let store = crate::store::Store::open(&settings.database_url).await?;
+    let findings = store.outcome_rows(since).await?;
+    let reviews = store.review_rows(since).await?;
     let v = compute(&findings, &reviews);
     let out = match args.format {
         StatsFormat::Json => serde_json::to_string_pretty(&v)? + "\n",

@@ -354,7 +354,7 @@ fn unix_now() -> i64 {
 
 /// `d` scaled by a random factor in [0.5, 1.5).
 fn jitter(d: Duration) -> Duration {
-    d.mul_f64(0.5 + crate::random_unit())
+    d.mul_f64(0.5 + fastrand::f64())
 }
 
 fn is_rate_limit_message(m: &str) -> bool {

@@ -4,8 +4,7 @@
 //! outside the diff, refused by GitHub) are listed in the summary: nothing is lost.
 
 use super::{GitHub, GitHubError};
-use crate::review::{Finding, Review};
-use crate::rules::Severity;
+use redline_core::model::{Coverage, Finding, Review, Severity, Verdict};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -90,13 +89,37 @@ pub fn fingerprints_in<'a>(bodies: impl Iterator<Item = &'a str>) -> HashSet<Str
         .collect()
 }
 
+/// Where a finding went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// A line comment.
+    Inline,
+    /// Already on the pull request (or decided before): not posted again.
+    Repeat,
+    /// Held back from a line comment by this repository's feedback; listed in the summary.
+    Demoted(String),
+    /// Listed in the summary instead of a line comment, with why.
+    Summary(String),
+}
+
+impl Placement {
+    /// The kind, as the store keeps it: `inline`, `repeat`, `demoted` or `summary`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Placement::Inline => "inline",
+            Placement::Repeat => "repeat",
+            Placement::Demoted(_) => "demoted",
+            Placement::Summary(_) => "summary",
+        }
+    }
+}
+
 /// A finding on its way to GitHub.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub finding: Finding,
     pub fingerprint: String,
-    /// Where it went: `inline`, `summary: why`, or `repeat`.
-    pub placement: String,
+    pub placement: Placement,
     pub comment_id: Option<u64>,
 }
 
@@ -176,7 +199,7 @@ pub fn comment_body(f: &Finding, fp: &str, suggest: bool) -> String {
         meta.push(c.clone());
     }
     meta.push(format!("confidence {:.2}", f.confidence));
-    meta.push(format!("source: {}", f.source));
+    meta.push(format!("source: {}", f.source.as_str()));
     if let Some(sug) = f
         .suggestion
         .as_deref()
@@ -223,9 +246,9 @@ impl GitHub {
                     Outgoing {
                         finding: f.clone(),
                         placement: if comment_id.is_some() {
-                            "inline".into()
+                            Placement::Inline
                         } else {
-                            "summary: posted by an earlier attempt".into()
+                            Placement::Summary("posted by an earlier attempt".into())
                         },
                         fingerprint: fp,
                         comment_id,
@@ -251,19 +274,19 @@ impl GitHub {
         for f in &req.review.findings {
             let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
             let placement = if req.known.contains(&fp) || !seen.insert(fp.clone()) {
-                "repeat".to_string()
+                Placement::Repeat
             } else if let Some(why) = req.held_back(f) {
-                format!("demoted: {why}")
+                Placement::Demoted(why.clone())
             } else if (req.commentable)(&f.path, f.line).is_none() {
-                "summary: not on a line of the diff".to_string()
+                Placement::Summary("not on a line of the diff".into())
             } else if inline >= req.max_comments {
-                format!(
-                    "summary: over the cap of {} line comments",
+                Placement::Summary(format!(
+                    "over the cap of {} line comments",
                     req.max_comments
-                )
+                ))
             } else {
                 inline += 1;
-                "inline".to_string()
+                Placement::Inline
             };
             out.push(Outgoing {
                 finding: f.clone(),
@@ -280,11 +303,11 @@ impl GitHub {
                 .collect()
         };
         let mut to_post: Vec<usize> = (0..out.len())
-            .filter(|&i| out[i].placement == "inline")
+            .filter(|&i| out[i].placement == Placement::Inline)
             .collect();
         let event = match req.review.verdict() {
-            "request_changes" => "REQUEST_CHANGES",
-            _ => "COMMENT",
+            Verdict::RequestChanges => "REQUEST_CHANGES",
+            Verdict::Comment => "COMMENT",
         };
         let mut refused_reason: Option<String> = None;
         let review_id = loop {
@@ -310,8 +333,9 @@ impl GitHub {
                         .get_or_insert_with(|| e.message.clone())
                         .clone();
                     for i in &bad {
-                        out[*i].placement =
-                            format!("summary: GitHub refused the line comment ({reason})");
+                        out[*i].placement = Placement::Summary(format!(
+                            "GitHub refused the line comment ({reason})"
+                        ));
                     }
                     to_post.retain(|i| !bad.contains(i));
                 }
@@ -331,7 +355,7 @@ impl GitHub {
                     {
                         if let Some(o) = out
                             .iter_mut()
-                            .find(|o| o.fingerprint == fp && o.placement == "inline")
+                            .find(|o| o.fingerprint == fp && o.placement == Placement::Inline)
                         {
                             o.comment_id = Some(c.id);
                         }
@@ -463,7 +487,10 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
     let r = req.review;
     let counts = r.counts();
     let mut b = String::from("## redline review\n\n");
-    let new: Vec<&Outgoing> = out.iter().filter(|o| o.placement != "repeat").collect();
+    let new: Vec<&Outgoing> = out
+        .iter()
+        .filter(|o| o.placement != Placement::Repeat)
+        .collect();
     if r.findings.is_empty() {
         b.push_str("No findings. ");
     } else {
@@ -485,14 +512,18 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         "{reviewed} file(s) reviewed, {skipped} not reviewed.\n"
     ));
 
-    let elsewhere: Vec<&&Outgoing> = new
+    let elsewhere: Vec<(&Outgoing, String)> = new
         .iter()
-        .filter(|o| o.placement.starts_with("summary") || o.placement.starts_with("demoted"))
+        .filter_map(|o| match &o.placement {
+            Placement::Summary(why) => Some((*o, why.clone())),
+            Placement::Demoted(why) => Some((*o, format!("held back: {why}"))),
+            Placement::Inline | Placement::Repeat => None,
+        })
         .collect();
     if !elsewhere.is_empty() {
         b.push_str("\n### Findings not posted as line comments\n\n");
         let listed = elsewhere.len();
-        for (i, o) in elsewhere.into_iter().enumerate() {
+        for (i, (o, why)) in elsewhere.into_iter().enumerate() {
             if b.len() > SUMMARY_TABLE_BUDGET / 2 {
                 b.push_str(&format!("- … and {} more\n", listed - i));
                 break;
@@ -505,9 +536,7 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 f.line,
                 f.category,
                 crate::truncate(f.message.trim(), 300).replace('\n', " "),
-                o.placement
-                    .trim_start_matches("summary: ")
-                    .replace("demoted: ", "held back: "),
+                why,
             ));
         }
     }
@@ -530,7 +559,7 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 .and_then(|a| a.files.iter().find(|x| x.path == f.path)),
         ) {
             (Some(why), _) => format!("skipped: {why}"),
-            (None, Some(rec)) if rec.coverage != "agent" => format!(
+            (None, Some(rec)) if rec.coverage != Coverage::Agent => format!(
                 "rules only{}",
                 rec.reason
                     .as_deref()
@@ -540,7 +569,11 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
             (None, Some(_)) => "rules + LLM".to_string(),
             (None, None) => "rules".to_string(),
         };
-        b.push_str(&format!("| `{}` | {} | {how} |\n", f.path, f.status));
+        b.push_str(&format!(
+            "| `{}` | {} | {how} |\n",
+            f.path,
+            f.status.as_str()
+        ));
     }
     for (path, why) in req.not_reviewed {
         if b.len() > SUMMARY_TABLE_BUDGET {
@@ -581,7 +614,8 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         }
         None => b.push_str(&format!(
             "\n<sub>engine: {} (no LLM) · rules {}</sub>\n",
-            r.engine, r.rules_version
+            r.engine.as_str(),
+            r.rules_version
         )),
     }
     b.push_str(marker);
@@ -602,7 +636,7 @@ mod tests {
             message: "SQL built from input".into(),
             confidence: 0.9,
             rule_id: Some("py-sqli".into()),
-            source: "rules".into(),
+            source: redline_core::model::FindingSource::Rules,
             cwe: None,
             guidance: vec![],
             suggestion: None,

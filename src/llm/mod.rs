@@ -7,6 +7,7 @@
 //! that replies from servers that bend the wire format are read leniently.
 
 mod breaker;
+pub mod embeddings;
 pub mod pricing;
 
 use anyhow::Result;
@@ -314,7 +315,7 @@ impl LlmClient {
             };
             if attempt < self.config.max_retries {
                 let base = self.config.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-                let jitter = 0.5 + crate::random_unit();
+                let jitter = 0.5 + fastrand::f64();
                 let secs = wait_hint.map(|s| s.min(30.0)).unwrap_or(base * jitter);
                 tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             }
@@ -348,7 +349,7 @@ fn error_message(text: &str) -> String {
         .as_str()
         .map(str::to_string)
         .unwrap_or_else(|| text.chars().take(200).collect());
-    crate::knowledge::embed::scrub(&m)
+    scrub(&m)
 }
 
 /// Reads a chat completion leniently: arguments as text or objects, missing usage estimated.
@@ -386,7 +387,7 @@ pub fn parse_reply(text: &str, ep: &Endpoint, model: &str) -> Result<Reply, Stri
     let usage = &v["usage"];
     let usage_reported = usage["prompt_tokens"].is_u64();
     let completion_estimate = || {
-        crate::context::tokens::count(&format!(
+        redline_core::context::tokens::count(&format!(
             "{}{}",
             content.clone().unwrap_or_default(),
             tool_calls
@@ -411,4 +412,12 @@ pub fn parse_reply(text: &str, ep: &Endpoint, model: &str) -> Result<Reply, Stri
             .unwrap_or_else(|| model.to_string()),
         local: ep.local,
     })
+}
+
+/// Removes anything that looks like a bearer key from an error message.
+pub fn scrub(s: &str) -> String {
+    static KEY: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(sk-[A-Za-z0-9_*.-]{3,}|Bearer\s+\S+)").unwrap()
+    });
+    KEY.replace_all(s, "<redacted>").into_owned()
 }

@@ -1,23 +1,21 @@
-//! `redline serve`: the webhook endpoint, /healthz and /metrics, with embedded workers; and
-//! `redline worker`: the workers alone. Both stop on SIGTERM or Ctrl-C: the listener closes,
-//! in-flight jobs get a grace period to finish, then are released to the queue.
+//! The HTTP side of `redline serve`: the webhook endpoint, /healthz and /metrics. The process
+//! around it (workers, shutdown) is wired in `crate::app`.
 
 mod webhook;
 
 pub use webhook::signature_matches;
 
 use crate::github::GitHub;
-use crate::queue::{EmbeddedQueue, JobQueue};
-use crate::settings::{QueueKind, Settings};
+use crate::queue::JobQueue;
+use crate::settings::Settings;
 use crate::store::Store;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 /// What the HTTP handlers share.
@@ -33,39 +31,27 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The state of a server; the webhook secret must be set.
+    pub fn new(
+        store: Store,
+        queue: Arc<dyn JobQueue>,
+        settings: Settings,
+        github: Option<Arc<GitHub>>,
+    ) -> Result<AppState> {
+        let secret = settings.require_webhook_secret()?.as_bytes().to_vec();
+        Ok(AppState {
+            store,
+            queue,
+            settings,
+            secret,
+            github,
+            deliveries: Mutex::new(BTreeMap::new()),
+        })
+    }
+
     fn count(&self, outcome: &'static str) {
         *self.deliveries.lock().unwrap().entry(outcome).or_default() += 1;
     }
-}
-
-/// Opens the queue the settings name.
-pub async fn open_queue(settings: &Settings, store: &Store) -> Result<Arc<dyn JobQueue>> {
-    match settings.queue {
-        QueueKind::Embedded => Ok(Arc::new(EmbeddedQueue::new(store.clone(), settings.lease))),
-        #[cfg(feature = "sqs")]
-        QueueKind::Sqs => Ok(Arc::new(
-            crate::queue::SqsQueue::connect(
-                store.clone(),
-                settings.sqs_queue_url.clone().expect("checked by Settings"),
-                settings.sqs_priority_queue_url.clone(),
-                settings.lease,
-            )
-            .await?,
-        )),
-        #[cfg(not(feature = "sqs"))]
-        QueueKind::Sqs => anyhow::bail!("this build has no SQS support"),
-    }
-}
-
-/// The GitHub client the workers use.
-pub fn open_github(settings: &Settings) -> Result<Arc<GitHub>> {
-    let (app_id, key) = settings.require_github_app()?;
-    Ok(Arc::new(GitHub::from_key_file(
-        app_id,
-        key,
-        &settings.github_api_url,
-        settings.github_write_interval,
-    )?))
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -230,118 +216,4 @@ async fn metrics(State(state): State<Arc<AppState>>) -> axum::response::Response
         out.push_str(&format!("redline_github_rate_limit_remaining {r}\n"));
     }
     ([("content-type", "text/plain; version=0.0.4")], out).into_response()
-}
-
-/// A flag set by SIGTERM or Ctrl-C.
-fn shutdown_flag() -> Arc<AtomicBool> {
-    let flag = Arc::new(AtomicBool::new(false));
-    let f = flag.clone();
-    tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("SIGTERM handler");
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        tracing::info!("shutting down: finishing in-flight jobs");
-        f.store(true, Ordering::Relaxed);
-    });
-    flag
-}
-
-/// A name for this process's workers in leases and logs, unique even when containers share a
-/// host name and a pid: the host, the pid, and the start time in nanoseconds.
-fn worker_name() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| {
-            std::fs::read_to_string("/etc/hostname")
-                .ok()
-                .map(|h| h.trim().to_string())
-        })
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    format!("{host}:{}:{nanos:09}", std::process::id())
-}
-
-fn worker_context(
-    settings: &Settings,
-    store: &Store,
-    queue: Arc<dyn JobQueue>,
-    github: Arc<GitHub>,
-) -> Arc<crate::worker::Context> {
-    Arc::new(crate::worker::Context {
-        store: store.clone(),
-        queue,
-        github,
-        settings: settings.clone(),
-        llm: crate::llm::LlmConfig::from_env(),
-    })
-}
-
-/// `redline serve`.
-pub async fn serve(settings: Settings) -> Result<()> {
-    let secret = settings.require_webhook_secret()?.as_bytes().to_vec();
-    let github = if settings.workers > 0 {
-        Some(open_github(&settings)?)
-    } else {
-        None
-    };
-    let store = Store::open(&settings.database_url).await?;
-    let queue = open_queue(&settings, &store).await?;
-    let listener = tokio::net::TcpListener::bind(&settings.listen)
-        .await
-        .with_context(|| format!("cannot listen on REDLINE_LISTEN={}", settings.listen))?;
-    let addr = listener.local_addr()?;
-    let shutdown = shutdown_flag();
-    let pool = github.clone().map(|gh| {
-        let ctx = worker_context(&settings, &store, queue.clone(), gh);
-        let n = settings.workers;
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move { crate::worker::run_pool(ctx, n, &worker_name(), shutdown).await })
-    });
-    let state = Arc::new(AppState {
-        store,
-        queue,
-        settings: settings.clone(),
-        secret,
-        github,
-        deliveries: Mutex::new(BTreeMap::new()),
-    });
-    // The address on stdout, so that scripts and tests can find a port chosen by the system.
-    println!("redline listening on http://{addr}");
-    tracing::info!(%addr, queue = state.queue.kind(), workers = settings.workers, "redline serve started");
-    let stop = shutdown.clone();
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(async move {
-            while !stop.load(Ordering::Relaxed) {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            }
-        })
-        .await?;
-    if let Some(p) = pool {
-        let _ = p.await;
-    }
-    Ok(())
-}
-
-/// `redline worker`.
-pub async fn worker(settings: Settings) -> Result<()> {
-    let github = open_github(&settings)?;
-    let store = Store::open(&settings.database_url).await?;
-    let queue = open_queue(&settings, &store).await?;
-    let shutdown = shutdown_flag();
-    let n = settings.workers.max(1);
-    tracing::info!(queue = queue.kind(), workers = n, "redline worker started");
-    println!(
-        "redline worker running {n} worker(s) on the {} queue",
-        queue.kind()
-    );
-    let ctx = worker_context(&settings, &store, queue, github);
-    crate::worker::run_pool(ctx, n, &worker_name(), shutdown).await;
-    Ok(())
 }

@@ -2,9 +2,9 @@
 //! the files to review at the head commit, and the repository's `.redline.toml` there. Over the
 //! size budget, the files that matter most are kept and the rest listed as not reviewed.
 
-use crate::change::{ChangeSet, ChangedFile};
 use crate::github::{GitHub, PrFile, PullRequest};
 use anyhow::{Result, anyhow};
+use redline_core::change::{ChangeSet, ChangedFile};
 use std::collections::HashMap;
 
 /// Files whose text is fetched at once.
@@ -43,10 +43,10 @@ impl Fetched {
 /// How much a file matters for review, lower first: source in a supported language, then its
 /// tests, then everything else (skipped by the pipeline anyway, with its reason).
 fn rank(f: &PrFile) -> u8 {
-    let supported = crate::lang::detect(&f.filename, None).is_some();
+    let supported = redline_core::lang::detect(&f.filename, None).is_some();
     match (
         supported,
-        crate::review::is_test_path(&f.filename),
+        redline_core::pipeline::is_test_path(&f.filename),
         f.status.as_str(),
     ) {
         (_, _, "removed") => 3,
@@ -173,7 +173,7 @@ pub async fn fetch_change(
         })
         .collect();
     for f in kept {
-        let parsed = crate::diff::parse(&diff_text(&f))
+        let parsed = redline_core::diff::parse(&diff_text(&f))
             .map_err(|e| anyhow!("GitHub's patch for {} does not parse: {e}", f.filename))?;
         for diff in parsed {
             let ranges: Vec<(u32, u32)> = diff.hunks.iter().filter_map(|h| h.new_range()).collect();
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn github_patches_parse_with_their_status() {
-        let added = crate::diff::parse(&diff_text(&file(
+        let added = redline_core::diff::parse(&diff_text(&file(
             "app/a.py",
             "added",
             Some("@@ -0,0 +1,2 @@\n+import os\n+x = 1"),
@@ -228,7 +228,7 @@ mod tests {
         );
         let mut renamed = file("b.go", "renamed", None);
         renamed.previous_filename = Some("a.go".into());
-        let r = crate::diff::parse(&diff_text(&renamed)).unwrap();
+        let r = redline_core::diff::parse(&diff_text(&renamed)).unwrap();
         assert_eq!(r[0].old_path.as_deref(), Some("a.go"));
         assert_eq!(r[0].new_path.as_deref(), Some("b.go"));
     }

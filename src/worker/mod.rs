@@ -6,15 +6,16 @@ mod fetch;
 mod outcomes;
 
 use crate::github::GitHub;
-use crate::github::post::{PostRequest, Posted};
+use crate::github::post::{Placement, PostRequest, Posted};
 use crate::queue::{Claim, JobQueue};
 use crate::settings::Settings;
 use crate::store::{FindingRecord, JobStatus, ReviewRecord, Store};
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
 /// What workers share.
 pub struct Context {
@@ -22,12 +23,13 @@ pub struct Context {
     pub queue: Arc<dyn JobQueue>,
     pub github: Arc<GitHub>,
     pub settings: Settings,
-    pub llm: Option<crate::llm::LlmConfig>,
+    /// The rules, knowledge and LLM endpoints every review shares.
+    pub reviews: Arc<crate::review::ReviewService>,
 }
 
 /// Runs `n` workers until `shutdown` is set; in-flight jobs finish (or are released when
 /// `shutdown_grace` passes).
-pub async fn run_pool(ctx: Arc<Context>, n: usize, name: &str, shutdown: Arc<AtomicBool>) {
+pub async fn run_pool(ctx: Arc<Context>, n: usize, name: &str, shutdown: CancellationToken) {
     let mut handles = Vec::new();
     for i in 0..n {
         let ctx = ctx.clone();
@@ -42,8 +44,8 @@ pub async fn run_pool(ctx: Arc<Context>, n: usize, name: &str, shutdown: Arc<Ato
     }
 }
 
-async fn worker_loop(ctx: Arc<Context>, worker: String, shutdown: Arc<AtomicBool>) {
-    while !shutdown.load(Ordering::Relaxed) {
+async fn worker_loop(ctx: Arc<Context>, worker: String, shutdown: CancellationToken) {
+    while !shutdown.is_cancelled() {
         let claim = match ctx.queue.claim(&worker).await {
             Ok(Some(c)) => c,
             Ok(None) => continue,
@@ -58,13 +60,13 @@ async fn worker_loop(ctx: Arc<Context>, worker: String, shutdown: Arc<AtomicBool
 }
 
 /// Runs one claimed job to its end: done, cancelled, retried, dead, or released on shutdown.
-pub async fn run_claimed(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool>) {
+pub async fn run_claimed(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationToken) {
     use tracing::Instrument;
     let span = tracing::info_span!("job", id = claim.job.id, repo = %claim.job.repo, pr = claim.job.pr_number, attempt = claim.job.attempts);
     run_in_span(ctx, claim, shutdown).instrument(span).await
 }
 
-async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &Arc<AtomicBool>) {
+async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationToken) {
     let job = claim.job.clone();
     tracing::info!(head = %job.head_sha, cause = %job.cause, "job started");
     let lost = LeaseLost::default();
@@ -161,10 +163,8 @@ fn rate_limited(e: &anyhow::Error) -> Option<Duration> {
 }
 
 /// Resolves once shutdown is asked for and the grace period for in-flight jobs has passed.
-async fn wait_shutdown(shutdown: &Arc<AtomicBool>) {
-    while !shutdown.load(Ordering::Relaxed) {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+async fn wait_shutdown(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
     let grace = std::env::var("REDLINE_SHUTDOWN_GRACE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -252,36 +252,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
         );
     }
 
-    // The review itself is CPU work (parsing, rules) plus LLM calls: run it off the async workers.
-    let llm = ctx.llm.clone();
-    let change = fetched.change.clone();
-    let config_text = fetched.config_text.clone();
-    let repo = job.repo.clone();
-    let prompt_version = ctx.settings.prompt_for(&job.repo, job.pr_number);
-    let handle = tokio::runtime::Handle::current();
-    let review = tokio::task::spawn_blocking(move || -> Result<crate::review::Review> {
-        // A broken .redline.toml is the repository's to fix: review with the defaults and say so.
-        let origin = format!("{repo}/.redline.toml");
-        let (loaded, config_error) = match crate::config::from_text(config_text.as_deref(), &origin) {
-            Ok(l) => (l, None),
-            Err(e) => (crate::config::from_text(None, &origin)?, Some(format!("{e:#}"))),
-        };
-        // Without a readable policy, no code goes to an LLM.
-        let llm = if config_error.is_some() { None } else { llm };
-        let rules = crate::rules::RuleSet::load(&[], &loaded.config.rules.disable)?;
-        let reviewer = crate::review::Reviewer {
-            rules: &rules,
-            config: &loaded,
-            min_severity: crate::rules::Severity::Suggestion,
-        };
-        let (mut review, _) = handle.block_on(crate::review::review_with_policy(&change, &reviewer, llm.as_ref(), &loaded, false, Some(&prompt_version)))?;
-        if let Some(e) = config_error {
-            review.notes.push(format!("{e}; reviewed with the default settings (rules only: no LLM without a readable policy)"));
-        }
-        Ok(review)
-    })
-    .await
-    .map_err(|e| anyhow!("the review panicked: {e}"))??;
+    let review = run_review(ctx, &fetched, job).await?;
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
     if lost.is_set()
@@ -372,14 +343,9 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
             rule_id: o.finding.rule_id.clone(),
             guidance: o.finding.guidance.clone(),
             confidence: o.finding.confidence,
-            source: o.finding.source.clone(),
+            source: o.finding.source.as_str().to_string(),
             fingerprint: o.fingerprint.clone(),
-            placement: o
-                .placement
-                .split(':')
-                .next()
-                .unwrap_or("summary")
-                .to_string(),
+            placement: o.placement.kind().to_string(),
             comment_id: o.comment_id.map(|c| c as i64),
             code_lines: crate::github::post::code_lines(&o.finding) as i64,
         })
@@ -388,17 +354,17 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
     let inline = posted
         .findings
         .iter()
-        .filter(|o| o.placement == "inline")
+        .filter(|o| o.placement == Placement::Inline)
         .count();
     let repeats = posted
         .findings
         .iter()
-        .filter(|o| o.placement == "repeat")
+        .filter(|o| o.placement == Placement::Repeat)
         .count();
     let demoted_n = posted
         .findings
         .iter()
-        .filter(|o| o.placement.starts_with("demoted"))
+        .filter(|o| matches!(o.placement, Placement::Demoted(_)))
         .count();
     let mut outcome = format!(
         "posted review {}: {} finding(s), {inline} inline, {repeats} repeat(s) skipped",
@@ -415,6 +381,41 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
         ));
     }
     Ok(outcome)
+}
+
+/// Reviews the fetched change under the repository's `.redline.toml`. A broken one is the
+/// repository's to fix: the review uses the defaults, without an LLM (no code goes to an LLM
+/// without a readable policy), and says so.
+async fn run_review(
+    ctx: &Context,
+    fetched: &fetch::Fetched,
+    job: &crate::store::Job,
+) -> Result<redline_core::model::Review> {
+    let origin = format!("{}/.redline.toml", job.repo);
+    let (loaded, config_error) =
+        match redline_core::config::from_text(fetched.config_text.as_deref(), &origin) {
+            Ok(l) => (l, None),
+            Err(e) => (
+                redline_core::config::from_text(None, &origin)?,
+                Some(format!("{e:#}")),
+            ),
+        };
+    let options = crate::review::ReviewOptions {
+        prompt_version: Some(ctx.settings.prompt_for(&job.repo, job.pr_number)),
+        rules_only: config_error.is_some(),
+        ..Default::default()
+    };
+    let mut review = ctx
+        .reviews
+        .review(&fetched.change, &loaded, &options)
+        .await?
+        .review;
+    if let Some(e) = config_error {
+        review.notes.push(format!(
+            "{e}; reviewed with the default settings (rules only: no LLM without a readable policy)"
+        ));
+    }
+    Ok(review)
 }
 
 /// Rules and categories this repository mostly dismisses: held back from line comments, with
@@ -443,7 +444,7 @@ fn demotions(
 
 fn review_record(
     job: &crate::store::Job,
-    review: &crate::review::Review,
+    review: &redline_core::model::Review,
     posted: &Posted,
     took: Duration,
 ) -> ReviewRecord {
@@ -453,9 +454,9 @@ fn review_record(
         repo: job.repo.clone(),
         pr_number: job.pr_number,
         head_sha: job.head_sha.clone(),
-        verdict: review.verdict().to_string(),
+        verdict: review.verdict().as_str().to_string(),
         summary: review.notes.join("\n"),
-        engine: review.engine.clone(),
+        engine: review.engine.as_str().to_string(),
         model: agent.and_then(|a| a.files.iter().find_map(|f| f.model.clone())),
         prompt_version: agent.map(|a| a.prompt_version.clone()),
         tokens_in: agent.map(|a| a.prompt_tokens as i64).unwrap_or(0),
@@ -468,7 +469,7 @@ fn review_record(
 }
 
 /// The data-boundary audit: which endpoint and model got which files, how much, and a hash of it.
-fn audit_of(review: &crate::review::Review) -> serde_json::Value {
+fn audit_of(review: &redline_core::model::Review) -> serde_json::Value {
     match &review.agent {
         None => serde_json::json!({ "llm": "none", "files": [] }),
         Some(a) => serde_json::json!({

@@ -1,0 +1,47 @@
+//! Embeds the workspace's knowledge/ folder (guidance entries and rules) into the crate, so that a
+//! review needs no files beside the executable.
+
+use std::path::Path;
+
+fn main() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../knowledge");
+    println!("cargo:rerun-if-changed={}", root.display());
+    let mut files = Vec::new();
+    collect(&root, &root, &mut files);
+    files.sort();
+    let mut out = String::from(
+        "/// Built-in knowledge files: (path under knowledge/, contents).\npub static FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, abs) in files {
+        out.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
+    }
+    out.push_str("];\n");
+    let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("knowledge_files.rs");
+    std::fs::write(dest, out).unwrap();
+}
+
+/// Every entry (`.md`, READMEs aside) and rules file (`.toml`) under `dir`.
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            println!("cargo:rerun-if-changed={}", p.display());
+            collect(root, &p, out);
+        } else if p.extension().is_some_and(|x| x == "md" || x == "toml")
+            && p.file_name().is_some_and(|n| n != "README.md")
+        {
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            out.push((
+                rel,
+                p.canonicalize().unwrap().to_string_lossy().into_owned(),
+            ));
+        }
+    }
+}

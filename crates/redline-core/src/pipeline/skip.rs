@@ -1,0 +1,128 @@
+//! Which changed files are reviewed, and why the others are not: ignored paths, deletions, binary
+//! and generated files, unsupported languages, files too large or not UTF-8.
+
+use crate::change::ChangedFile;
+use crate::config;
+use crate::diff::{FileStatus, LineKind};
+use crate::lang::{self, Language};
+use crate::model::FileReport;
+
+/// Files larger than this are skipped (generated or data files, not code to review).
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// The file's report (no context yet), and either its language and LF text or why it is skipped.
+pub(super) fn check(
+    config: &config::Loaded,
+    file: &ChangedFile,
+) -> (FileReport, Result<(Language, String), String>) {
+    let diff = &file.diff;
+    let path = diff.path().to_string();
+    let added = diff
+        .hunks
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| l.kind == LineKind::Added)
+        .count();
+    let removed = diff.changed_line_count() - added;
+    let text = file.new_content.as_deref().map(String::from_utf8_lossy);
+    let language = lang::detect(&path, text.as_deref());
+    let report = FileReport {
+        path: path.clone(),
+        status: diff.status,
+        language: language.map(Language::name),
+        skipped: None,
+        added_lines: added,
+        removed_lines: removed,
+        context: None,
+    };
+    let verdict = readable(config, file, &path, added, language);
+    (report, verdict)
+}
+
+fn readable(
+    config: &config::Loaded,
+    file: &ChangedFile,
+    path: &str,
+    added: usize,
+    language: Option<Language>,
+) -> Result<(Language, String), String> {
+    let diff = &file.diff;
+    if config.is_ignored(path) {
+        return Err(
+            "ignored (vendored, generated, lock or minified file, or listed in .redline.toml)"
+                .into(),
+        );
+    }
+    if diff.status == FileStatus::Deleted {
+        return Err("deleted".into());
+    }
+    if diff.binary
+        || file
+            .new_content
+            .as_deref()
+            .is_some_and(|b| b.iter().take(8000).any(|&c| c == 0))
+    {
+        return Err("binary file".into());
+    }
+    if diff.mode_only() {
+        return Err("mode change only".into());
+    }
+    if diff.hunks.is_empty() {
+        return Err(if diff.status == FileStatus::Renamed {
+            "renamed without content changes".into()
+        } else {
+            "no content changes".into()
+        });
+    }
+    if added == 0 {
+        return Err("only removed lines".into());
+    }
+    let Some(language) = language else {
+        let ext = std::path::Path::new(path)
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(|e| format!(".{e}"))
+            .unwrap_or_else(|| "no extension".into());
+        return Err(format!("unsupported language ({ext})"));
+    };
+    let Some(bytes) = file.new_content.as_deref() else {
+        return Err("file content unavailable".into());
+    };
+    if bytes.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "too large ({} KiB > {} KiB)",
+            bytes.len() / 1024,
+            MAX_FILE_BYTES / 1024
+        ));
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return Err("not UTF-8 text".into());
+    };
+    if is_generated(text) {
+        return Err("generated file (has a `Code generated ... DO NOT EDIT` header)".into());
+    }
+    // CRLF files: tree-sitter and line numbers work on LF; the line count is unchanged.
+    let text = if text.contains('\r') {
+        text.replace("\r\n", "\n")
+    } else {
+        text.to_string()
+    };
+    Ok((language, text))
+}
+
+/// Test code, by the conventions of the four languages.
+pub fn is_test_path(path: &str) -> bool {
+    static TEST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(^|/)(tests?|__tests__|testing|spec|e2e)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|(^|/)conftest\.py$|\.(test|spec)\.[cm]?[jt]sx?$").unwrap()
+    });
+    TEST.is_match(path)
+}
+
+/// Go's and others' convention for generated code, in the first lines of a file.
+fn is_generated(text: &str) -> bool {
+    text.lines().take(5).any(|l| {
+        let l = l.trim_start_matches(['/', '#', ' ', '*']);
+        (l.starts_with("Code generated") && l.contains("DO NOT EDIT"))
+            || l.starts_with("@generated")
+    })
+}

@@ -1,0 +1,496 @@
+//! A loaded set of rules: parsed, their predicates resolved, and per grammar compiled into one
+//! query on first use. `run` walks a file once per grammar and narrows each match by the rule's
+//! predicates.
+
+use super::analysis::Analysis;
+use super::predicates::{self, Predicate};
+use super::{Expect, Rule, RuleHit, parse_rules, profile};
+use crate::lang::Language;
+use anyhow::{Context, Result, anyhow, bail};
+use std::collections::HashMap;
+use std::path::Path;
+use tree_sitter::{Query, QueryCursor, StreamingIterator, Tree};
+
+/// A predicate call parsed from a `when` entry.
+#[derive(Debug, Clone)]
+struct Condition {
+    negate: bool,
+    predicate: Predicate,
+    /// `@capture` target, or None for the reported node.
+    capture: Option<String>,
+    /// Free argument after `:` that is not a capture (e.g. a regex).
+    arg: Option<String>,
+}
+
+/// A hit as found, with its rule and the function that holds it.
+struct Found<'t> {
+    rule: usize,
+    function: tree_sitter::Node<'t>,
+    hit: RuleHit,
+}
+
+impl Condition {
+    /// Whether the condition holds for a match: its predicate on the target capture (or the
+    /// reported node), negated when written `!name`. A missing capture makes a negated condition
+    /// hold and any other fail.
+    fn holds<'t>(
+        &self,
+        analysis: &Analysis<'t>,
+        report: tree_sitter::Node<'t>,
+        captured: &[(&str, tree_sitter::Node<'t>)],
+    ) -> bool {
+        let target = match &self.capture {
+            Some(cap) => match captured.iter().find(|(n, _)| n == cap) {
+                Some((_, n)) => *n,
+                None => return self.negate,
+            },
+            None => report,
+        };
+        predicates::eval(
+            analysis,
+            self.predicate,
+            self.arg.as_deref(),
+            target,
+            captured,
+        ) != self.negate
+    }
+}
+
+struct Compiled {
+    rule: Rule,
+    /// The grammars this rule runs on.
+    langs: Vec<Language>,
+    conditions: Vec<Condition>,
+}
+
+/// A grammar's rules in one query, so that a file is walked once rather than once per rule.
+struct Combined {
+    query: Query,
+    /// For each pattern of the query, the index of the rule it came from.
+    pattern_rule: Vec<usize>,
+}
+
+/// Every rule, and per grammar all of them compiled into one query on first use: compiling
+/// queries is the slowest part of start-up, and most reviews touch one or two languages.
+pub struct RuleSet {
+    compiled: Vec<Compiled>,
+    combined: HashMap<Language, std::sync::OnceLock<Option<Combined>>>,
+}
+
+impl RuleSet {
+    /// The built-in rules (knowledge/**/*.rules.toml, compiled into the binary).
+    pub fn builtin() -> Result<RuleSet> {
+        RuleSet::load(&[], &[])
+    }
+
+    /// The built-in rules plus the `.rules.toml` files under `dirs`, less the `disabled` ids.
+    /// Rules from `dirs` are compiled at once so that a broken team rule is reported by name;
+    /// built-in rules are checked by `redline knowledge check` (and CI).
+    pub fn load(extra_dirs: &[std::path::PathBuf], disabled: &[String]) -> Result<RuleSet> {
+        let mut rules = Vec::new();
+        for (path, text) in crate::builtin::files()
+            .iter()
+            .filter(|(p, _)| p.ends_with(".rules.toml"))
+        {
+            rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
+        }
+        let builtin_count = rules.len();
+        for dir in extra_dirs {
+            let mut files = Vec::new();
+            collect_rule_files(dir, &mut files)?;
+            files.sort();
+            for f in files {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("cannot read {}", f.display()))?;
+                rules.extend(parse_rules(&f.to_string_lossy(), &text)?);
+            }
+        }
+        for r in &rules[builtin_count..] {
+            compile_rule(r)?;
+        }
+        rules.retain(|r| !disabled.contains(&r.id));
+        RuleSet::new(rules)
+    }
+
+    fn new(rules: Vec<Rule>) -> Result<RuleSet> {
+        let mut seen = std::collections::HashSet::new();
+        let mut compiled = Vec::new();
+        for rule in rules {
+            if !seen.insert(rule.id.clone()) {
+                bail!("duplicate rule id `{}` ({})", rule.id, rule.origin);
+            }
+            let langs = rule_languages(&rule)?;
+            let conditions = rule
+                .when
+                .iter()
+                .map(|w| parse_condition(&rule.id, w))
+                .collect::<Result<Vec<_>>>()?;
+            compiled.push(Compiled {
+                rule,
+                langs,
+                conditions,
+            });
+        }
+        let combined = Language::ALL
+            .into_iter()
+            .map(|l| (l, std::sync::OnceLock::new()))
+            .collect();
+        Ok(RuleSet { compiled, combined })
+    }
+
+    /// Compiles every rule on its own for every grammar it names; one line per problem.
+    pub fn compile_each(&self) -> Vec<String> {
+        self.compiled
+            .iter()
+            .filter_map(|c| compile_rule(&c.rule).err().map(|e| format!("{e:#}")))
+            .collect()
+    }
+
+    /// The combined query of a grammar, compiled on first use (None when no rule applies).
+    fn combined(&self, lang: Language) -> Option<&Combined> {
+        self.combined[&lang]
+            .get_or_init(|| {
+                let mut text = String::new();
+                let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+                for (i, c) in self.compiled.iter().enumerate() {
+                    if c.langs.contains(&lang) {
+                        let start = text.len();
+                        text.push_str(&c.rule.query);
+                        spans.push((start, text.len(), i));
+                        text.push('\n');
+                    }
+                }
+                if spans.is_empty() {
+                    return None;
+                }
+                // Rules are compiled one by one when loaded or checked; a failure here is a bug.
+                let query = match Query::new(&lang.grammar(), &text) {
+                    Ok(q) => q,
+                    Err(e) => {
+                        eprintln!("warning: the {lang:?} rules do not compile together ({e}); run `redline knowledge check`");
+                        return None;
+                    }
+                };
+                let pattern_rule = (0..query.pattern_count())
+                    .map(|p| {
+                        let at = query.start_byte_for_pattern(p);
+                        spans.iter().find(|(s, e, _)| (*s..*e).contains(&at)).map(|x| x.2).unwrap_or(0)
+                    })
+                    .collect();
+                Some(Combined { query, pattern_rule })
+            })
+            .as_ref()
+    }
+
+    /// All rules.
+    pub fn rules(&self) -> impl Iterator<Item = &Rule> {
+        self.compiled.iter().map(|c| &c.rule)
+    }
+
+    /// Number of rules.
+    pub fn len(&self) -> usize {
+        self.compiled.len()
+    }
+
+    /// True when there are no rules.
+    pub fn is_empty(&self) -> bool {
+        self.compiled.is_empty()
+    }
+
+    /// Runs every rule for `lang` over the parsed file. Hits are sorted by line and de-duplicated
+    /// per rule and line.
+    pub fn run(&self, lang: Language, src: &str, tree: &Tree) -> Vec<RuleHit> {
+        self.run_except(lang, src, tree, &[])
+    }
+
+    /// `run` without the rules whose ids are in `disabled` (a repository's `[rules] disable`), so
+    /// that one loaded rule set serves every repository.
+    pub fn run_except(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        disabled: &[String],
+    ) -> Vec<RuleHit> {
+        let Some(combined) = self.combined(lang) else {
+            return Vec::new();
+        };
+        let analysis = Analysis::new(lang, src, tree);
+        let mut found = self.matches(combined, &analysis, tree, disabled);
+        let mut keep = self.helper_repeats(&analysis, &found);
+        self.covered_fallbacks(&found, &mut keep);
+        let mut it = keep.into_iter();
+        found.retain(|_| it.next().unwrap_or(true));
+        let mut hits: Vec<RuleHit> = found.into_iter().map(|f| f.hit).collect();
+        hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));
+        hits
+    }
+
+    /// Every match of the combined query whose rule's predicates hold, once per rule and line
+    /// (and once per function for `one_per_function` rules), in the order found.
+    fn matches<'t>(
+        &self,
+        combined: &Combined,
+        analysis: &Analysis<'t>,
+        tree: &'t Tree,
+        disabled: &[String],
+    ) -> Vec<Found<'t>> {
+        let Combined {
+            query,
+            pattern_rule,
+        } = combined;
+        let mut found: Vec<Found<'t>> = Vec::new();
+        let mut functions_hit: std::collections::HashSet<(usize, usize)> =
+            std::collections::HashSet::new();
+        let profile = std::env::var_os("REDLINE_RULE_TIMES").is_some();
+        let names = query.capture_names();
+        let mut cursor = QueryCursor::new();
+        let mut matches = cursor.matches(query, tree.root_node(), analysis.src.as_bytes());
+        while let Some(m) = matches.next() {
+            let rule_index = pattern_rule[m.pattern_index];
+            let c = &self.compiled[rule_index];
+            if !disabled.is_empty() && disabled.contains(&c.rule.id) {
+                continue;
+            }
+            let started = profile.then(std::time::Instant::now);
+            let report_idx = c
+                .rule
+                .report
+                .as_deref()
+                .and_then(|r| query.capture_index_for_name(r));
+            let captures = m.captures();
+            let Some(report) = (match report_idx {
+                Some(i) => captures.iter().find(|c| c.index == i).map(|c| c.node),
+                None => captures.first().map(|c| c.node),
+            }) else {
+                continue;
+            };
+            let captured: Vec<(&str, tree_sitter::Node<'t>)> = captures
+                .iter()
+                .map(|c| (names[c.index as usize], c.node))
+                .collect();
+            let ok = c
+                .conditions
+                .iter()
+                .all(|cond| cond.holds(analysis, report, &captured));
+            if let Some(t) = started {
+                profile::record(&c.rule.id, t.elapsed());
+            }
+            if !ok {
+                continue;
+            }
+            let line = report.start_position().row as u32 + 1;
+            // Long nodes (a whole call spread over lines) are reported on their first lines only.
+            let end_line = (report.end_position().row as u32 + 1).min(line + 4);
+            if found
+                .iter()
+                .any(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
+            {
+                continue;
+            }
+            let function = analysis.enclosing_function(report);
+            if c.rule.one_per_function && !functions_hit.insert((rule_index, function.id())) {
+                continue;
+            }
+            found.push(Found {
+                rule: rule_index,
+                function,
+                hit: RuleHit {
+                    rule_id: c.rule.id.clone(),
+                    line,
+                    end_line,
+                    severity: c.rule.severity,
+                    category: c.rule.category.clone(),
+                    cwe: c.rule.cwe.clone(),
+                    message: c.rule.message.clone(),
+                    guidance: c.rule.guidance.clone(),
+                    confidence: c.rule.confidence,
+                },
+            });
+        }
+        found
+    }
+
+    /// A tainted value passed to a helper in the same file is one bug, reported where the input
+    /// enters (in the caller), not once more inside the helper: false for such helper hits.
+    fn helper_repeats<'t>(&self, analysis: &Analysis<'t>, found: &[Found<'t>]) -> Vec<bool> {
+        let funcs: Vec<(usize, &str)> = found
+            .iter()
+            .map(|f| (f.rule, analysis.text(f.function)))
+            .collect();
+        found
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = analysis.function_name_of(f.function);
+                if name.is_empty() || !self.compiled[f.rule].rule.one_per_function {
+                    return true;
+                }
+                let called = format!("{name}(");
+                !funcs.iter().enumerate().any(|(j, (rule_j, text))| {
+                    j != i && *rule_j == f.rule && text.contains(&called)
+                })
+            })
+            .collect()
+    }
+
+    /// A once-per-function rule is a fallback for its category: when another rule already
+    /// reported that category in the same function (an SQL fragment and the query it ends up
+    /// in), the two are one bug.
+    fn covered_fallbacks(&self, found: &[Found<'_>], keep: &mut [bool]) {
+        let fallback = |f: &Found<'_>| self.compiled[f.rule].rule.one_per_function;
+        for i in 0..found.len() {
+            if !keep[i] || !fallback(&found[i]) {
+                continue;
+            }
+            let covered = (0..found.len()).any(|j| {
+                j != i
+                    && keep[j]
+                    && found[j].hit.category == found[i].hit.category
+                    && found[j].hit.rule_id != found[i].hit.rule_id
+                    && !fallback(&found[j])
+                    && found[j].function.id() == found[i].function.id()
+            });
+            if covered {
+                keep[i] = false;
+            }
+        }
+    }
+
+    /// Runs every rule's examples; returns one line per failure.
+    pub fn check_examples(&self) -> Vec<String> {
+        let mut failures = self.compile_each();
+        for c in &self.compiled {
+            if c.rule.examples.is_empty() {
+                failures.push(format!("{}: has no examples", c.rule.id));
+            }
+            for (i, ex) in c.rule.examples.iter().enumerate() {
+                let lang = match ex.language.as_deref().or(c
+                    .rule
+                    .languages
+                    .first()
+                    .map(String::as_str))
+                {
+                    Some(l) => match Language::from_name(l) {
+                        Some(l) => l,
+                        None => {
+                            failures.push(format!(
+                                "{} example {}: unknown language `{l}`",
+                                c.rule.id,
+                                i + 1
+                            ));
+                            continue;
+                        }
+                    },
+                    None => continue,
+                };
+                let mut parser = tree_sitter::Parser::new();
+                parser.set_language(&lang.grammar()).expect("grammar loads");
+                let Some(tree) = parser.parse(&ex.code, None) else {
+                    continue;
+                };
+                let hit = self
+                    .run(lang, &ex.code, &tree)
+                    .iter()
+                    .any(|h| h.rule_id == c.rule.id);
+                let want = ex.expect == Expect::Hit;
+                if hit != want {
+                    failures.push(format!(
+                        "{} example {} ({}): expected {}, got {}",
+                        c.rule.id,
+                        i + 1,
+                        lang.name(),
+                        if want { "hit" } else { "clean" },
+                        if hit { "a hit" } else { "no hit" }
+                    ));
+                }
+            }
+        }
+        failures
+    }
+}
+
+/// Compiles a rule's query for each of its grammars and checks its report capture.
+fn compile_rule(rule: &Rule) -> Result<()> {
+    for lang in rule_languages(rule)? {
+        let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {
+            anyhow!(
+                "rule {} ({}): query does not compile for {:?}: {e}",
+                rule.id,
+                rule.origin,
+                lang
+            )
+        })?;
+        if let Some(r) = &rule.report {
+            if q.capture_index_for_name(r).is_none() {
+                bail!(
+                    "rule {}: report capture `@{r}` is not in its query",
+                    rule.id
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The grammars a rule compiles for (`typescript` covers TSX too).
+fn rule_languages(rule: &Rule) -> Result<Vec<Language>> {
+    let mut out = Vec::new();
+    for l in &rule.languages {
+        let lang = Language::from_name(l)
+            .ok_or_else(|| anyhow!("rule {}: unknown language `{l}`", rule.id))?;
+        out.push(lang);
+        if lang == Language::TypeScript {
+            out.push(Language::Tsx);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_condition(rule: &str, s: &str) -> Result<Condition> {
+    let (negate, s) = match s.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, s),
+    };
+    let (name, rest) = match s.split_once(':') {
+        Some((n, r)) => (n.to_string(), Some(r.to_string())),
+        None => (s.to_string(), None),
+    };
+    let Some(predicate) = Predicate::parse(&name) else {
+        bail!(
+            "rule {rule}: unknown predicate `{name}` (known: {})",
+            Predicate::NAMES
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    };
+    let (capture, arg) = match rest {
+        Some(r) if r.starts_with('@') => (Some(r[1..].to_string()), None),
+        other => (None, other),
+    };
+    if let Some(a) = &arg {
+        if predicate.takes_regex() {
+            regex::Regex::new(a).map_err(|e| anyhow!("rule {rule}: bad regex in `{s}`: {e}"))?;
+        }
+    }
+    Ok(Condition {
+        negate,
+        predicate,
+        capture,
+        arg,
+    })
+}
+
+fn collect_rule_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<()> {
+    for e in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
+        let p = e?.path();
+        if p.is_dir() {
+            collect_rule_files(&p, out)?;
+        } else if p.to_string_lossy().ends_with(".rules.toml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,248 @@
+//! One file's review: which model it goes to, what the model is sent (the change in context,
+//! retrieved guidance, the rules' findings as evidence), and the passes a large file is split into.
+
+use super::conversation::{account, file_loop, prompt_size, redact, system_message, user_message};
+use super::validate::validate;
+use super::{Draft, Run};
+use crate::llm::{LlmError, Route};
+use async_openai::types::chat::CreateChatCompletionRequestArgs;
+use redline_core::knowledge::query;
+use redline_core::model::{Coverage, FileRecord, Finding, FindingSource};
+use redline_core::pipeline::{Material, PreparedFile};
+use std::sync::atomic::Ordering;
+
+/// Small model for small, low-risk files; large for security-sensitive or complex ones.
+fn route(result: &PreparedFile, m: &Material) -> (Route, String) {
+    let changed = result.report.added_lines + result.report.removed_lines;
+    static SENSITIVE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"(?i)auth|login|passw|crypto|token|secret|session|payment|billing|admin|upload|sql|query|permission|acl|webhook|oauth|jwt").unwrap()
+    });
+    if !result.findings.is_empty() {
+        return (
+            Route::Large,
+            format!("{} rule finding(s)", result.findings.len()),
+        );
+    }
+    if SENSITIVE.is_match(&m.diff.path().to_string()) {
+        return (Route::Large, "security-sensitive path".into());
+    }
+    if changed > 80 {
+        return (Route::Large, format!("{changed} changed lines"));
+    }
+    (
+        Route::Small,
+        format!("{changed} changed lines, no rule findings, ordinary path"),
+    )
+}
+
+pub(super) async fn review_file(
+    run: &Run<'_>,
+    result: &PreparedFile,
+) -> (FileRecord, Vec<Finding>) {
+    let m = result
+        .material
+        .as_ref()
+        .expect("filtered to reviewed files");
+    let path = m.diff.path().to_string();
+    let (route, route_reason) = route(result, m);
+    let mut rec = FileRecord {
+        path: path.clone(),
+        route: format!("{route:?}").to_lowercase(),
+        route_reason,
+        coverage: Coverage::Agent,
+        ..Default::default()
+    };
+    if run.stopped.load(Ordering::SeqCst) {
+        rec.coverage = Coverage::RulesOnly;
+        rec.reason = run
+            .stop_reason
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        return (rec, result.findings.clone());
+    }
+    if run.settings.never_send.is_match(&path) {
+        rec.coverage = Coverage::RulesOnly;
+        rec.reason = Some("never sent to an LLM (.redline.toml never_send)".into());
+        return (rec, result.findings.clone());
+    }
+    // Guidance for this code: its language, its identifiers and calls, the rules that fired.
+    let added: String = m
+        .diff
+        .hunks
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| l.kind == redline_core::diff::LineKind::Added)
+        .map(|l| format!("{}\n", l.text))
+        .collect();
+    let categories: Vec<String> = result.findings.iter().map(|f| f.category.clone()).collect();
+    let q = query::for_hunks(m.language.name(), &added, &categories);
+    let guidance = run.store.search(&q, Some(m.language.name()), 3);
+    let mut guidance_text = String::new();
+    for g in &guidance {
+        let body: String = g.text.chars().take(700).collect();
+        guidance_text.push_str(&format!(
+            "[{}] {} ({})\n{}\n\n",
+            g.id, g.title, g.section, body
+        ));
+    }
+    let mut evidence = String::new();
+    for f in &result.findings {
+        evidence.push_str(&format!(
+            "- line {}: {} {} ({}): {}\n",
+            f.line,
+            f.severity.as_str(),
+            f.category,
+            f.rule_id.as_deref().unwrap_or(""),
+            f.message
+        ));
+    }
+    if evidence.is_empty() {
+        evidence.push_str("(none)\n");
+    }
+    let header = format!("File: {path} ({})\n", m.language.name());
+    let view_title = "## The change in context (new-side line numbers; `+` added, `-` removed)";
+    let message = |view: &str, note: &str| {
+        format!(
+            "{header}{note}\n{view_title}\n{view}\n## Guidance\n{guidance_text}## Rule findings (evidence)\n{evidence}"
+        )
+    };
+    // The whole file with markers can only be smaller than the trimmed view when that view
+    // already covers most of the file's lines; only then is it worth rendering and counting.
+    let trimmed = m.context.render_review(&m.text, &m.diff, None);
+    let view = if trimmed.lines().count() * 5 >= m.context.file_lines as usize * 4 {
+        let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
+        if redline_core::context::tokens::count(&full)
+            < redline_core::context::tokens::count(&trimmed)
+        {
+            full
+        } else {
+            trimmed
+        }
+    } else {
+        trimmed
+    };
+    let whole = message(&view, "");
+    let budget = run.settings.context_token_budget.saturating_sub(1500);
+    let mut drafts: Vec<Draft> = Vec::new();
+    let mut calls_left = run.settings.max_tool_calls;
+    let passes: Vec<String> = if redline_core::context::tokens::count(&whole) <= budget
+        || m.diff.hunks.len() <= 1
+    {
+        vec![whole]
+    } else {
+        // Too big for one call: a summary pass, then the hunks packed into passes that fit.
+        let fixed = redline_core::context::tokens::count(&message("", "")) + 200;
+        let mut groups: Vec<Vec<usize>> = Vec::new();
+        let mut size = 0;
+        for i in 0..m.diff.hunks.len() {
+            let t = redline_core::context::tokens::count(&m.context.render_review(
+                &m.text,
+                &m.diff,
+                Some(&[i]),
+            ));
+            match groups.last_mut() {
+                Some(g) if size + t + fixed <= budget => {
+                    g.push(i);
+                    size += t;
+                }
+                _ => {
+                    groups.push(vec![i]);
+                    size = t;
+                }
+            }
+        }
+        let summary = summarize(run, route, &path, m, &mut rec).await;
+        let n = groups.len();
+        groups
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                let note = format!(
+                    "This file is too large for one pass; this is part {} of {n}. Summary of the whole change: {}\n",
+                    i + 1,
+                    summary.as_deref().unwrap_or("(unavailable)")
+                );
+                message(&m.context.render_review(&m.text, &m.diff, Some(g)), &note)
+            })
+            .collect()
+    };
+    for user in passes {
+        if calls_left == 0 || run.stopped.load(Ordering::SeqCst) {
+            break;
+        }
+        rec.passes += 1;
+        let user = redact(run, &mut rec, &user);
+        let outcome = file_loop(run, route, &user, m, &mut rec, &mut drafts, &mut calls_left).await;
+        if let Err(e) = outcome {
+            match e {
+                LlmError::Unavailable(why) => {
+                    // Once every endpoint's breaker is open, the rest of the PR is rules-only.
+                    if run.llm.all_open() {
+                        run.stopped.store(true, Ordering::SeqCst);
+                        let reason = format!(
+                            "circuit breaker open on every endpoint after repeated failures (last: {why})"
+                        );
+                        run.stop_reason
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .get_or_insert(reason);
+                    }
+                    rec.coverage = if drafts.is_empty() {
+                        Coverage::RulesOnly
+                    } else {
+                        Coverage::Agent
+                    };
+                    rec.reason = Some(format!("LLM unavailable: {why}"));
+                }
+                LlmError::Refused(why) => {
+                    rec.coverage = Coverage::Failed;
+                    rec.reason = Some(why);
+                }
+            }
+            break;
+        }
+    }
+    let findings = validate(run, m, &result.findings, drafts, &mut rec);
+    rec.comments_kept = findings
+        .iter()
+        .filter(|f| f.source == FindingSource::Llm)
+        .count();
+    (rec, findings)
+}
+
+async fn summarize(
+    run: &Run<'_>,
+    route: Route,
+    path: &str,
+    m: &Material,
+    rec: &mut FileRecord,
+) -> Option<String> {
+    let stat: String = m
+        .diff
+        .hunks
+        .iter()
+        .map(|h| format!("@@ +{},{} {}\n", h.new_start, h.new_count, h.section))
+        .collect();
+    let outline: String = m
+        .context
+        .outline
+        .iter()
+        .map(|(n, l)| format!("{n:>5}  {l}\n"))
+        .collect();
+    let user = format!(
+        "Summarize in at most three sentences what this change to {path} does.\n\nOutline:\n{outline}\nHunks:\n{stat}"
+    );
+    let user = redact(run, rec, &user);
+    let messages = vec![system_message(run), user_message(&user)];
+    let req = CreateChatCompletionRequestArgs::default()
+        .messages(messages)
+        .max_completion_tokens(200u32)
+        .temperature(0.0)
+        .build()
+        .ok()?;
+    rec.prompt_tokens_sent += prompt_size(&req);
+    let reply = run.llm.chat(&req, route).await.ok()?;
+    account(run, rec, &reply);
+    reply.content
+}

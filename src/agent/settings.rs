@@ -1,0 +1,70 @@
+//! How the agent runs: its bounds, thresholds and budget, from defaults and `REDLINE_AGENT_*`.
+
+use super::prompts::PROMPT_VERSION;
+
+/// How the agent runs.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// Tool calls per file; at the bound the loop stops and keeps what it has.
+    pub max_tool_calls: usize,
+    /// Files reviewed at once.
+    pub concurrency: usize,
+    /// Critical comments below this confidence are downgraded to warnings.
+    pub min_critical_confidence: f64,
+    /// Comments that cite no guidance need at least this confidence.
+    pub uncited_min_confidence: f64,
+    /// Prompt tokens per call above which a file is reviewed hunk by hunk.
+    pub context_token_budget: usize,
+    pub max_completion_tokens: u32,
+    /// Stop calling the LLM for this pull request once it has cost this much (USD).
+    pub budget_usd: Option<f64>,
+    /// Paths whose content never goes to an LLM (`.redline.toml` `never_send`).
+    pub never_send: globset::GlobSet,
+    /// Which prompts/<version>/system.md the agent uses (recorded with every review).
+    pub prompt_version: String,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            max_tool_calls: 15,
+            concurrency: 4,
+            min_critical_confidence: 0.7,
+            uncited_min_confidence: 0.8,
+            context_token_budget: 24_000,
+            max_completion_tokens: 1024,
+            budget_usd: None,
+            never_send: globset::GlobSet::empty(),
+            prompt_version: PROMPT_VERSION.to_string(),
+        }
+    }
+}
+
+impl AgentSettings {
+    /// Defaults, with `REDLINE_AGENT_MAX_TOOL_CALLS`, `REDLINE_AGENT_CONCURRENCY`,
+    /// `REDLINE_AGENT_CONTEXT_TOKENS` and `REDLINE_LLM_BUDGET_USD` applied.
+    pub fn from_env() -> AgentSettings {
+        let mut s = AgentSettings::default();
+        let num = |k: &str| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.trim().parse::<f64>().ok())
+        };
+        if let Some(v) = num("REDLINE_AGENT_MAX_TOOL_CALLS") {
+            s.max_tool_calls = v.max(1.0) as usize;
+        }
+        if let Some(v) = num("REDLINE_AGENT_CONCURRENCY") {
+            s.concurrency = v.max(1.0) as usize;
+        }
+        if let Some(v) = num("REDLINE_AGENT_CONTEXT_TOKENS") {
+            s.context_token_budget = v.max(500.0) as usize;
+        }
+        s.budget_usd = num("REDLINE_LLM_BUDGET_USD");
+        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION") {
+            if !v.trim().is_empty() {
+                s.prompt_version = v.trim().to_string();
+            }
+        }
+        s
+    }
+}

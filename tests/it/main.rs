@@ -1,0 +1,18 @@
+//! The integration tests: one test binary that drives the real `redline` binary (the CLI, and
+//! `redline serve` / `redline worker` as processes) against the fakes in `common/`.
+
+mod common;
+
+mod acceptance;
+mod agent;
+mod bench_cli;
+mod data_boundary;
+mod fake_github;
+mod github_app;
+mod knowledge_retrieval;
+mod queue_store;
+mod replay;
+mod review_inputs;
+mod review_outputs;
+mod rules_examples;
+mod worker_crash;

@@ -1,0 +1,401 @@
+//! `redline review` driven through the binary on git repositories and folders the tests create:
+//! every input mode, every kind of changed file, and bad input.
+
+use crate::common::*;
+
+const SQLI_BASE: &[u8] = b"import sqlite3\n\n\ndef find(cur, name):\n    cur.execute(\"SELECT id FROM users WHERE name = ?\", (name,))\n    return cur.fetchall()\n";
+const SQLI_HEAD: &[u8] = b"import sqlite3\n\n\ndef find(cur, name):\n    cur.execute(f\"SELECT id FROM users WHERE name = '{name}'\")\n    return cur.fetchall()\n";
+
+#[test]
+fn git_revisions_report_only_changed_lines() {
+    let repo = repo_with(&[
+        ("app/users.py", SQLI_BASE),
+        ("app/old.py", b"def g(x=[]):\n    return x\n"),
+    ]);
+    let base = git(repo.path(), &["rev-parse", "HEAD"]);
+    write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);
+    git(repo.path(), &["commit", "-qam", "inject"]);
+    let r = run_in(
+        repo.path(),
+        &[
+            "review", "--base", &base, "--head", "HEAD", "--format", "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    // The mutable default in the untouched file is not on a changed line: not reported.
+    assert_eq!(
+        findings(&v),
+        vec![(
+            "app/users.py".to_string(),
+            5,
+            "py.sql.dynamic-query".to_string()
+        )]
+    );
+    assert_eq!(v["summary"]["engine"], "rules");
+    assert_eq!(v["findings"][0]["source"], "rules");
+    assert_eq!(v["findings"][0]["severity"], "critical");
+}
+
+#[test]
+fn default_base_is_the_merge_base_with_main() {
+    let repo = repo_with(&[("app/users.py", SQLI_BASE)]);
+    git(repo.path(), &["checkout", "-q", "-b", "feature"]);
+    write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);
+    git(repo.path(), &["commit", "-qam", "inject"]);
+    let r = run_in(repo.path(), &["review", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert_eq!(findings(&v).len(), 1);
+    assert!(
+        v["summary"]["notes"][0]
+            .as_str()
+            .unwrap()
+            .contains("merge-base with main"),
+        "{}",
+        v["summary"]["notes"]
+    );
+    // On main itself, the last commit is reviewed.
+    git(repo.path(), &["checkout", "-q", "main"]);
+    git(repo.path(), &["merge", "-q", "feature"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    assert_eq!(findings(&v).len(), 1);
+}
+
+#[test]
+fn worktree_includes_staged_unstaged_and_untracked_files() {
+    let repo = repo_with(&[("app/users.py", SQLI_BASE), ("web/a.js", b"const x = 1;\n")]);
+    write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);
+    write_files(
+        repo.path(),
+        &[(
+            "web/a.js",
+            b"const x = 1;\nfunction f(el, c) {\n  el.innerHTML = c.body;\n}\n",
+        )],
+    );
+    git(repo.path(), &["add", "web/a.js"]);
+    write_files(
+        repo.path(),
+        &[(
+            "cmd/new.go",
+            b"package main\n\nvar cfg = &tls.Config{InsecureSkipVerify: true}\n",
+        )],
+    );
+    let v = run_in(repo.path(), &["review", "--worktree", "--format", "json"]).json();
+    let mut got: Vec<String> = findings(&v)
+        .into_iter()
+        .map(|(p, l, r)| format!("{p}:{l}:{r}"))
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            "app/users.py:5:py.sql.dynamic-query",
+            "cmd/new.go:3:go.tls.insecure-skip-verify",
+            "web/a.js:3:js.xss.inner-html"
+        ]
+    );
+}
+
+#[test]
+fn every_kind_of_changed_file_is_handled_and_skips_are_listed() {
+    let repo = repo_with(&[
+        ("keep/rename_me.py", b"def f():\n    return 1\n"),
+        ("gone.py", b"x = 1\n"),
+        ("run.sh", b"#!/bin/sh\necho hi\n"),
+        ("logo.png", b"\x89PNG\r\n\x1a\n\0\0\0binary"),
+        ("notes.md", b"# notes\n"),
+    ]);
+    let base = git(repo.path(), &["rev-parse", "HEAD"]);
+    git(repo.path(), &["mv", "keep/rename_me.py", "keep/renamed.py"]);
+    git(repo.path(), &["rm", "-q", "gone.py"]);
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            repo.path().join("run.sh"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    write_files(
+        repo.path(),
+        &[
+            ("logo.png", b"\x89PNG\r\n\x1a\n\0\0\0binary2"),
+            ("notes.md", b"# notes\nmore\n"),
+            ("latin1.py", b"name = \"caf\xe9\"\n"),
+            ("crlf.py", b"def f(a, b=[]):\r\n    return b\r\n"),
+            (
+                "tools/deploy",
+                b"#!/usr/bin/env python3\ntry:\n    run()\nexcept:\n    pass\n",
+            ),
+            ("vendor/lib/x.py", b"def f(a=[]):\n    pass\n"),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "many kinds"]);
+    let r = run_in(
+        repo.path(),
+        &["review", "--base", &base, "--format", "json"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    let skips = skipped(&v);
+    let reason = |p: &str| {
+        skips
+            .iter()
+            .find(|(q, _)| q == p)
+            .map(|(_, r)| r.clone())
+            .unwrap_or_else(|| panic!("{p} not skipped: {skips:?}"))
+    };
+    assert_eq!(reason("gone.py"), "deleted");
+    assert_eq!(reason("logo.png"), "binary file");
+    assert_eq!(reason("run.sh"), "mode change only");
+    assert_eq!(reason("keep/renamed.py"), "renamed without content changes");
+    assert_eq!(reason("notes.md"), "unsupported language (.md)");
+    assert_eq!(reason("latin1.py"), "not UTF-8 text");
+    assert!(reason("vendor/lib/x.py").starts_with("ignored"));
+    let mut got: Vec<String> = findings(&v)
+        .into_iter()
+        .map(|(p, l, r)| format!("{p}:{l}:{r}"))
+        .collect();
+    got.sort();
+    // CRLF lines keep their numbers; the extension-less script is Python by its shebang.
+    assert_eq!(
+        got,
+        vec![
+            "crlf.py:1:py.mutable-default-argument",
+            "tools/deploy:4:py.bare-except"
+        ]
+    );
+}
+
+#[test]
+fn two_folders_and_a_case_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("a/app/users.py", SQLI_BASE),
+            ("b/app/users.py", SQLI_HEAD),
+            (
+                "b/app/new.ts",
+                b"export const agent = new https.Agent({ rejectUnauthorized: false });\n",
+            ),
+        ],
+    );
+    let r = run_in(
+        dir.path(),
+        &[
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let got = findings(&r.json());
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(got.contains(&(
+        "app/new.ts".into(),
+        1,
+        "js.tls.reject-unauthorized-false".into()
+    )));
+
+    let case = dir.path().join("case");
+    write_files(&case, &[
+        ("case.json", br#"{"id":"t1","language":"python","title":"t","source":"authored","kind":"positive"}"#),
+        ("expected.json", br#"{"findings":[]}"#),
+        ("base/app/users.py", SQLI_BASE),
+        ("head/app/users.py", SQLI_HEAD),
+    ]);
+    let r = run_in(dir.path(), &["review", "case", "--format", "json"]);
+    assert_eq!(
+        findings(&r.json()),
+        vec![(
+            "app/users.py".to_string(),
+            5,
+            "py.sql.dynamic-query".to_string()
+        )]
+    );
+}
+
+#[test]
+fn unified_diff_from_a_file_and_from_stdin() {
+    let repo = repo_with(&[("app/users.py", SQLI_BASE)]);
+    write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);
+    let diff = git(repo.path(), &["diff"]) + "\n";
+    std::fs::write(repo.path().join("change.diff"), &diff).unwrap();
+    let r = run_in(
+        repo.path(),
+        &[
+            "review",
+            "--diff",
+            "change.diff",
+            "--repo",
+            ".",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        findings(&r.json()),
+        vec![(
+            "app/users.py".to_string(),
+            5,
+            "py.sql.dynamic-query".to_string()
+        )]
+    );
+    // From stdin, in a folder that does not hold the files: reviewed from the hunks alone.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let r = run_with_stdin(
+        elsewhere.path(),
+        &["review", "--diff", "-", "--format", "json"],
+        diff.as_bytes(),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        findings(&r.json()),
+        vec![(
+            "app/users.py".to_string(),
+            5,
+            "py.sql.dynamic-query".to_string()
+        )]
+    );
+}
+
+#[test]
+fn bad_input_gives_one_line_errors_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let check = |r: Run, needle: &str| {
+        assert_eq!(r.code, 2, "stdout: {} stderr: {}", r.stdout, r.stderr);
+        assert_eq!(
+            r.stderr.trim().lines().count(),
+            1,
+            "not one line: {}",
+            r.stderr
+        );
+        assert!(r.stderr.contains(needle), "{needle:?} not in {}", r.stderr);
+    };
+    check(
+        run_in(dir.path(), &["review", "--repo", "."]),
+        "is not a git repository",
+    );
+    check(
+        run_in(dir.path(), &["review", "--repo", "does-not-exist"]),
+        "is not a folder",
+    );
+    let repo = repo_with(&[("a.py", b"x = 1\n")]);
+    check(
+        run_in(repo.path(), &["review", "--base", "no-such-rev"]),
+        "bad revision `no-such-rev`",
+    );
+    check(
+        run_in(
+            repo.path(),
+            &["review", "--base", "HEAD", "--head=--upload-pack=x"],
+        ),
+        "bad revision",
+    );
+    std::fs::write(dir.path().join("bad.diff"), "this is not a diff\n").unwrap();
+    check(
+        run_in(dir.path(), &["review", "--diff", "bad.diff"]),
+        "not a unified diff",
+    );
+    std::fs::write(
+        dir.path().join("short.diff"),
+        "--- a/x.py\n+++ b/x.py\n@@ -1,3 +1,3 @@\n-a\n",
+    )
+    .unwrap();
+    check(
+        run_in(dir.path(), &["review", "--diff", "short.diff"]),
+        "ends early",
+    );
+    check(
+        run_in(dir.path(), &["review", "--diff", "missing.diff"]),
+        "cannot read diff file missing.diff",
+    );
+    check(
+        run_in(dir.path(), &["review", "nonexistent-case"]),
+        "not a case folder",
+    );
+    write_files(repo.path(), &[(".redline.toml", b"ignroe = [\"x\"]\n")]);
+    write_files(repo.path(), &[("a.py", b"x = 2\n")]);
+    git(repo.path(), &["commit", "-qam", "c"]);
+    check(run_in(repo.path(), &["review"]), "ignroe");
+    check(run_in(repo.path(), &["review", "--format", "yaml"]), "yaml");
+}
+
+#[test]
+fn redline_toml_ignores_disables_and_filters() {
+    let base: &[(&str, &[u8])] = &[("a.py", b"x = 1\n")];
+    let repo = repo_with(base);
+    write_files(repo.path(), &[
+        ("a.py", b"def f(a=[]):\n    a.append(1)\n    try:\n        pass\n    except:\n        pass\n"),
+        ("gen/b.py", b"def g(a={}):\n    pass\n"),
+        ("team/rules.md", b"# Our rule\nNever call legacy_billing_api from new code.\n"),
+        (".redline.toml", b"ignore = [\"gen/**\"]\nmin_severity = \"warning\"\n[rules]\ndisable = [\"py.bare-except\"]\n[knowledge]\nextra = [\"team\"]\n"),
+    ]);
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    assert_eq!(
+        findings(&v),
+        vec![(
+            "a.py".to_string(),
+            1,
+            "py.mutable-default-argument".to_string()
+        )]
+    );
+    assert!(
+        skipped(&v)
+            .iter()
+            .any(|(p, r)| p == "gen/b.py" && r.starts_with("ignored"))
+    );
+    // --min-severity critical drops the warning.
+    let v = run_in(
+        repo.path(),
+        &["review", "--format", "json", "--min-severity", "critical"],
+    )
+    .json();
+    assert!(findings(&v).is_empty());
+}
+
+#[test]
+fn findings_in_test_files_are_one_level_lower_except_secrets() {
+    let repo = repo_with(&[("a.py", b"x = 1\n")]);
+    write_files(
+        repo.path(),
+        &[
+            (
+                "tests/test_client.py",
+                b"import requests\n\ndef test_get(url):\n    requests.get(url, verify=False)\n",
+            ),
+            (
+                "tests/test_keys.py",
+                b"AWS_KEY = \"AKIAQWERTYUIOPASDFGH\"\n",
+            ),
+            (
+                "app/client.py",
+                b"import requests\n\ndef get(url):\n    return requests.get(url, verify=False)\n",
+            ),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    let sev = |p: &str| {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == p)
+            .map(|f| f["severity"].as_str().unwrap().to_string())
+    };
+    assert_eq!(sev("app/client.py").as_deref(), Some("critical"));
+    assert_eq!(sev("tests/test_client.py").as_deref(), Some("warning"));
+    assert_eq!(sev("tests/test_keys.py").as_deref(), Some("critical"));
+}
