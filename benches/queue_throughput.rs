@@ -6,8 +6,9 @@
 //!
 //! `scripts/bench-queue.sh` runs both, with a throwaway PostgreSQL cluster.
 
+use redline::ids::{CommitSha, InstallationId, PrNumber, RepoName};
 use redline::queue::{EmbeddedQueue, JobQueue};
-use redline::store::{Accepted, Delivery, DeliveryPlan, NewJob, Store};
+use redline::store::{Accepted, Delivery, DeliveryPlan, JobCause, NewJob, Store};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -47,11 +48,11 @@ async fn main() -> anyhow::Result<()> {
                     cancel: None,
                     enqueue: Some(NewJob {
                         delivery_id: None,
-                        installation_id: 1,
-                        repo: format!("bench/repo{}", i % 50),
-                        pr_number: i as i64,
-                        head_sha: "0123456789abcdef0123456789abcdef01234567".into(),
-                        cause: "opened".into(),
+                        installation_id: InstallationId(1),
+                        repo: RepoName::parse(&format!("bench/repo{}", i % 50)).unwrap(),
+                        pr_number: PrNumber(i as u64),
+                        head_sha: CommitSha::new("0123456789abcdef0123456789abcdef01234567"),
+                        cause: JobCause::Opened,
                         priority: (i % 10 == 0) as i64 * 10,
                         max_attempts: 3,
                     }),

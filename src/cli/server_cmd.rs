@@ -172,7 +172,7 @@ pub async fn jobs(args: JobsArgs) -> Result<i32> {
                     j.id,
                     j.status,
                     crate::truncate(&format!("{}#{}", j.repo, j.pr_number), 28),
-                    &j.head_sha[..j.head_sha.len().min(8)],
+                    &j.head_sha.as_str()[..j.head_sha.as_str().len().min(8)],
                     j.attempts,
                     crate::truncate(&outcome, 100).replace('\n', " "),
                 ));

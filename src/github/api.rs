@@ -1,7 +1,9 @@
 //! The REST calls a review makes, with the few fields of each answer it uses.
 
 use super::{GitHub, GitHubError};
+use crate::ids::{CommitSha, InstallationId, PrNumber, RepoName};
 use base64::Engine;
+use http::Method;
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -22,7 +24,7 @@ pub struct PullRequest {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct GitRef {
-    pub sha: String,
+    pub sha: CommitSha,
     #[serde(rename = "ref", default)]
     pub name: String,
 }
@@ -73,7 +75,7 @@ pub struct Review {
 
 fn decode<T: serde::de::DeserializeOwned>(path: &str, body: &str) -> Result<T, GitHubError> {
     serde_json::from_str(body).map_err(|e| GitHubError {
-        method: "GET",
+        method: Method::GET,
         path: path.to_string(),
         status: Some(200),
         message: format!("unexpected answer: {e}"),
@@ -107,18 +109,39 @@ fn path_of(url: &str) -> String {
     }
 }
 
+/// A pull request, as the App reaches it: through an installation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrRef {
+    pub installation: InstallationId,
+    pub repo: RepoName,
+    pub number: PrNumber,
+}
+
+impl PrRef {
+    /// `/repos/{owner}/{name}/pulls/{number}{rest}`.
+    fn path(&self, rest: &str) -> String {
+        format!("/repos/{}/pulls/{}{rest}", self.repo, self.number)
+    }
+}
+
+impl std::fmt::Display for PrRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}#{}", self.repo, self.number)
+    }
+}
+
 impl GitHub {
     /// Every page of a list endpoint, following `Link: rel="next"`, up to `cap` items.
     async fn all_pages<T: serde::de::DeserializeOwned>(
         &self,
-        installation: u64,
+        installation: InstallationId,
         first: String,
         cap: usize,
     ) -> Result<Vec<T>, GitHubError> {
         let mut out = Vec::new();
         let mut next = Some(first);
         while let Some(path) = next.take() {
-            let r = self.request(installation, "GET", &path, None).await?;
+            let r = self.request(installation, Method::GET, &path, None).await?;
             let page: Vec<T> = decode(&path, &r.body)?;
             let empty = page.is_empty();
             out.extend(page);
@@ -131,26 +154,18 @@ impl GitHub {
         Ok(out)
     }
 
-    pub async fn pull(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-    ) -> Result<PullRequest, GitHubError> {
-        let path = format!("/repos/{repo}/pulls/{number}");
-        let r = self.request(installation, "GET", &path, None).await?;
+    pub async fn pull(&self, pr: &PrRef) -> Result<PullRequest, GitHubError> {
+        let path = pr.path("");
+        let r = self
+            .request(pr.installation, Method::GET, &path, None)
+            .await?;
         decode(&path, &r.body)
     }
 
-    pub async fn pull_files(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-    ) -> Result<Vec<PrFile>, GitHubError> {
+    pub async fn pull_files(&self, pr: &PrRef) -> Result<Vec<PrFile>, GitHubError> {
         self.all_pages(
-            installation,
-            format!("/repos/{repo}/pulls/{number}/files?per_page=100"),
+            pr.installation,
+            pr.path("/files?per_page=100"),
             MAX_PR_FILES,
         )
         .await
@@ -160,10 +175,10 @@ impl GitHub {
     /// too large for the contents API is an error with status 413.
     pub async fn file_content(
         &self,
-        installation: u64,
-        repo: &str,
+        installation: InstallationId,
+        repo: &RepoName,
         path: &str,
-        sha: &str,
+        sha: &CommitSha,
     ) -> Result<Option<Vec<u8>>, GitHubError> {
         let encoded: String = path
             .split('/')
@@ -171,7 +186,7 @@ impl GitHub {
             .collect::<Vec<_>>()
             .join("/");
         let url = format!("/repos/{repo}/contents/{encoded}?ref={sha}");
-        let r = match self.request(installation, "GET", &url, None).await {
+        let r = match self.request(installation, Method::GET, &url, None).await {
             Ok(r) => r,
             Err(GitHubError {
                 status: Some(404), ..
@@ -185,7 +200,7 @@ impl GitHub {
         if v["encoding"] != "base64" {
             // Files over 1 MB come with `"encoding": "none"` and no content.
             return Err(GitHubError {
-                method: "GET",
+                method: Method::GET,
                 path: url.split('?').next().unwrap_or(&url).to_string(),
                 status: Some(413),
                 message: "larger than the contents API serves (1 MB)".into(),
@@ -203,7 +218,7 @@ impl GitHub {
             .decode(content)
             .map(Some)
             .map_err(|e| GitHubError {
-                method: "GET",
+                method: Method::GET,
                 path: url,
                 status: Some(200),
                 message: format!("file content is not base64: {e}"),
@@ -212,49 +227,25 @@ impl GitHub {
             })
     }
 
-    pub async fn review_comments(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-    ) -> Result<Vec<ReviewComment>, GitHubError> {
-        self.all_pages(
-            installation,
-            format!("/repos/{repo}/pulls/{number}/comments?per_page=100"),
-            10_000,
-        )
-        .await
+    pub async fn review_comments(&self, pr: &PrRef) -> Result<Vec<ReviewComment>, GitHubError> {
+        self.all_pages(pr.installation, pr.path("/comments?per_page=100"), 10_000)
+            .await
     }
 
-    pub async fn reviews(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-    ) -> Result<Vec<Review>, GitHubError> {
-        self.all_pages(
-            installation,
-            format!("/repos/{repo}/pulls/{number}/reviews?per_page=100"),
-            10_000,
-        )
-        .await
+    pub async fn reviews(&self, pr: &PrRef) -> Result<Vec<Review>, GitHubError> {
+        self.all_pages(pr.installation, pr.path("/reviews?per_page=100"), 10_000)
+            .await
     }
 
     /// Creates a review (`event` absent: a pending review); returns its id.
-    pub async fn create_review(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-        review: &Value,
-    ) -> Result<u64, GitHubError> {
-        let path = format!("/repos/{repo}/pulls/{number}/reviews");
+    pub async fn create_review(&self, pr: &PrRef, review: &Value) -> Result<u64, GitHubError> {
+        let path = pr.path("/reviews");
         let r = self
-            .request(installation, "POST", &path, Some(review))
+            .request(pr.installation, Method::POST, &path, Some(review))
             .await?;
         let v: Value = decode(&path, &r.body)?;
         v["id"].as_u64().ok_or_else(|| GitHubError {
-            method: "POST",
+            method: Method::POST,
             path,
             status: Some(r.status),
             message: "the created review has no id".into(),
@@ -263,26 +254,23 @@ impl GitHub {
         })
     }
 
-    pub async fn delete_pending_review(
-        &self,
-        installation: u64,
-        repo: &str,
-        number: u64,
-        id: u64,
-    ) -> Result<(), GitHubError> {
-        let path = format!("/repos/{repo}/pulls/{number}/reviews/{id}");
-        self.request(installation, "DELETE", &path, None).await?;
+    pub async fn delete_pending_review(&self, pr: &PrRef, id: u64) -> Result<(), GitHubError> {
+        let path = pr.path(&format!("/reviews/{id}"));
+        self.request(pr.installation, Method::DELETE, &path, None)
+            .await?;
         Ok(())
     }
 
     pub async fn create_check_run(
         &self,
-        installation: u64,
-        repo: &str,
+        installation: InstallationId,
+        repo: &RepoName,
         run: &Value,
     ) -> Result<u64, GitHubError> {
         let path = format!("/repos/{repo}/check-runs");
-        let r = self.request(installation, "POST", &path, Some(run)).await?;
+        let r = self
+            .request(installation, Method::POST, &path, Some(run))
+            .await?;
         let v: Value = decode(&path, &r.body)?;
         Ok(v["id"].as_u64().unwrap_or(0))
     }

@@ -7,21 +7,23 @@
 mod api;
 pub mod post;
 
+use crate::ids::InstallationId;
 use anyhow::{Context, Result};
+use http::Method;
 use octocrab::Octocrab;
-use octocrab::models::{AppId, InstallationId};
+use octocrab::models::AppId;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use api::{PrFile, PullRequest, Reactions, ReviewComment};
+pub use api::{PrFile, PrRef, PullRequest, Reactions, ReviewComment};
 
 /// A failed GitHub request.
 #[derive(Debug, thiserror::Error)]
 #[error("GitHub {method} {path}: {}{message}", status.map(|s| format!("{s} ")).unwrap_or_default())]
 pub struct GitHubError {
-    pub method: &'static str,
+    pub method: Method,
     pub path: String,
     pub status: Option<u16>,
     /// GitHub's own message (and its `errors`), or the transport error.
@@ -68,14 +70,14 @@ pub struct GitHub {
     app: Octocrab,
     /// One client per installation, shared: octocrab keeps the installation token inside it (and a
     /// clone would start with a copy, minting again).
-    installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
+    installations: Mutex<HashMap<InstallationId, Arc<Octocrab>>>,
     /// When each installation may next create content.
-    next_write: tokio::sync::Mutex<HashMap<u64, tokio::time::Instant>>,
+    next_write: tokio::sync::Mutex<HashMap<InstallationId, tokio::time::Instant>>,
     write_interval: Duration,
     retry: RetryPolicy,
     /// Per installation (limits are per installation): the last `x-ratelimit-remaining` and its
     /// reset (unix seconds).
-    limits: Mutex<HashMap<u64, (i64, i64)>>,
+    limits: Mutex<HashMap<InstallationId, (i64, i64)>>,
     /// The last `x-ratelimit-remaining` seen from any installation, for /metrics (-1: none yet).
     rate_remaining: AtomicI64,
 }
@@ -141,20 +143,20 @@ impl GitHub {
     }
 
     /// Drops an installation's client and its cached token (suspended, deleted, permissions changed).
-    pub fn forget_installation(&self, id: u64) {
+    pub fn forget_installation(&self, id: InstallationId) {
         self.installations.lock().unwrap().remove(&id);
     }
 
-    fn installation(&self, id: u64) -> Result<Arc<Octocrab>, GitHubError> {
+    fn installation(&self, id: InstallationId) -> Result<Arc<Octocrab>, GitHubError> {
         let mut map = self.installations.lock().unwrap();
         if let Some(c) = map.get(&id) {
             return Ok(c.clone());
         }
         let c = self
             .app
-            .installation(InstallationId(id))
+            .installation(octocrab::models::InstallationId(id.0))
             .map_err(|e| GitHubError {
-                method: "POST",
+                method: Method::POST,
                 path: format!("/app/installations/{id}/access_tokens"),
                 status: None,
                 message: e.to_string(),
@@ -173,15 +175,15 @@ impl GitHub {
     /// could post it twice, so the error goes up and the job's retry checks what exists first.
     pub async fn request(
         &self,
-        installation: u64,
-        method: &'static str,
+        installation: InstallationId,
+        method: Method,
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GitHubError> {
         let crab = self.installation(installation)?;
-        let creates = method != "GET";
+        let creates = method != Method::GET;
         let err = |status: Option<u16>, message: String, retryable: bool| GitHubError {
-            method,
+            method: method.clone(),
             path: path.split('?').next().unwrap_or(path).to_string(),
             status,
             message,
@@ -203,7 +205,7 @@ impl GitHub {
                 }
                 Some(wait) => {
                     tracing::warn!(
-                        installation,
+                        installation = installation.0,
                         wait_secs = wait.as_secs(),
                         "GitHub API rate limit spent; waiting for its reset"
                     );
@@ -214,12 +216,14 @@ impl GitHub {
             if creates {
                 self.pace(installation).await;
             }
-            let sent = match method {
-                "GET" => crab._get(path).await,
-                "POST" => crab._post(path, body).await,
-                "DELETE" => crab._delete(path, body).await,
-                "PATCH" => crab._patch(path, body).await,
-                _ => unreachable!("unsupported method {method}"),
+            let sent = if method == Method::POST {
+                crab._post(path, body).await
+            } else if method == Method::DELETE {
+                crab._delete(path, body).await
+            } else if method == Method::PATCH {
+                crab._patch(path, body).await
+            } else {
+                crab._get(path).await
             };
             let resp = match sent {
                 Ok(r) => r,
@@ -310,7 +314,7 @@ impl GitHub {
         Err(err(None, "gave up after retries".into(), true))
     }
 
-    fn note_rate_limit(&self, installation: u64, headers: &http::HeaderMap) {
+    fn note_rate_limit(&self, installation: InstallationId, headers: &http::HeaderMap) {
         let get = |n: &str| {
             headers
                 .get(n)
@@ -329,14 +333,14 @@ impl GitHub {
     }
 
     /// How long to wait before the next request of an installation whose primary limit is spent.
-    fn primary_limit_wait(&self, installation: u64) -> Option<Duration> {
+    fn primary_limit_wait(&self, installation: InstallationId) -> Option<Duration> {
         let (remaining, reset) = *self.limits.lock().unwrap().get(&installation)?;
         let now = unix_now();
         (remaining == 0 && reset > now).then(|| Duration::from_secs((reset - now) as u64))
     }
 
     /// Content-creating requests of one installation go at least `write_interval` apart.
-    async fn pace(&self, installation: u64) {
+    async fn pace(&self, installation: InstallationId) {
         let wait_until = {
             let mut next = self.next_write.lock().await;
             let now = tokio::time::Instant::now();

@@ -3,7 +3,8 @@
 //! of every file, and the event from the verdict. Findings that cannot go inline (over the cap,
 //! outside the diff, refused by GitHub) are listed in the summary: nothing is lost.
 
-use super::{GitHub, GitHubError};
+use super::{GitHub, GitHubError, PrRef};
+use crate::ids::{CommitSha, InstallationId, RepoName};
 use redline_core::model::{Coverage, Finding, Review, Severity, Verdict};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -134,10 +135,8 @@ pub struct Posted {
 
 /// Everything needed to post.
 pub struct PostRequest<'a> {
-    pub installation: u64,
-    pub repo: &'a str,
-    pub number: u64,
-    pub head_sha: &'a str,
+    pub pr: &'a PrRef,
+    pub head_sha: &'a CommitSha,
     pub job_id: i64,
     pub review: &'a Review,
     /// (path, new-side lines GitHub accepts comments on: every line of every hunk)
@@ -218,90 +217,18 @@ impl GitHub {
         // A worker that died after posting leaves its review behind: do not post it twice, but
         // record what it posted (matched by fingerprint).
         let marker = format!("{REVIEW_MARK}job={} head={} -->", req.job_id, req.head_sha);
-        let existing = self.reviews(req.installation, req.repo, req.number).await?;
+        let existing = self.reviews(req.pr).await?;
         if let Some(r) = existing.iter().find(|r| {
             r.state != "PENDING" && r.body.as_deref().is_some_and(|b| b.contains(&marker))
         }) {
-            let comments = self
-                .review_comments(req.installation, req.repo, req.number)
-                .await?;
-            let by_fp: std::collections::HashMap<String, u64> = comments
-                .iter()
-                .filter_map(|c| {
-                    Some((
-                        fingerprints_in(std::iter::once(c.body.as_str()))
-                            .into_iter()
-                            .next()?,
-                        c.id,
-                    ))
-                })
-                .collect();
-            let findings = req
-                .review
-                .findings
-                .iter()
-                .map(|f| {
-                    let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
-                    let comment_id = by_fp.get(&fp).copied();
-                    Outgoing {
-                        finding: f.clone(),
-                        placement: if comment_id.is_some() {
-                            Placement::Inline
-                        } else {
-                            Placement::Summary("posted by an earlier attempt".into())
-                        },
-                        fingerprint: fp,
-                        comment_id,
-                    }
-                })
-                .collect();
-            return Ok(Posted {
-                review_id: Some(r.id),
-                findings,
-                already_posted: true,
-            });
+            return self.already_posted(req, r.id).await;
         }
         // A pending review of ours (left by an interrupted probe) would make GitHub refuse every
         // new review on this pull request.
         for r in existing.iter().filter(|r| r.state == "PENDING") {
-            self.delete_pending_review(req.installation, req.repo, req.number, r.id)
-                .await?;
+            self.delete_pending_review(req.pr, r.id).await?;
         }
-
-        let mut out: Vec<Outgoing> = Vec::new();
-        let mut inline = 0;
-        let mut seen: HashSet<String> = HashSet::new();
-        for f in &req.review.findings {
-            let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
-            let placement = if req.known.contains(&fp) || !seen.insert(fp.clone()) {
-                Placement::Repeat
-            } else if let Some(why) = req.held_back(f) {
-                Placement::Demoted(why.clone())
-            } else if (req.commentable)(&f.path, f.line).is_none() {
-                Placement::Summary("not on a line of the diff".into())
-            } else if inline >= req.max_comments {
-                Placement::Summary(format!(
-                    "over the cap of {} line comments",
-                    req.max_comments
-                ))
-            } else {
-                inline += 1;
-                Placement::Inline
-            };
-            out.push(Outgoing {
-                finding: f.clone(),
-                fingerprint: fp,
-                placement,
-                comment_id: None,
-            });
-        }
-
-        let comments_of = |items: &[&Outgoing]| -> Vec<Value> {
-            items
-                .iter()
-                .map(|o| comment_json(&o.finding, &o.fingerprint, req.commentable))
-                .collect()
-        };
+        let mut out = place_findings(req);
         let mut to_post: Vec<usize> = (0..out.len())
             .filter(|&i| out[i].placement == Placement::Inline)
             .collect();
@@ -311,21 +238,19 @@ impl GitHub {
         };
         let mut refused_reason: Option<String> = None;
         let review_id = loop {
-            let body = summary_body(req, &out, &marker);
-            let items: Vec<&Outgoing> = to_post.iter().map(|&i| &out[i]).collect();
             let payload = json!({
                 "commit_id": req.head_sha,
-                "body": body,
+                "body": summary_body(req, &out, &marker),
                 "event": event,
-                "comments": comments_of(&items),
+                "comments": to_post
+                    .iter()
+                    .map(|&i| comment_json(&out[i].finding, &out[i].fingerprint, req.commentable))
+                    .collect::<Vec<_>>(),
             });
-            match self
-                .create_review(req.installation, req.repo, req.number, &payload)
-                .await
-            {
+            match self.create_review(req.pr, &payload).await {
                 Ok(id) => break id,
                 Err(e) if e.status == Some(422) && !to_post.is_empty() => {
-                    tracing::warn!(repo = req.repo, pr = req.number, error = %e, "GitHub refused the review's comments; finding which");
+                    tracing::warn!(pr = %req.pr, error = %e, "GitHub refused the review's comments; finding which");
                     let bad = self.find_refused(req, &out, &to_post).await?;
                     // When no single comment is at fault, none goes inline.
                     let bad: Vec<usize> = if bad.is_empty() { to_post.clone() } else { bad };
@@ -342,32 +267,79 @@ impl GitHub {
                 Err(e) => return Err(e),
             }
         };
-        // Comment ids, for acceptance tracking: matched by fingerprint.
         if !to_post.is_empty() {
-            if let Ok(comments) = self
-                .review_comments(req.installation, req.repo, req.number)
-                .await
-            {
-                for c in comments {
-                    if let Some(fp) = fingerprints_in(std::iter::once(c.body.as_str()))
-                        .into_iter()
-                        .next()
-                    {
-                        if let Some(o) = out
-                            .iter_mut()
-                            .find(|o| o.fingerprint == fp && o.placement == Placement::Inline)
-                        {
-                            o.comment_id = Some(c.id);
-                        }
-                    }
-                }
-            }
+            self.note_comment_ids(req.pr, &mut out).await;
         }
         Ok(Posted {
             review_id: Some(review_id),
             findings: out,
             already_posted: false,
         })
+    }
+
+    /// The review this job posted before it died: what it posted, matched by fingerprint.
+    async fn already_posted(
+        &self,
+        req: &PostRequest<'_>,
+        review_id: u64,
+    ) -> Result<Posted, GitHubError> {
+        let comments = self.review_comments(req.pr).await?;
+        let by_fp: std::collections::HashMap<String, u64> = comments
+            .iter()
+            .filter_map(|c| {
+                Some((
+                    fingerprints_in(std::iter::once(c.body.as_str()))
+                        .into_iter()
+                        .next()?,
+                    c.id,
+                ))
+            })
+            .collect();
+        let findings = req
+            .review
+            .findings
+            .iter()
+            .map(|f| {
+                let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
+                let comment_id = by_fp.get(&fp).copied();
+                Outgoing {
+                    finding: f.clone(),
+                    placement: if comment_id.is_some() {
+                        Placement::Inline
+                    } else {
+                        Placement::Summary("posted by an earlier attempt".into())
+                    },
+                    fingerprint: fp,
+                    comment_id,
+                }
+            })
+            .collect();
+        Ok(Posted {
+            review_id: Some(review_id),
+            findings,
+            already_posted: true,
+        })
+    }
+
+    /// Comment ids of the posted line comments, for acceptance tracking: matched by fingerprint.
+    async fn note_comment_ids(&self, pr: &PrRef, out: &mut [Outgoing]) {
+        let Ok(comments) = self.review_comments(pr).await else {
+            return;
+        };
+        for c in comments {
+            let Some(fp) = fingerprints_in(std::iter::once(c.body.as_str()))
+                .into_iter()
+                .next()
+            else {
+                continue;
+            };
+            if let Some(o) = out
+                .iter_mut()
+                .find(|o| o.fingerprint == fp && o.placement == Placement::Inline)
+            {
+                o.comment_id = Some(c.id);
+            }
+        }
     }
 
     /// Which comments GitHub refuses: since a 422 refuses the whole review without saying which
@@ -387,14 +359,8 @@ impl GitHub {
                 "commit_id": req.head_sha,
                 "comments": group.iter().map(|&i| comment_json(&out[i].finding, &out[i].fingerprint, req.commentable)).collect::<Vec<_>>(),
             });
-            match self
-                .create_review(req.installation, req.repo, req.number, &payload)
-                .await
-            {
-                Ok(id) => {
-                    self.delete_pending_review(req.installation, req.repo, req.number, id)
-                        .await?
-                }
+            match self.create_review(req.pr, &payload).await {
+                Ok(id) => self.delete_pending_review(req.pr, id).await?,
                 // Not this group's fault: a pending review exists. Remove it and try again.
                 Err(e)
                     if e.status == Some(422)
@@ -402,15 +368,9 @@ impl GitHub {
                         && cleanups < 3 =>
                 {
                     cleanups += 1;
-                    for r in self.reviews(req.installation, req.repo, req.number).await? {
+                    for r in self.reviews(req.pr).await? {
                         if r.state == "PENDING" {
-                            self.delete_pending_review(
-                                req.installation,
-                                req.repo,
-                                req.number,
-                                r.id,
-                            )
-                            .await?;
+                            self.delete_pending_review(req.pr, r.id).await?;
                         }
                     }
                     stack.push(group);
@@ -433,9 +393,9 @@ impl GitHub {
     /// A check run for the review: never success when coverage was partial or the LLM skipped.
     pub async fn post_check_run(
         &self,
-        installation: u64,
-        repo: &str,
-        head_sha: &str,
+        installation: InstallationId,
+        repo: &RepoName,
+        head_sha: &CommitSha,
         review: &Review,
         partial: bool,
     ) -> Result<u64, GitHubError> {
@@ -459,6 +419,38 @@ impl GitHub {
         });
         self.create_check_run(installation, repo, &run).await
     }
+}
+
+/// Where each finding goes: a line comment, the summary (with why), or nowhere (a repeat).
+fn place_findings(req: &PostRequest<'_>) -> Vec<Outgoing> {
+    let mut out: Vec<Outgoing> = Vec::new();
+    let mut inline = 0;
+    let mut seen: HashSet<String> = HashSet::new();
+    for f in &req.review.findings {
+        let fp = fingerprint(f, (req.new_text)(&f.path).as_deref());
+        let placement = if req.known.contains(&fp) || !seen.insert(fp.clone()) {
+            Placement::Repeat
+        } else if let Some(why) = req.held_back(f) {
+            Placement::Demoted(why.clone())
+        } else if (req.commentable)(&f.path, f.line).is_none() {
+            Placement::Summary("not on a line of the diff".into())
+        } else if inline >= req.max_comments {
+            Placement::Summary(format!(
+                "over the cap of {} line comments",
+                req.max_comments
+            ))
+        } else {
+            inline += 1;
+            Placement::Inline
+        };
+        out.push(Outgoing {
+            finding: f.clone(),
+            fingerprint: fp,
+            placement,
+            comment_id: None,
+        });
+    }
+    out
 }
 
 fn comment_json(f: &Finding, fp: &str, commentable: &dyn Fn(&str, u32) -> Option<usize>) -> Value {

@@ -1,6 +1,7 @@
 //! The HTTP side of `redline serve`: the webhook endpoint, /healthz and /metrics. The process
 //! around it (workers, shutdown) is wired in `crate::app`.
 
+mod payload;
 mod webhook;
 
 pub use webhook::signature_matches;

@@ -3,7 +3,12 @@
 //! milliseconds.
 
 use super::AppState;
-use crate::store::{Accepted, Delivery, DeliveryPlan, NewJob};
+use super::payload::{
+    Event, InstallationEvent, InstallationRepositoriesEvent, IssueCommentEvent, PullRequestEvent,
+    ReviewThreadEvent, names, need,
+};
+use crate::ids::{CommitSha, InstallationId, PrNumber, RepoName};
+use crate::store::{Accepted, Delivery, DeliveryPlan, JobCause, NewJob};
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -54,20 +59,22 @@ pub async fn handle(
             "X-GitHub-Event and X-GitHub-Delivery are required",
         );
     };
-    let payload: Value = match serde_json::from_slice(&body) {
-        Ok(v @ Value::Object(_)) => v,
-        Ok(_) | Err(_) => {
-            state.count("rejected_payload");
-            tracing::warn!(
-                delivery = delivery_id,
-                event,
-                "webhook body is not a JSON object"
-            );
-            return reply(StatusCode::BAD_REQUEST, "the body is not a JSON object");
-        }
+    let Ok(value @ Value::Object(_)) = serde_json::from_slice::<Value>(&body) else {
+        state.count("rejected_payload");
+        tracing::warn!(
+            delivery = delivery_id,
+            event,
+            "webhook body is not a JSON object"
+        );
+        return reply(StatusCode::BAD_REQUEST, "the body is not a JSON object");
     };
-    let action = payload["action"].as_str().map(str::to_string);
-    let plan = match decide(&state, event, &payload).await {
+    let action = value["action"].as_str().map(str::to_string);
+    let parsed = Event::parse(event, &value).map_err(Rejection::Malformed);
+    let plan = match parsed {
+        Ok(e) => decide(&state, e).await,
+        Err(r) => Err(r),
+    };
+    let plan = match plan {
         Ok(p) => p,
         Err(Rejection::Malformed(why)) => {
             state.count("rejected_payload");
@@ -109,7 +116,7 @@ pub async fn handle(
                 state.count("queue_error");
             }
             state.count("enqueued");
-            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = job.pr_number, cancelled, "review job enqueued");
+            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = %job.pr_number, cancelled, "review job enqueued");
             (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "outcome": "enqueued", "job": job.id, "cancelled": cancelled })),
@@ -144,41 +151,23 @@ impl From<String> for Rejection {
     }
 }
 
-impl From<&str> for Rejection {
-    fn from(s: &str) -> Self {
-        Rejection::Malformed(s.to_string())
-    }
-}
-
-fn str_field<'a>(v: &'a Value, pointer: &str) -> Result<&'a str, Rejection> {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .ok_or_else(|| Rejection::Malformed(format!("payload has no {pointer}")))
-}
-
-fn int_field(v: &Value, pointer: &str) -> Result<i64, Rejection> {
-    v.pointer(pointer)
-        .and_then(Value::as_i64)
-        .ok_or_else(|| Rejection::Malformed(format!("payload has no {pointer}")))
-}
-
 /// A job for a pull request (its installation, repository, number, the head to review).
 fn new_job(
     state: &AppState,
-    installation: i64,
-    repo: &str,
-    number: i64,
-    head: String,
-    cause: &str,
+    installation: InstallationId,
+    repo: &RepoName,
+    number: PrNumber,
+    head: CommitSha,
+    cause: JobCause,
 ) -> NewJob {
     NewJob {
         delivery_id: None,
         installation_id: installation,
-        priority: state.settings.priority_of(repo),
-        repo: repo.to_string(),
+        priority: state.settings.priority_of(repo.as_str()),
+        repo: repo.clone(),
         pr_number: number,
         head_sha: head,
-        cause: cause.to_string(),
+        cause,
         max_attempts: state.settings.max_attempts,
     }
 }
@@ -191,184 +180,190 @@ fn ignored(why: &str) -> DeliveryPlan {
 }
 
 /// What a delivery asks for. Errors name the missing field of a malformed payload.
-async fn decide(state: &AppState, event: &str, p: &Value) -> Result<DeliveryPlan, Rejection> {
-    let action = p["action"].as_str().unwrap_or("");
+async fn decide(state: &AppState, event: Event) -> Result<DeliveryPlan, Rejection> {
     match event {
-        "ping" => Ok(ignored("ping")),
-        "pull_request" => {
-            let repo = str_field(p, "/repository/full_name")?.to_string();
-            let number = int_field(p, "/pull_request/number")?;
-            let cancel = Some((repo.clone(), number));
-            match action {
-                "opened" | "reopened" | "ready_for_review" | "synchronize" => {
-                    let installation = int_field(p, "/installation/id")?;
-                    let head = str_field(p, "/pull_request/head/sha")?.to_string();
-                    if p["pull_request"]["draft"].as_bool() == Some(true)
-                        && !state.settings.review_drafts
-                    {
-                        return Ok(DeliveryPlan {
-                            cancel,
-                            ..ignored("draft pull request")
-                        });
-                    }
-                    if p["pull_request"]["state"].as_str() == Some("closed") {
-                        return Ok(ignored("closed pull request"));
-                    }
-                    if let Some(why) = installation_blocked(state, installation).await {
-                        return Ok(ignored(&why));
-                    }
-                    Ok(DeliveryPlan {
-                        outcome: "enqueued".into(),
-                        // A newer head makes older reviews of the pull request pointless.
-                        cancel,
-                        enqueue: Some(new_job(state, installation, &repo, number, head, action)),
-                    })
-                }
-                "closed" if p["pull_request"]["merged"].as_bool() == Some(true) => {
-                    // Merged: a light job settles what became of the posted findings.
-                    let installation = int_field(p, "/installation/id")?;
-                    Ok(DeliveryPlan {
-                        outcome: "enqueued".into(),
-                        cancel,
-                        enqueue: Some(new_job(
-                            state,
-                            installation,
-                            &repo,
-                            number,
-                            str_field(p, "/pull_request/head/sha")?.to_string(),
-                            "merged",
-                        )),
-                    })
-                }
-                "closed" | "converted_to_draft" => Ok(DeliveryPlan {
-                    outcome: format!("cancelled: {action}"),
-                    cancel,
-                    enqueue: None,
-                }),
-                other => Ok(ignored(&format!("pull_request {other}"))),
-            }
+        Event::Ping => Ok(ignored("ping")),
+        Event::PullRequest(p) => pull_request(state, &p).await,
+        Event::IssueComment(c) => issue_comment(state, &c).await,
+        Event::ReviewThread(t) => review_thread(state, &t).await,
+        Event::Installation(i) => installation(state, &i).await,
+        Event::InstallationRepositories(i) => installation_repositories(state, &i).await,
+        Event::Other(other) => Ok(ignored(&format!("event {other}"))),
+    }
+}
+
+/// `pull_request`: a new head is reviewed (and older jobs of the pull request cancelled); a
+/// merge settles the findings; closing or going back to draft cancels.
+async fn pull_request(state: &AppState, p: &PullRequestEvent) -> Result<DeliveryPlan, Rejection> {
+    let repo = p.repo()?;
+    let number = p.number()?;
+    let cancel = Some((repo.clone(), number));
+    let pr = p.pull_request.as_ref();
+    if let Some(cause) = JobCause::of_action(&p.action) {
+        let installation = p.installation()?;
+        let head = p.head()?;
+        if pr.and_then(|x| x.draft) == Some(true) && !state.settings.review_drafts {
+            return Ok(DeliveryPlan {
+                cancel,
+                ..ignored("draft pull request")
+            });
         }
-        "issue_comment" => {
-            if action != "created" {
-                return Ok(ignored(&format!("issue_comment {action}")));
-            }
-            if p["issue"]["pull_request"].is_null() {
-                return Ok(ignored("comment on an issue, not a pull request"));
-            }
-            let body = p["comment"]["body"].as_str().unwrap_or("").trim_start();
-            if !body.starts_with("/redline review") {
-                return Ok(ignored("comment without a command"));
-            }
-            let user_type = p["comment"]["user"]["type"]
-                .as_str()
-                .or(p["sender"]["type"].as_str())
-                .unwrap_or("");
-            if user_type == "Bot" || p["comment"]["performed_via_github_app"].is_object() {
-                return Ok(ignored("comment by a bot or an app"));
-            }
-            let association = p["comment"]["author_association"]
-                .as_str()
-                .unwrap_or("NONE");
-            if !["OWNER", "MEMBER", "COLLABORATOR"].contains(&association) {
-                return Ok(ignored(&format!(
-                    "`/redline review` from a user without write access ({association})"
-                )));
-            }
-            let repo = str_field(p, "/repository/full_name")?.to_string();
-            let number = int_field(p, "/issue/number")?;
-            let installation = int_field(p, "/installation/id")?;
-            if let Some(why) = installation_blocked(state, installation).await {
-                return Ok(ignored(&why));
-            }
+        if pr.and_then(|x| x.state.as_deref()) == Some("closed") {
+            return Ok(ignored("closed pull request"));
+        }
+        if let Some(why) = installation_blocked(state, installation).await {
+            return Ok(ignored(&why));
+        }
+        return Ok(DeliveryPlan {
+            outcome: "enqueued".into(),
+            // A newer head makes older reviews of the pull request pointless.
+            cancel,
+            enqueue: Some(new_job(state, installation, &repo, number, head, cause)),
+        });
+    }
+    match p.action.as_str() {
+        "closed" if pr.and_then(|x| x.merged) == Some(true) => {
+            // Merged: a light job settles what became of the posted findings.
+            let installation = p.installation()?;
             Ok(DeliveryPlan {
                 outcome: "enqueued".into(),
-                cancel: Some((repo.clone(), number)),
-                // The comment does not name a commit: the worker reviews the current head.
+                cancel,
                 enqueue: Some(new_job(
                     state,
                     installation,
                     &repo,
                     number,
-                    String::new(),
-                    "comment",
+                    p.head()?,
+                    JobCause::Merged,
                 )),
             })
         }
-        "pull_request_review_thread" if action == "resolved" || action == "unresolved" => {
-            let repo = str_field(p, "/repository/full_name")?;
-            let ids: Vec<i64> = p["thread"]["comments"]
-                .as_array()
-                .ok_or("payload has no /thread/comments")?
-                .iter()
-                .filter_map(|c| c["id"].as_i64())
-                .collect();
-            let n = state
-                .store
-                .thread_resolved(repo, &ids, action == "resolved")
-                .await
-                .map_err(Rejection::Store)?;
-            Ok(DeliveryPlan {
-                outcome: format!("recorded: thread {action}, {n} finding(s) updated"),
-                ..DeliveryPlan::default()
-            })
-        }
-        "installation" => {
-            let id = int_field(p, "/installation/id")?;
-            let account = p["installation"]["account"]["login"].as_str().unwrap_or("");
-            let status = match action {
-                "deleted" => "deleted",
-                "suspend" => "suspended",
-                _ => "active",
-            };
-            let repos: Option<Vec<String>> = p["repositories"].as_array().map(|a| {
-                a.iter()
-                    .filter_map(|r| r["full_name"].as_str().map(str::to_string))
-                    .collect()
-            });
-            state
-                .store
-                .upsert_installation(id, account, status, repos.as_deref())
-                .await
-                .map_err(Rejection::Store)?;
-            if let Some(gh) = &state.github {
-                // New permissions or a suspension: the cached token is stale.
-                gh.forget_installation(id as u64);
-            }
-            Ok(ignored(&format!("installation {action} recorded")))
-        }
-        "installation_repositories" => {
-            let id = int_field(p, "/installation/id")?;
-            let account = p["installation"]["account"]["login"].as_str().unwrap_or("");
-            let names = |k: &str| -> Vec<String> {
-                p[k].as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|r| r["full_name"].as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            state
-                .store
-                .change_installation_repos(
-                    id,
-                    account,
-                    &names("repositories_added"),
-                    &names("repositories_removed"),
-                )
-                .await
-                .map_err(Rejection::Store)?;
-            Ok(ignored(&format!(
-                "installation_repositories {action} recorded"
-            )))
-        }
-        other => Ok(ignored(&format!("event {other}"))),
+        "closed" | "converted_to_draft" => Ok(DeliveryPlan {
+            outcome: format!("cancelled: {}", p.action),
+            cancel,
+            enqueue: None,
+        }),
+        other => Ok(ignored(&format!("pull_request {other}"))),
     }
 }
 
+/// `issue_comment`: `/redline review` from someone with write access reviews the current head.
+async fn issue_comment(state: &AppState, c: &IssueCommentEvent) -> Result<DeliveryPlan, Rejection> {
+    if c.action != "created" {
+        return Ok(ignored(&format!("issue_comment {}", c.action)));
+    }
+    if !c.on_pull_request() {
+        return Ok(ignored("comment on an issue, not a pull request"));
+    }
+    if !c.body().trim_start().starts_with("/redline review") {
+        return Ok(ignored("comment without a command"));
+    }
+    if c.by_bot() {
+        return Ok(ignored("comment by a bot or an app"));
+    }
+    let association = c.association();
+    if !["OWNER", "MEMBER", "COLLABORATOR"].contains(&association) {
+        return Ok(ignored(&format!(
+            "`/redline review` from a user without write access ({association})"
+        )));
+    }
+    let repo = c.repo()?;
+    let number = c.number()?;
+    let installation = c.installation()?;
+    if let Some(why) = installation_blocked(state, installation).await {
+        return Ok(ignored(&why));
+    }
+    Ok(DeliveryPlan {
+        outcome: "enqueued".into(),
+        cancel: Some((repo.clone(), number)),
+        // The comment does not name a commit: the worker reviews the current head.
+        enqueue: Some(new_job(
+            state,
+            installation,
+            &repo,
+            number,
+            CommitSha::default(),
+            JobCause::Comment,
+        )),
+    })
+}
+
+/// `pull_request_review_thread`: a resolved thread dismisses its finding; unresolved undoes it.
+async fn review_thread(state: &AppState, t: &ReviewThreadEvent) -> Result<DeliveryPlan, Rejection> {
+    let action = t.action.as_str();
+    if action != "resolved" && action != "unresolved" {
+        return Ok(ignored(&format!("event pull_request_review_thread")));
+    }
+    let repo = need(
+        t.repository.as_ref().and_then(|r| r.full_name.clone()),
+        "/repository/full_name",
+    )?;
+    let ids: Vec<i64> = need(
+        t.thread.as_ref().and_then(|x| x.comments.as_ref()),
+        "/thread/comments",
+    )?
+    .iter()
+    .filter_map(|c| c.id)
+    .collect();
+    let n = state
+        .store
+        .thread_resolved(repo.as_str(), &ids, action == "resolved")
+        .await
+        .map_err(Rejection::Store)?;
+    Ok(DeliveryPlan {
+        outcome: format!("recorded: thread {action}, {n} finding(s) updated"),
+        ..DeliveryPlan::default()
+    })
+}
+
+/// `installation`: created, suspended, deleted or changed permissions.
+async fn installation(state: &AppState, i: &InstallationEvent) -> Result<DeliveryPlan, Rejection> {
+    let inst = need(i.installation.as_ref(), "/installation/id")?;
+    let id = need(inst.id, "/installation/id")?;
+    let status = match i.action.as_str() {
+        "deleted" => "deleted",
+        "suspend" => "suspended",
+        _ => "active",
+    };
+    let repos: Option<Vec<String>> = i.repositories.as_deref().map(names);
+    state
+        .store
+        .upsert_installation(id.to_db(), inst.login(), status, repos.as_deref())
+        .await
+        .map_err(Rejection::Store)?;
+    if let Some(gh) = &state.github {
+        // New permissions or a suspension: the cached token is stale.
+        gh.forget_installation(id);
+    }
+    Ok(ignored(&format!("installation {} recorded", i.action)))
+}
+
+/// `installation_repositories`: repositories added to or removed from an installation.
+async fn installation_repositories(
+    state: &AppState,
+    i: &InstallationRepositoriesEvent,
+) -> Result<DeliveryPlan, Rejection> {
+    let inst = need(i.installation.as_ref(), "/installation/id")?;
+    let id = need(inst.id, "/installation/id")?;
+    state
+        .store
+        .change_installation_repos(
+            id.to_db(),
+            inst.login(),
+            &names(&i.repositories_added),
+            &names(&i.repositories_removed),
+        )
+        .await
+        .map_err(Rejection::Store)?;
+    Ok(ignored(&format!(
+        "installation_repositories {} recorded",
+        i.action
+    )))
+}
+
 /// Why an installation's events are not acted on (suspended or deleted), if they are not.
-async fn installation_blocked(state: &AppState, installation: i64) -> Option<String> {
-    match state.store.installation_status(installation).await {
+async fn installation_blocked(state: &AppState, installation: InstallationId) -> Option<String> {
+    match state.store.installation_status(installation.to_db()).await {
         Ok(Some(s)) if s != "active" => Some(format!("installation {installation} is {s}")),
         _ => None,
     }

@@ -2,21 +2,138 @@
 //! claims from here (leases); the SQS queue only records state here.
 
 use super::{Backend, Store, now_ms};
+use crate::ids::{CommitSha, InstallationId, PrNumber, RepoName};
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::Any;
+
+/// What asked for a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobCause {
+    /// A pull request event: the review of its head.
+    Opened,
+    Reopened,
+    ReadyForReview,
+    Synchronize,
+    /// The pull request merged: settle what became of the posted findings, post nothing.
+    Merged,
+    /// A `/redline review` comment: review the head as it is now.
+    Comment,
+}
+
+impl JobCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobCause::Opened => "opened",
+            JobCause::Reopened => "reopened",
+            JobCause::ReadyForReview => "ready_for_review",
+            JobCause::Synchronize => "synchronize",
+            JobCause::Merged => "merged",
+            JobCause::Comment => "comment",
+        }
+    }
+
+    /// The cause of a `pull_request` action that asks for a review.
+    pub fn of_action(action: &str) -> Option<JobCause> {
+        Some(match action {
+            "opened" => JobCause::Opened,
+            "reopened" => JobCause::Reopened,
+            "ready_for_review" => JobCause::ReadyForReview,
+            "synchronize" => JobCause::Synchronize,
+            _ => return None,
+        })
+    }
+}
+
+impl TryFrom<String> for JobCause {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        match s.as_str() {
+            "merged" => Ok(JobCause::Merged),
+            "comment" => Ok(JobCause::Comment),
+            other => JobCause::of_action(other).ok_or_else(|| format!("unknown job cause `{s}`")),
+        }
+    }
+}
+
+impl std::fmt::Display for JobCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+/// Where a job stands, as the `status` column keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum JobState {
+    /// Waiting for a worker.
+    Queued,
+    /// Leased by a worker.
+    Running,
+    /// Failed; waiting for its backoff to run again.
+    Failed,
+    Done,
+    /// Out of attempts.
+    Dead,
+    /// Superseded by a newer head, or the pull request closed.
+    Cancelled,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 6] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Failed,
+        JobState::Done,
+        JobState::Dead,
+        JobState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Failed => "failed",
+            JobState::Done => "done",
+            JobState::Dead => "dead",
+            JobState::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl TryFrom<String> for JobState {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        JobState::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s)
+            .ok_or_else(|| format!("unknown job status `{s}`"))
+    }
+}
+
+impl PartialEq<&str> for JobState {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for JobState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
 
 /// A review job to create.
 #[derive(Debug, Clone, Serialize)]
 pub struct NewJob {
     pub delivery_id: Option<String>,
-    pub installation_id: i64,
-    /// `owner/name`
-    pub repo: String,
-    pub pr_number: i64,
-    pub head_sha: String,
-    /// What asked for it: `opened`, `synchronize`, `comment`, ...
-    pub cause: String,
+    pub installation_id: InstallationId,
+    pub repo: RepoName,
+    pub pr_number: PrNumber,
+    /// Empty for a comment's job: the head as it is when the job runs.
+    pub head_sha: CommitSha,
+    pub cause: JobCause,
     /// Higher goes first (critical repositories).
     pub priority: i64,
     pub max_attempts: i64,
@@ -27,13 +144,19 @@ pub struct NewJob {
 pub struct Job {
     pub id: i64,
     pub delivery_id: Option<String>,
-    pub installation_id: i64,
-    pub repo: String,
-    pub pr_number: i64,
-    pub head_sha: String,
-    pub cause: String,
+    #[sqlx(try_from = "i64")]
+    pub installation_id: InstallationId,
+    #[sqlx(try_from = "String")]
+    pub repo: RepoName,
+    #[sqlx(try_from = "i64")]
+    pub pr_number: PrNumber,
+    #[sqlx(try_from = "String")]
+    pub head_sha: CommitSha,
+    #[sqlx(try_from = "String")]
+    pub cause: JobCause,
     pub priority: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: JobState,
     pub attempts: i64,
     pub max_attempts: i64,
     pub lease_owner: Option<String>,
@@ -69,11 +192,11 @@ pub(super) async fn insert(
     );
     Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(job.delivery_id.as_deref())
-        .bind(job.installation_id)
-        .bind(&job.repo)
-        .bind(job.pr_number)
-        .bind(&job.head_sha)
-        .bind(&job.cause)
+        .bind(job.installation_id.to_db())
+        .bind(job.repo.as_str())
+        .bind(job.pr_number.to_db())
+        .bind(job.head_sha.as_str())
+        .bind(job.cause.as_str())
         .bind(job.priority)
         .bind(job.max_attempts)
         .bind(now)
@@ -247,7 +370,7 @@ impl Store {
         let Some(job) = self.job(id).await? else {
             return Ok(JobStatus::Lost);
         };
-        if job.status != "running"
+        if job.status != JobState::Running
             || job.lease_owner.as_deref() != Some(worker)
             || job.attempts != attempt
         {
@@ -256,16 +379,16 @@ impl Store {
         let now = now_ms();
         let error = crate::truncate(error, 2000);
         let (status, delay, next) = if job.attempts >= job.max_attempts {
-            ("dead", 0, JobStatus::Dead)
+            (JobState::Dead, 0, JobStatus::Dead)
         } else {
             let delay_ms = backoff_ms(job.attempts);
-            ("failed", delay_ms, JobStatus::Retrying { delay_ms })
+            (JobState::Failed, delay_ms, JobStatus::Retrying { delay_ms })
         };
         let n = sqlx::query(
             "UPDATE jobs SET status = $1, last_error = $2, run_after = $3, lease_owner = NULL, lease_until = NULL, updated_at = $4
              WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = 'running'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(&error)
         .bind(now + delay)
         .bind(now)
@@ -302,13 +425,17 @@ impl Store {
         why: Option<&str>,
     ) -> Result<()> {
         let now = now_ms();
-        let status = if delay_ms > 0 { "failed" } else { "queued" };
+        let status = if delay_ms > 0 {
+            JobState::Failed
+        } else {
+            JobState::Queued
+        };
         sqlx::query(
             "UPDATE jobs SET status = $1, attempts = attempts - 1, lease_owner = NULL, lease_until = NULL, run_after = $2, updated_at = $3,
                     last_error = COALESCE($4, last_error)
              WHERE id = $5 AND lease_owner = $6 AND attempts = $7 AND status = 'running'",
         )
-        .bind(status)
+        .bind(status.as_str())
         .bind(now + delay_ms)
         .bind(now)
         .bind(why)
@@ -348,17 +475,17 @@ impl Store {
     /// Whether another job of the pull request is waiting or running for `head`.
     pub async fn live_job_for_head(
         &self,
-        repo: &str,
-        pr: i64,
-        head: &str,
+        repo: &RepoName,
+        pr: PrNumber,
+        head: &CommitSha,
         except: i64,
     ) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM jobs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND id != $4 AND status IN ('queued', 'running', 'failed')",
         )
-        .bind(repo)
-        .bind(pr)
-        .bind(head)
+        .bind(repo.as_str())
+        .bind(pr.to_db())
+        .bind(head.as_str())
         .bind(except)
         .fetch_one(&self.pool)
         .await?;

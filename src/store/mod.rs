@@ -15,7 +15,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
 use std::time::Duration;
 
-pub use jobs::{Job, JobStatus, NewJob};
+pub use jobs::{Job, JobCause, JobState, JobStatus, NewJob};
 pub use outcomes::{FeedbackCount, OutcomeRow, ReviewRow, TrackedFinding};
 
 static MIGRATOR_SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -179,8 +179,8 @@ impl Store {
             )
             .bind(format!("cancelled by delivery {}", delivery.id))
             .bind(now)
-            .bind(repo)
-            .bind(*pr)
+            .bind(repo.as_str())
+            .bind(pr.to_db())
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -428,7 +428,7 @@ pub struct DeliveryPlan {
     /// Recorded with the delivery: `enqueued`, `cancelled`, `ignored: why`.
     pub outcome: String,
     /// Cancel this pull request's queued and running jobs first.
-    pub cancel: Option<(String, i64)>,
+    pub cancel: Option<(crate::ids::RepoName, crate::ids::PrNumber)>,
     pub enqueue: Option<NewJob>,
 }
 

@@ -2,7 +2,7 @@
 //! the files to review at the head commit, and the repository's `.redline.toml` there. Over the
 //! size budget, the files that matter most are kept and the rest listed as not reviewed.
 
-use crate::github::{GitHub, PrFile, PullRequest};
+use crate::github::{GitHub, PrFile, PrRef, PullRequest};
 use anyhow::{Result, anyhow};
 use redline_core::change::{ChangeSet, ChangedFile};
 use std::collections::HashMap;
@@ -84,13 +84,13 @@ fn diff_text(f: &PrFile) -> String {
 
 pub async fn fetch_change(
     gh: &std::sync::Arc<GitHub>,
-    installation: u64,
-    repo: &str,
+    at: &PrRef,
     pr: &PullRequest,
     max_changed_lines: usize,
 ) -> Result<Fetched> {
+    let (installation, repo) = (at.installation, &at.repo);
     let head = pr.head.sha.clone();
-    let mut files = gh.pull_files(installation, repo, pr.number).await?;
+    let mut files = gh.pull_files(at).await?;
     let config_text = gh
         .file_content(installation, repo, ".redline.toml", &head)
         .await?
@@ -139,7 +139,7 @@ pub async fn fetch_change(
         let mut set = tokio::task::JoinSet::new();
         for path in chunk {
             let gh = gh.clone();
-            let (repo, path, head) = (repo.to_string(), path.clone(), head.clone());
+            let (repo, path, head) = (repo.clone(), path.clone(), head.clone());
             set.spawn(async move {
                 let r = gh.file_content(installation, &repo, &path, &head).await;
                 (path, r)
@@ -160,7 +160,11 @@ pub async fn fetch_change(
     }
 
     let mut change = ChangeSet {
-        description: format!("{repo}#{} at {}", pr.number, &head[..head.len().min(12)]),
+        description: format!(
+            "{repo}#{} at {}",
+            pr.number,
+            &head.as_str()[..head.as_str().len().min(12)]
+        ),
         ..ChangeSet::default()
     };
     let mut hunks = HashMap::new();

@@ -6,14 +6,16 @@ mod fetch;
 mod outcomes;
 
 use crate::github::GitHub;
+use crate::github::PrRef;
 use crate::github::post::{Placement, PostRequest, Posted};
+use crate::ids::CommitSha;
 use crate::queue::{Claim, JobQueue};
 use crate::settings::Settings;
-use crate::store::{FindingRecord, JobStatus, ReviewRecord, Store};
+use crate::store::{FindingRecord, JobCause, JobStatus, ReviewRecord, Store};
 use anyhow::Result;
+use outcomes::SettleInput;
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -62,14 +64,16 @@ async fn worker_loop(ctx: Arc<Context>, worker: String, shutdown: CancellationTo
 /// Runs one claimed job to its end: done, cancelled, retried, dead, or released on shutdown.
 pub async fn run_claimed(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationToken) {
     use tracing::Instrument;
-    let span = tracing::info_span!("job", id = claim.job.id, repo = %claim.job.repo, pr = claim.job.pr_number, attempt = claim.job.attempts);
+    let span = tracing::info_span!("job", id = claim.job.id, repo = %claim.job.repo, pr = %claim.job.pr_number, attempt = claim.job.attempts);
     run_in_span(ctx, claim, shutdown).instrument(span).await
 }
 
 async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationToken) {
     let job = claim.job.clone();
     tracing::info!(head = %job.head_sha, cause = %job.cause, "job started");
-    let lost = LeaseLost::default();
+    // Cancelled once the job is no longer this worker's (cancelled, or the lease taken over or
+    // lapsed).
+    let lost = CancellationToken::new();
     // Renew the lease at a third of its length; a refused renewal means the job is no longer ours.
     let heartbeat = {
         let ctx = ctx.clone();
@@ -84,7 +88,7 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationTo
                 match ctx.queue.renew(&claim).await {
                     Ok(true) => renewed = Instant::now(),
                     Ok(false) => {
-                        lost.set();
+                        lost.cancel();
                         break;
                     }
                     Err(e) => tracing::warn!(error = %format!("{e:#}"), "lease renewal failed"),
@@ -92,7 +96,7 @@ async fn run_in_span(ctx: &Arc<Context>, claim: Claim, shutdown: &CancellationTo
                 // Renewals failing for a whole lease: another worker may have the job by now.
                 if renewed.elapsed() >= lease {
                     tracing::warn!("the lease lapsed: stopping before anything is posted");
-                    lost.set();
+                    lost.cancel();
                     break;
                 }
             }
@@ -173,25 +177,28 @@ async fn wait_shutdown(shutdown: &CancellationToken) {
 }
 
 /// The job itself. Ok carries a one-line outcome for `redline jobs`.
-async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Result<String> {
+async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken) -> Result<String> {
     let job = &claim.job;
-    let inst = job.installation_id as u64;
-    let number = job.pr_number as u64;
+    let at = PrRef {
+        installation: job.installation_id,
+        repo: job.repo.clone(),
+        number: job.pr_number,
+    };
     let gh = &ctx.github;
-    let pr = gh.pull(inst, &job.repo, number).await?;
-    if job.cause == "merged" {
+    let pr = gh.pull(&at).await?;
+    if job.cause == JobCause::Merged {
         // Merged: settle what became of the posted findings; nothing is posted.
-        let comments = gh.review_comments(inst, &job.repo, number).await?;
+        let comments = gh.review_comments(&at).await?;
         let s = outcomes::settle(
             &ctx.store,
             gh,
-            inst,
-            &job.repo,
-            job.pr_number,
-            &pr.head.sha,
-            None,
-            &comments,
-            true,
+            SettleInput {
+                pr: &at,
+                head: &pr.head.sha,
+                fetched: None,
+                comments: &comments,
+                merged: true,
+            },
         )
         .await?;
         return Ok(format!(
@@ -199,49 +206,27 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
             s.fixed, s.dismissed
         ));
     }
-    // A `/redline review` comment names no commit: review the head as it is now. A job for an
-    // older head reviews the current one when no other job will (its webhook came out of order,
-    // or never came).
-    let head_sha = if job.head_sha.is_empty() {
-        pr.head.sha.clone()
-    } else if job.head_sha != pr.head.sha {
-        if ctx
-            .store
-            .live_job_for_head(&job.repo, job.pr_number, &pr.head.sha, job.id)
-            .await?
-            || pr.state != "open"
-        {
-            return Ok(format!(
-                "superseded: the head is now {}",
-                short(&pr.head.sha)
-            ));
-        }
-        tracing::info!(head = %pr.head.sha, "the head moved and no job targets it: reviewing it instead");
-        pr.head.sha.clone()
-    } else {
-        job.head_sha.clone()
+    let head_sha = match head_to_review(ctx, job, &pr).await? {
+        Ok(head) => head,
+        Err(outcome) => return Ok(outcome),
     };
-    if pr.state != "open" {
-        return Ok(format!("skipped: the pull request is {}", pr.state));
-    }
     let start = Instant::now();
-    let fetched =
-        fetch::fetch_change(gh, inst, &job.repo, &pr, ctx.settings.max_changed_lines).await?;
-    if lost.is_set() {
+    let fetched = fetch::fetch_change(gh, &at, &pr, ctx.settings.max_changed_lines).await?;
+    if lost.is_cancelled() {
         return Ok("stopped: the job was cancelled or taken over".into());
     }
     // What became of the findings posted on earlier heads.
-    let existing = gh.review_comments(inst, &job.repo, number).await?;
+    let existing = gh.review_comments(&at).await?;
     let settled = outcomes::settle(
         &ctx.store,
         gh,
-        inst,
-        &job.repo,
-        job.pr_number,
-        &head_sha,
-        Some(&fetched),
-        &existing,
-        false,
+        SettleInput {
+            pr: &at,
+            head: &head_sha,
+            fetched: Some(&fetched),
+            comments: &existing,
+            merged: false,
+        },
     )
     .await?;
     if settled.fixed + settled.dismissed > 0 {
@@ -255,7 +240,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
     let review = run_review(ctx, &fetched, job).await?;
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
-    if lost.is_set()
+    if lost.is_cancelled()
         || !ctx
             .store
             .still_holds(job.id, &claim.worker, job.attempts)
@@ -263,52 +248,15 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
     {
         return Ok("stopped before posting: the job was cancelled or taken over".into());
     }
-    let now = gh.pull(inst, &job.repo, number).await?;
+    let now = gh.pull(&at).await?;
     if now.head.sha != head_sha {
         ctx.store.cancel_job(job.id, "superseded").await.ok();
         return Ok(format!(
             "superseded before posting: the head is now {}",
-            short(&now.head.sha)
+            now.head.sha.short()
         ));
     }
-
-    let mut known: HashSet<String> =
-        crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
-    for (fp, _) in ctx
-        .store
-        .reported_fingerprints(&job.repo, job.pr_number)
-        .await?
-    {
-        known.insert(fp);
-    }
-    let demoted = demotions(&ctx.settings, &ctx.store.feedback_counts(&job.repo).await?);
-    if !demoted.is_empty() {
-        tracing::info!(held_back = ?demoted.keys().collect::<Vec<_>>(), "feedback: rules or categories held back in this repository");
-    }
-    let commentable = |path: &str, line: u32| fetched.hunk_of(path, line);
-    let new_text = |path: &str| fetched.new_text(path);
-    let posted: Posted = gh
-        .post_review(&PostRequest {
-            installation: inst,
-            repo: &job.repo,
-            number,
-            head_sha: &head_sha,
-            job_id: job.id,
-            review: &review,
-            commentable: &commentable,
-            new_text: &new_text,
-            known: &known,
-            max_comments: ctx.settings.max_comments,
-            not_reviewed: &fetched.not_reviewed,
-            demoted: &demoted,
-            demoted_min_confidence: match ctx.settings.feedback_action {
-                crate::settings::FeedbackAction::Summary => None,
-                crate::settings::FeedbackAction::Confidence => {
-                    Some(ctx.settings.feedback_min_confidence)
-                }
-            },
-        })
-        .await?;
+    let posted = post(ctx, job, &at, &head_sha, &review, &fetched, &existing).await?;
     if posted.already_posted {
         return Ok(format!(
             "already posted as review {}",
@@ -323,14 +271,112 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
             .is_some_and(|a| a.llm_skipped.is_some());
     if ctx.settings.check_runs {
         if let Err(e) = gh
-            .post_check_run(inst, &job.repo, &head_sha, &review, partial)
+            .post_check_run(at.installation, &at.repo, &head_sha, &review, partial)
             .await
         {
             tracing::warn!(error = %e, "cannot create the check run");
         }
     }
-    let mut record = review_record(job, &review, &posted, start.elapsed());
-    record.head_sha = head_sha.clone();
+    record(ctx, job, &head_sha, &review, &posted, start.elapsed()).await?;
+    Ok(outcome_line(&review, &posted, &settled))
+}
+
+/// The head a job reviews, or (as Err) the outcome when it reviews nothing. A `/redline review`
+/// comment names no commit: the head as it is now. A job for an older head reviews the current
+/// one when no other job will (its webhook came out of order, or never came).
+async fn head_to_review(
+    ctx: &Context,
+    job: &crate::store::Job,
+    pr: &crate::github::PullRequest,
+) -> Result<Result<CommitSha, String>> {
+    let head = if job.head_sha.is_empty() {
+        pr.head.sha.clone()
+    } else if job.head_sha != pr.head.sha {
+        if ctx
+            .store
+            .live_job_for_head(&job.repo, job.pr_number, &pr.head.sha, job.id)
+            .await?
+            || pr.state != "open"
+        {
+            return Ok(Err(format!(
+                "superseded: the head is now {}",
+                pr.head.sha.short()
+            )));
+        }
+        tracing::info!(head = %pr.head.sha, "the head moved and no job targets it: reviewing it instead");
+        pr.head.sha.clone()
+    } else {
+        job.head_sha.clone()
+    };
+    if pr.state != "open" {
+        return Ok(Err(format!("skipped: the pull request is {}", pr.state)));
+    }
+    Ok(Ok(head))
+}
+
+/// Posts the review: repeats (fingerprints already on the pull request or in the store) are
+/// left out, and rules or categories this repository mostly dismisses are held back.
+async fn post(
+    ctx: &Context,
+    job: &crate::store::Job,
+    at: &PrRef,
+    head_sha: &CommitSha,
+    review: &redline_core::model::Review,
+    fetched: &fetch::Fetched,
+    existing: &[crate::github::ReviewComment],
+) -> Result<Posted> {
+    let mut known: HashSet<String> =
+        crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
+    for (fp, _) in ctx
+        .store
+        .reported_fingerprints(job.repo.as_str(), job.pr_number.to_db())
+        .await?
+    {
+        known.insert(fp);
+    }
+    let demoted = demotions(
+        &ctx.settings,
+        &ctx.store.feedback_counts(job.repo.as_str()).await?,
+    );
+    if !demoted.is_empty() {
+        tracing::info!(held_back = ?demoted.keys().collect::<Vec<_>>(), "feedback: rules or categories held back in this repository");
+    }
+    let commentable = |path: &str, line: u32| fetched.hunk_of(path, line);
+    let new_text = |path: &str| fetched.new_text(path);
+    Ok(ctx
+        .github
+        .post_review(&PostRequest {
+            pr: at,
+            head_sha,
+            job_id: job.id,
+            review,
+            commentable: &commentable,
+            new_text: &new_text,
+            known: &known,
+            max_comments: ctx.settings.max_comments,
+            not_reviewed: &fetched.not_reviewed,
+            demoted: &demoted,
+            demoted_min_confidence: match ctx.settings.feedback_action {
+                crate::settings::FeedbackAction::Summary => None,
+                crate::settings::FeedbackAction::Confidence => {
+                    Some(ctx.settings.feedback_min_confidence)
+                }
+            },
+        })
+        .await?)
+}
+
+/// Saves the review and where each finding went.
+async fn record(
+    ctx: &Context,
+    job: &crate::store::Job,
+    head_sha: &CommitSha,
+    review: &redline_core::model::Review,
+    posted: &Posted,
+    took: Duration,
+) -> Result<()> {
+    let mut record = review_record(job, review, posted, took);
+    record.head_sha = head_sha.to_string();
     let findings: Vec<FindingRecord> = posted
         .findings
         .iter()
@@ -351,28 +397,27 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
         })
         .collect();
     ctx.store.save_review(&record, &findings).await?;
-    let inline = posted
-        .findings
-        .iter()
-        .filter(|o| o.placement == Placement::Inline)
-        .count();
-    let repeats = posted
-        .findings
-        .iter()
-        .filter(|o| o.placement == Placement::Repeat)
-        .count();
-    let demoted_n = posted
-        .findings
-        .iter()
-        .filter(|o| matches!(o.placement, Placement::Demoted(_)))
-        .count();
+    Ok(())
+}
+
+/// The job's one-line outcome for `redline jobs`.
+fn outcome_line(
+    review: &redline_core::model::Review,
+    posted: &Posted,
+    settled: &outcomes::Settled,
+) -> String {
+    let count =
+        |p: &dyn Fn(&Placement) -> bool| posted.findings.iter().filter(|o| p(&o.placement)).count();
+    let inline = count(&|p| *p == Placement::Inline);
+    let repeats = count(&|p| *p == Placement::Repeat);
+    let demoted = count(&|p| matches!(p, Placement::Demoted(_)));
     let mut outcome = format!(
         "posted review {}: {} finding(s), {inline} inline, {repeats} repeat(s) skipped",
         posted.review_id.unwrap_or(0),
         review.findings.len()
     );
-    if demoted_n > 0 {
-        outcome.push_str(&format!(", {demoted_n} held back by feedback"));
+    if demoted > 0 {
+        outcome.push_str(&format!(", {demoted} held back by feedback"));
     }
     if settled.fixed + settled.dismissed > 0 {
         outcome.push_str(&format!(
@@ -380,7 +425,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &LeaseLost) -> Resu
             settled.fixed, settled.dismissed
         ));
     }
-    Ok(outcome)
+    outcome
 }
 
 /// Reviews the fetched change under the repository's `.redline.toml`. A broken one is the
@@ -401,7 +446,10 @@ async fn run_review(
             ),
         };
     let options = crate::review::ReviewOptions {
-        prompt_version: Some(ctx.settings.prompt_for(&job.repo, job.pr_number)),
+        prompt_version: Some(
+            ctx.settings
+                .prompt_for(job.repo.as_str(), job.pr_number.to_db()),
+        ),
         rules_only: config_error.is_some(),
         ..Default::default()
     };
@@ -451,9 +499,9 @@ fn review_record(
     let agent = review.agent.as_ref();
     ReviewRecord {
         job_id: job.id,
-        repo: job.repo.clone(),
-        pr_number: job.pr_number,
-        head_sha: job.head_sha.clone(),
+        repo: job.repo.to_string(),
+        pr_number: job.pr_number.to_db(),
+        head_sha: job.head_sha.to_string(),
         verdict: review.verdict().as_str().to_string(),
         summary: review.notes.join("\n"),
         engine: review.engine.as_str().to_string(),
@@ -489,22 +537,5 @@ fn audit_of(review: &redline_core::model::Review) -> serde_json::Value {
                 "why": f.reason,
             })).collect::<Vec<_>>(),
         }),
-    }
-}
-
-fn short(sha: &str) -> &str {
-    &sha[..sha.len().min(10)]
-}
-
-/// Set once the job is no longer this worker's (cancelled, or the lease taken over or lapsed).
-#[derive(Clone, Default)]
-struct LeaseLost(Arc<AtomicBool>);
-
-impl LeaseLost {
-    fn set(&self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
-    fn is_set(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
     }
 }

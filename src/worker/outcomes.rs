@@ -5,7 +5,8 @@
 
 use super::fetch::Fetched;
 use crate::github::post::still_present;
-use crate::github::{GitHub, ReviewComment};
+use crate::github::{GitHub, PrRef, ReviewComment};
+use crate::ids::CommitSha;
 use crate::store::Store;
 use anyhow::Result;
 use std::collections::HashMap;
@@ -16,20 +17,29 @@ pub struct Settled {
     pub dismissed: usize,
 }
 
-/// Settles a pull request's tracked findings against its head `head`.
-#[allow(clippy::too_many_arguments)]
-pub async fn settle(
-    store: &Store,
-    gh: &GitHub,
-    installation: u64,
-    repo: &str,
-    number: i64,
-    head: &str,
-    fetched: Option<&Fetched>,
-    comments: &[ReviewComment],
-    merged: bool,
-) -> Result<Settled> {
-    let tracked = store.tracked_findings(repo, number).await?;
+/// What settling looks at: the pull request's head, the fetched change when there is one, and
+/// the review comments as they are now (their reactions).
+pub struct SettleInput<'a> {
+    pub pr: &'a PrRef,
+    pub head: &'a CommitSha,
+    pub fetched: Option<&'a Fetched>,
+    pub comments: &'a [ReviewComment],
+    /// The pull request merged: findings with unchanged code are dismissed.
+    pub merged: bool,
+}
+
+/// Settles a pull request's tracked findings against its head.
+pub async fn settle(store: &Store, gh: &GitHub, input: SettleInput<'_>) -> Result<Settled> {
+    let SettleInput {
+        pr,
+        head,
+        fetched,
+        comments,
+        merged,
+    } = input;
+    let tracked = store
+        .tracked_findings(pr.repo.as_str(), pr.number.to_db())
+        .await?;
     let mut settled = Settled::default();
     if tracked.is_empty() {
         return Ok(settled);
@@ -46,7 +56,7 @@ pub async fn settle(
             .unwrap_or(&t.path);
         let text = match fetched.and_then(|f| f.new_text(path)) {
             Some(text) => Some(Some(text)),
-            None => match gh.file_content(installation, repo, path, head).await {
+            None => match gh.file_content(pr.installation, &pr.repo, path, head).await {
                 Ok(b) => Some(b.map(|b| String::from_utf8_lossy(&b).into_owned())),
                 Err(e) if e.status == Some(413) => None,
                 Err(e) => return Err(e.into()),
@@ -63,7 +73,7 @@ pub async fn settle(
             )
         })
         .collect();
-    let short = &head[..head.len().min(10)];
+    let short = head.short();
     for t in tracked {
         let present = match texts.get(&t.path) {
             Some(Some(Some(text))) => {

@@ -2,8 +2,9 @@
 //! throwaway PostgreSQL cluster, and SQS (moto's emulator) with the store on SQLite.
 
 use crate::common::services::{Moto, TempPg};
+use redline::ids::{CommitSha, InstallationId, PrNumber, RepoName};
 use redline::queue::{EmbeddedQueue, JobQueue, SqsQueue};
-use redline::store::{Accepted, Delivery, DeliveryPlan, JobStatus, NewJob, Store};
+use redline::store::{Accepted, Delivery, DeliveryPlan, JobCause, JobStatus, NewJob, Store};
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +14,11 @@ const LEASE: Duration = Duration::from_secs(2);
 fn new_job(repo: &str, pr: i64, head: &str, priority: i64, max_attempts: i64) -> NewJob {
     NewJob {
         delivery_id: None,
-        installation_id: 42,
-        repo: repo.into(),
-        pr_number: pr,
-        head_sha: head.into(),
-        cause: "opened".into(),
+        installation_id: InstallationId(42),
+        repo: RepoName::parse(repo).unwrap(),
+        pr_number: PrNumber(pr as u64),
+        head_sha: CommitSha::new(head),
+        cause: JobCause::Opened,
         priority,
         max_attempts,
     }
@@ -60,7 +61,7 @@ async fn claim(queue: &dyn JobQueue, worker: &str, tries: usize) -> Option<redli
 }
 
 async fn status(store: &Store, id: i64) -> String {
-    store.job(id).await.unwrap().unwrap().status
+    store.job(id).await.unwrap().unwrap().status.to_string()
 }
 
 async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
