@@ -12,6 +12,7 @@ use crate::settings::{QueueKind, Settings};
 use crate::store::Store;
 use crate::worker;
 use anyhow::{Context, Result};
+use secrecy::ExposeSecret;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +49,7 @@ impl App {
         } else {
             None
         };
-        let store = Store::open(&settings.database_url).await?;
+        let store = Store::open(settings.database_url.expose_secret()).await?;
         let queue = open_queue(&settings, &store).await?;
         let reviews = Arc::new(ReviewService::new(LlmConfig::from_env())?);
         redline_core::context::tokens::warm_up();

@@ -1,22 +1,26 @@
 //! Server settings (`redline serve`, `redline worker`, `redline jobs`, `redline migrate`): a TOML
 //! file whose keys are the variable names without `REDLINE_` in lower case, overridden by
-//! `REDLINE_*` environment variables. A missing or contradictory setting stops start-up with a
-//! message naming it. Secrets are kept out of `Debug`.
+//! `REDLINE_*` environment variables, layered with `figment`. A missing or contradictory setting
+//! stops start-up with a message naming it. Secrets are `secrecy` strings: never in `Debug`.
 
-use anyhow::{Context, Result, anyhow, bail};
-use std::collections::BTreeMap;
+use anyhow::{Result, anyhow, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: String,
-    pub database_url: String,
+    /// May hold a password: a secret.
+    pub database_url: SecretString,
     pub queue: QueueKind,
     pub sqs_queue_url: Option<String>,
     pub sqs_priority_queue_url: Option<String>,
     pub workers: usize,
-    pub webhook_secret: Option<String>,
+    pub webhook_secret: Option<SecretString>,
     pub github_app_id: Option<u64>,
     pub github_private_key: Option<PathBuf>,
     pub github_api_url: String,
@@ -59,26 +63,6 @@ pub enum QueueKind {
     Sqs,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("listen", &self.listen)
-            .field(
-                "database_url",
-                &crate::store::redact_url(&self.database_url),
-            )
-            .field("queue", &self.queue)
-            .field("workers", &self.workers)
-            .field(
-                "webhook_secret",
-                &self.webhook_secret.as_ref().map(|_| "***"),
-            )
-            .field("github_app_id", &self.github_app_id)
-            .field("github_api_url", &self.github_api_url)
-            .finish_non_exhaustive()
-    }
-}
-
 /// The keys a settings file may hold (each also a `REDLINE_<KEY>` variable).
 const KEYS: &[&str] = &[
     "listen",
@@ -109,207 +93,101 @@ const KEYS: &[&str] = &[
     "feedback_min_confidence",
 ];
 
+/// The settings as the sources give them: every value optional, read leniently (a variable is
+/// text; a file may hold numbers, booleans and lists), an empty value meaning unset.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default, deserialize_with = "lenient::text")]
+    listen: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    database_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    queue: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    sqs_queue_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    sqs_priority_queue_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    workers: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    webhook_secret: Option<String>,
+    #[serde(default, deserialize_with = "lenient::app_id")]
+    github_app_id: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    github_private_key: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    github_api_url: Option<String>,
+    #[serde(default, deserialize_with = "lenient::list")]
+    critical_repos: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    review_drafts: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_changed_lines: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_comments: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    check_runs: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    lease_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_attempts: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    github_write_interval_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    prompt_version: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    prompt_candidate: Option<String>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    prompt_candidate_share: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    feedback_min_decided: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::fraction")]
+    feedback_dismiss_rate: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    feedback_action: Option<String>,
+    #[serde(default, deserialize_with = "lenient::fraction")]
+    feedback_min_confidence: Option<f64>,
+}
+
 impl Settings {
     /// Reads `file` (if given) and the environment.
     pub fn load(file: Option<&Path>) -> Result<Settings> {
-        let env: BTreeMap<String, String> = std::env::vars().collect();
-        Settings::from_sources(file, &env)
+        Settings::from_figment(
+            layers(file)?.merge(Env::prefixed("REDLINE_").only(KEYS)),
+            file,
+        )
     }
 
-    fn from_sources(file: Option<&Path>, env: &BTreeMap<String, String>) -> Result<Settings> {
-        let mut values: BTreeMap<String, String> = BTreeMap::new();
-        if let Some(path) = file {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read the settings file {}", path.display()))?;
-            let table: toml::Table = toml::from_str(&text)
-                .map_err(|e| anyhow!("{}: {}", path.display(), e.message()))?;
-            for (k, v) in table {
-                if !KEYS.contains(&k.as_str()) {
-                    bail!(
-                        "{}: unknown setting `{k}` (known: {})",
-                        path.display(),
-                        KEYS.join(", ")
-                    );
-                }
-                let s = match v {
-                    toml::Value::String(s) => s,
-                    toml::Value::Array(a) => a
-                        .iter()
-                        .map(|x| {
-                            x.as_str()
-                                .map(str::to_string)
-                                .unwrap_or_else(|| x.to_string())
-                        })
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    other => other.to_string(),
-                };
-                values.insert(k, s);
-            }
-        }
-        for key in KEYS {
-            if let Some(v) = env.get(&format!("REDLINE_{}", key.to_uppercase())) {
-                values.insert(key.to_string(), v.clone());
-            }
-        }
-        let get = |k: &str| {
-            values
-                .get(k)
-                .map(String::as_str)
-                .filter(|v| !v.trim().is_empty())
-        };
-        let num = |k: &str, default: u64| -> Result<u64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| {
-                    anyhow!(
-                        "REDLINE_{} must be a whole number (got `{v}`)",
-                        k.to_uppercase()
-                    )
-                }),
-            }
-        };
-        let flag = |k: &str| -> Result<bool> {
-            match get(k).map(|v| v.trim().to_ascii_lowercase()) {
-                None => Ok(false),
-                Some(v) if ["1", "true", "yes", "on"].contains(&v.as_str()) => Ok(true),
-                Some(v) if ["0", "false", "no", "off"].contains(&v.as_str()) => Ok(false),
-                Some(v) => bail!(
-                    "REDLINE_{} must be true or false (got `{v}`)",
-                    k.to_uppercase()
-                ),
-            }
-        };
-        let queue = match get("queue").unwrap_or("embedded") {
-            "embedded" => QueueKind::Embedded,
-            "sqs" => QueueKind::Sqs,
-            other => bail!("REDLINE_QUEUE must be `embedded` or `sqs` (got `{other}`)"),
-        };
-        let sqs_queue_url = get("sqs_queue_url").map(str::to_string);
-        let sqs_priority_queue_url = get("sqs_priority_queue_url").map(str::to_string);
-        match queue {
-            QueueKind::Sqs if sqs_queue_url.is_none() => {
-                bail!("REDLINE_QUEUE=sqs needs REDLINE_SQS_QUEUE_URL")
-            }
-            QueueKind::Embedded if sqs_queue_url.is_some() || sqs_priority_queue_url.is_some() => {
-                bail!(
-                    "REDLINE_SQS_QUEUE_URL is set but REDLINE_QUEUE is `embedded`: set REDLINE_QUEUE=sqs or unset it"
-                )
-            }
-            _ => {}
-        }
-        #[cfg(not(feature = "sqs"))]
-        if queue == QueueKind::Sqs {
-            bail!(
-                "REDLINE_QUEUE=sqs: this build has no SQS support (built without the `sqs` feature)"
-            );
-        }
-        let github_app_id = match get("github_app_id") {
-            None => None,
-            Some(v) => Some(v.trim().parse::<u64>().map_err(|_| {
-                anyhow!("REDLINE_GITHUB_APP_ID must be the app's numeric id (got `{v}`)")
-            })?),
-        };
-        let github_api_url = get("github_api_url")
-            .unwrap_or("https://api.github.com")
-            .trim_end_matches('/')
-            .to_string();
-        if !github_api_url.starts_with("http://") && !github_api_url.starts_with("https://") {
-            bail!("REDLINE_GITHUB_API_URL must be an http(s) URL (got `{github_api_url}`)");
-        }
-        let lease_secs = num("lease_secs", 60)?;
-        if lease_secs < 3 {
-            bail!("REDLINE_LEASE_SECS must be at least 3 (a lease is renewed every third of it)");
-        }
-        let fraction = |k: &str, default: f64| -> Result<f64> {
-            match get(k) {
-                None => Ok(default),
-                Some(v) => v
-                    .trim()
-                    .parse::<f64>()
-                    .ok()
-                    .filter(|x| (0.0..=1.0).contains(x))
-                    .ok_or_else(|| {
-                        anyhow!(
-                            "REDLINE_{} must be a number from 0 to 1 (got `{v}`)",
-                            k.to_uppercase()
-                        )
-                    }),
-            }
-        };
-        let prompt_version = get("prompt_version")
-            .unwrap_or(crate::agent::PROMPT_VERSION)
-            .trim()
-            .to_string();
-        crate::agent::check_prompt_version(&prompt_version)
-            .map_err(|e| anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
-        let prompt_candidate = get("prompt_candidate").map(|v| v.trim().to_string());
-        if let Some(c) = &prompt_candidate {
-            crate::agent::check_prompt_version(c)
-                .map_err(|e| anyhow!("REDLINE_PROMPT_CANDIDATE: {e}"))?;
-        }
-        let prompt_candidate_share = num("prompt_candidate_share", 0)?;
-        if prompt_candidate_share > 100 {
-            bail!(
-                "REDLINE_PROMPT_CANDIDATE_SHARE is a percentage (0-100), got {prompt_candidate_share}"
-            );
-        }
-        if prompt_candidate_share > 0 && prompt_candidate.is_none() {
-            bail!("REDLINE_PROMPT_CANDIDATE_SHARE is set but REDLINE_PROMPT_CANDIDATE is not");
-        }
-        let feedback_action = match get("feedback_action").unwrap_or("summary") {
-            "summary" => FeedbackAction::Summary,
-            "confidence" => FeedbackAction::Confidence,
-            other => {
-                bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)")
-            }
-        };
-        let max_attempts = num("max_attempts", 3)?;
-        if max_attempts == 0 {
-            bail!("REDLINE_MAX_ATTEMPTS must be at least 1");
-        }
-        Ok(Settings {
-            listen: get("listen").unwrap_or("127.0.0.1:8080").to_string(),
-            database_url: get("database_url")
-                .unwrap_or(crate::store::DEFAULT_URL)
-                .to_string(),
-            queue,
-            sqs_queue_url,
-            sqs_priority_queue_url,
-            workers: num("workers", 4)? as usize,
-            webhook_secret: get("webhook_secret").map(str::to_string),
-            github_app_id,
-            github_private_key: get("github_private_key").map(PathBuf::from),
-            github_api_url,
-            critical_repos: get("critical_repos")
-                .map(|v| {
-                    v.split(',')
-                        .map(|s| s.trim().to_string())
-                        .filter(|s| !s.is_empty())
-                        .collect()
-                })
-                .unwrap_or_default(),
-            review_drafts: flag("review_drafts")?,
-            max_changed_lines: num("max_changed_lines", 2000)? as usize,
-            max_comments: num("max_comments", 20)? as usize,
-            check_runs: flag("check_runs")?,
-            lease: Duration::from_secs(lease_secs),
-            max_attempts: max_attempts as i64,
-            github_write_interval: Duration::from_millis(num("github_write_interval_ms", 1000)?),
-            max_body_bytes: num("max_body_bytes", 25 * 1024 * 1024)? as usize,
-            prompt_version,
-            prompt_candidate,
-            prompt_candidate_share,
-            feedback_min_decided: num("feedback_min_decided", 5)?.max(1) as i64,
-            feedback_dismiss_rate: fraction("feedback_dismiss_rate", 0.6)?,
-            feedback_action,
-            feedback_min_confidence: fraction("feedback_min_confidence", 0.85)?,
-        })
+    /// `file` with `env` (variable name -> value) on top, as `load` reads the environment.
+    #[cfg(test)]
+    fn from_sources(
+        file: Option<&Path>,
+        env: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Settings> {
+        let vars: std::collections::BTreeMap<String, String> = env
+            .iter()
+            .filter_map(|(k, v)| {
+                let key = k.strip_prefix("REDLINE_")?.to_ascii_lowercase();
+                KEYS.contains(&key.as_str()).then(|| (key, v.clone()))
+            })
+            .collect();
+        Settings::from_figment(
+            layers(file)?.merge(figment::providers::Serialized::defaults(vars)),
+            file,
+        )
+    }
+
+    fn from_figment(figment: Figment, file: Option<&Path>) -> Result<Settings> {
+        let raw: Raw = figment.extract().map_err(|e| setting_error(e, file))?;
+        raw.validate()
     }
 
     /// The webhook secret, required by the server.
     pub fn require_webhook_secret(&self) -> Result<&str> {
-        self.webhook_secret.as_deref().ok_or_else(|| {
+        self.webhook_secret.as_ref().map(|s| s.expose_secret()).ok_or_else(|| {
             anyhow!(
                 "REDLINE_WEBHOOK_SECRET is not set: the webhook cannot verify deliveries without it"
             )
@@ -355,9 +233,248 @@ impl Settings {
     }
 }
 
+/// The file under the defaults (none: every default is applied in `validate`).
+fn layers(file: Option<&Path>) -> Result<Figment> {
+    let figment = Figment::new();
+    Ok(match file {
+        Some(path) => {
+            if !path.is_file() {
+                bail!("cannot read the settings file {}", path.display());
+            }
+            figment.merge(Toml::file(path))
+        }
+        None => figment,
+    })
+}
+
+/// A figment error as one line naming the setting: the variable, or the file and its key.
+fn setting_error(e: figment::Error, file: Option<&Path>) -> anyhow::Error {
+    use figment::error::Kind;
+    let from_file = e.metadata.as_ref().is_some_and(|m| m.name.contains("TOML"));
+    let file_name = file.map(|f| f.display().to_string()).unwrap_or_default();
+    match &e.kind {
+        Kind::UnknownField(key, _) => anyhow!(
+            "{file_name}: unknown setting `{key}` (known: {})",
+            KEYS.join(", ")
+        ),
+        Kind::Message(m) if !e.path.is_empty() => {
+            anyhow!("REDLINE_{} {m}", e.path.join("_").to_uppercase())
+        }
+        _ if from_file => anyhow!("{file_name}: {e}"),
+        _ => anyhow!("{e}"),
+    }
+}
+
+impl Raw {
+    /// Defaults applied, values checked against each other.
+    fn validate(self) -> Result<Settings> {
+        let queue = match self.queue.as_deref().unwrap_or("embedded") {
+            "embedded" => QueueKind::Embedded,
+            "sqs" => QueueKind::Sqs,
+            other => bail!("REDLINE_QUEUE must be `embedded` or `sqs` (got `{other}`)"),
+        };
+        match queue {
+            QueueKind::Sqs if self.sqs_queue_url.is_none() => {
+                bail!("REDLINE_QUEUE=sqs needs REDLINE_SQS_QUEUE_URL")
+            }
+            QueueKind::Embedded
+                if self.sqs_queue_url.is_some() || self.sqs_priority_queue_url.is_some() =>
+            {
+                bail!(
+                    "REDLINE_SQS_QUEUE_URL is set but REDLINE_QUEUE is `embedded`: set REDLINE_QUEUE=sqs or unset it"
+                )
+            }
+            _ => {}
+        }
+        #[cfg(not(feature = "sqs"))]
+        if queue == QueueKind::Sqs {
+            bail!(
+                "REDLINE_QUEUE=sqs: this build has no SQS support (built without the `sqs` feature)"
+            );
+        }
+        let github_api_url = self
+            .github_api_url
+            .as_deref()
+            .unwrap_or("https://api.github.com")
+            .trim_end_matches('/')
+            .to_string();
+        if !github_api_url.starts_with("http://") && !github_api_url.starts_with("https://") {
+            bail!("REDLINE_GITHUB_API_URL must be an http(s) URL (got `{github_api_url}`)");
+        }
+        let lease_secs = self.lease_secs.unwrap_or(60);
+        if lease_secs < 3 {
+            bail!("REDLINE_LEASE_SECS must be at least 3 (a lease is renewed every third of it)");
+        }
+        let prompt_version = self
+            .prompt_version
+            .unwrap_or_else(|| crate::agent::PROMPT_VERSION.to_string());
+        crate::agent::check_prompt_version(&prompt_version)
+            .map_err(|e| anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
+        if let Some(c) = &self.prompt_candidate {
+            crate::agent::check_prompt_version(c)
+                .map_err(|e| anyhow!("REDLINE_PROMPT_CANDIDATE: {e}"))?;
+        }
+        let prompt_candidate_share = self.prompt_candidate_share.unwrap_or(0);
+        if prompt_candidate_share > 100 {
+            bail!(
+                "REDLINE_PROMPT_CANDIDATE_SHARE is a percentage (0-100), got {prompt_candidate_share}"
+            );
+        }
+        if prompt_candidate_share > 0 && self.prompt_candidate.is_none() {
+            bail!("REDLINE_PROMPT_CANDIDATE_SHARE is set but REDLINE_PROMPT_CANDIDATE is not");
+        }
+        let feedback_action = match self.feedback_action.as_deref().unwrap_or("summary") {
+            "summary" => FeedbackAction::Summary,
+            "confidence" => FeedbackAction::Confidence,
+            other => {
+                bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)")
+            }
+        };
+        let max_attempts = self.max_attempts.unwrap_or(3);
+        if max_attempts == 0 {
+            bail!("REDLINE_MAX_ATTEMPTS must be at least 1");
+        }
+        Ok(Settings {
+            listen: self.listen.unwrap_or_else(|| "127.0.0.1:8080".into()),
+            database_url: self
+                .database_url
+                .unwrap_or_else(|| crate::store::DEFAULT_URL.into())
+                .into(),
+            queue,
+            sqs_queue_url: self.sqs_queue_url,
+            sqs_priority_queue_url: self.sqs_priority_queue_url,
+            workers: self.workers.unwrap_or(4) as usize,
+            webhook_secret: self.webhook_secret.map(Into::into),
+            github_app_id: self.github_app_id,
+            github_private_key: self.github_private_key.map(PathBuf::from),
+            github_api_url,
+            critical_repos: self.critical_repos.unwrap_or_default(),
+            review_drafts: self.review_drafts.unwrap_or(false),
+            max_changed_lines: self.max_changed_lines.unwrap_or(2000) as usize,
+            max_comments: self.max_comments.unwrap_or(20) as usize,
+            check_runs: self.check_runs.unwrap_or(false),
+            lease: Duration::from_secs(lease_secs),
+            max_attempts: max_attempts as i64,
+            github_write_interval: Duration::from_millis(
+                self.github_write_interval_ms.unwrap_or(1000),
+            ),
+            max_body_bytes: self.max_body_bytes.unwrap_or(25 * 1024 * 1024) as usize,
+            prompt_version,
+            prompt_candidate: self.prompt_candidate,
+            prompt_candidate_share,
+            feedback_min_decided: self.feedback_min_decided.unwrap_or(5).max(1) as i64,
+            feedback_dismiss_rate: self.feedback_dismiss_rate.unwrap_or(0.6),
+            feedback_action,
+            feedback_min_confidence: self.feedback_min_confidence.unwrap_or(0.85),
+        })
+    }
+}
+
+/// Lenient readers for setting values: a variable is always text, a file may hold a number, a
+/// boolean or a list; an empty value is unset. Errors say what the value must be.
+mod lenient {
+    use serde::Deserialize;
+    use serde::de::{Deserializer, Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Scalar {
+        Bool(bool),
+        UInt(u64),
+        Int(i64),
+        Float(f64),
+        Text(String),
+        List(Vec<Scalar>),
+    }
+
+    impl Scalar {
+        fn text(self) -> String {
+            match self {
+                Scalar::Bool(b) => b.to_string(),
+                Scalar::UInt(n) => n.to_string(),
+                Scalar::Int(n) => n.to_string(),
+                Scalar::Float(x) => x.to_string(),
+                Scalar::Text(s) => s,
+                Scalar::List(items) => items
+                    .into_iter()
+                    .map(Scalar::text)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            }
+        }
+    }
+
+    /// The value as trimmed text; None when absent or empty.
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        let v = Option::<Scalar>::deserialize(d)?;
+        Ok(v.map(Scalar::text)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()))
+    }
+
+    pub fn text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        read(d)
+    }
+
+    pub fn whole<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        read(d)?
+            .map(|v| {
+                v.parse()
+                    .map_err(|_| D::Error::custom(format!("must be a whole number (got `{v}`)")))
+            })
+            .transpose()
+    }
+
+    pub fn app_id<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        read(d)?
+            .map(|v| {
+                v.parse().map_err(|_| {
+                    D::Error::custom(format!("must be the app's numeric id (got `{v}`)"))
+                })
+            })
+            .transpose()
+    }
+
+    pub fn flag<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
+        read(d)?
+            .map(|v| match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(D::Error::custom(format!(
+                    "must be true or false (got `{v}`)"
+                ))),
+            })
+            .transpose()
+    }
+
+    pub fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        read(d)?
+            .map(|v| {
+                v.parse::<f64>()
+                    .ok()
+                    .filter(|x| (0.0..=1.0).contains(x))
+                    .ok_or_else(|| {
+                        D::Error::custom(format!("must be a number from 0 to 1 (got `{v}`)"))
+                    })
+            })
+            .transpose()
+    }
+
+    /// A list, or comma-separated text.
+    pub fn list<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        Ok(read(d)?.map(|v| {
+            v.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect()
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         pairs
@@ -369,7 +486,7 @@ mod tests {
     #[test]
     fn defaults_and_overrides() {
         let s = Settings::from_sources(None, &env(&[])).unwrap();
-        assert_eq!(s.database_url, "sqlite://redline.db");
+        assert_eq!(s.database_url.expose_secret(), "sqlite://redline.db");
         assert_eq!(s.queue, QueueKind::Embedded);
         assert_eq!(s.workers, 4);
         let dir = tempfile::tempdir().unwrap();

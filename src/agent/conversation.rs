@@ -92,11 +92,12 @@ pub(super) fn account(run: &Run<'_>, rec: &mut FileRecord, reply: &Reply) {
     rec.endpoint = Some(reply.endpoint.clone());
     let mut spent = run.spent_usd.lock().unwrap_or_else(|e| e.into_inner());
     *spent += cost;
-    if let Some(budget) = run.settings.budget_usd {
-        if *spent >= budget && !run.stopped.swap(true, Ordering::SeqCst) {
-            *run.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(format!("the per-PR LLM budget of ${budget:.4} is spent"));
-        }
+    if let Some(budget) = run.settings.budget_usd
+        && *spent >= budget
+        && !run.stopped.swap(true, Ordering::SeqCst)
+    {
+        *run.stop_reason.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some(format!("the per-PR LLM budget of ${budget:.4} is spent"));
     }
 }
 
@@ -141,18 +142,18 @@ pub(super) async fn file_loop(
             .map(|c| (c.id.clone(), c.name.clone(), c.arguments.clone()))
             .collect();
         let mut from_text = false;
-        if calls.is_empty() {
-            if let Some(text) = &reply.content {
-                let found = parse::tool_calls_in_text(text, tools::NAMES);
-                if !found.is_empty() {
-                    note_quirk(&mut rec.quirks, "tool call written as text");
-                    from_text = true;
-                    calls = found
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, (n, a))| (format!("text_call_{}_{i}", rec.llm_calls), n, a))
-                        .collect();
-                }
+        if calls.is_empty()
+            && let Some(text) = &reply.content
+        {
+            let found = parse::tool_calls_in_text(text, tools::NAMES);
+            if !found.is_empty() {
+                note_quirk(&mut rec.quirks, "tool call written as text");
+                from_text = true;
+                calls = found
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (n, a))| (format!("text_call_{}_{i}", rec.llm_calls), n, a))
+                    .collect();
             }
         }
         if calls.is_empty() {

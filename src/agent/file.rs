@@ -23,7 +23,7 @@ fn route(result: &PreparedFile, m: &Material) -> (Route, String) {
             format!("{} rule finding(s)", result.findings.len()),
         );
     }
-    if SENSITIVE.is_match(&m.diff.path().to_string()) {
+    if SENSITIVE.is_match(m.diff.path()) {
         return (Route::Large, "security-sensitive path".into());
     }
     if changed > 80 {

@@ -67,14 +67,13 @@ fn json_values(text: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'{' || bytes[i] == b'[' {
-            if let Some(end) = matching(bytes, i) {
-                if let Ok(v) = serde_json::from_str::<Value>(&text[i..=end]) {
-                    out.push(v);
-                    i = end + 1;
-                    continue;
-                }
-            }
+        if (bytes[i] == b'{' || bytes[i] == b'[')
+            && let Some(end) = matching(bytes, i)
+            && let Ok(v) = serde_json::from_str::<Value>(&text[i..=end])
+        {
+            out.push(v);
+            i = end + 1;
+            continue;
         }
         i += 1;
     }

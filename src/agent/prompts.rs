@@ -4,18 +4,18 @@
 /// The prompt version used unless another is chosen (`REDLINE_PROMPT_VERSION`, or an A/B share).
 pub const PROMPT_VERSION: &str = "review-v1";
 
-mod prompts {
+mod embedded {
     include!(concat!(env!("OUT_DIR"), "/prompt_files.rs"));
 }
 
 /// The prompt versions in prompts/, built in.
 pub fn prompt_versions() -> Vec<&'static str> {
-    prompts::PROMPTS.iter().map(|(v, _)| *v).collect()
+    embedded::PROMPTS.iter().map(|(v, _)| *v).collect()
 }
 
 /// A version's system prompt.
 pub fn system_prompt(version: &str) -> Option<&'static str> {
-    prompts::PROMPTS
+    embedded::PROMPTS
         .iter()
         .find(|(v, _)| *v == version)
         .map(|(_, t)| *t)

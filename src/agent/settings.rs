@@ -60,10 +60,10 @@ impl AgentSettings {
             s.context_token_budget = v.max(500.0) as usize;
         }
         s.budget_usd = num("REDLINE_LLM_BUDGET_USD");
-        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION") {
-            if !v.trim().is_empty() {
-                s.prompt_version = v.trim().to_string();
-            }
+        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION")
+            && !v.trim().is_empty()
+        {
+            s.prompt_version = v.trim().to_string();
         }
         s
     }

@@ -34,6 +34,15 @@ pub struct BenchArgs {
     compare_prompts: Vec<String>,
 }
 
+/// What produces a case's findings: a review, or another run's predictions.
+type CaseReviewer<'a> = Box<
+    dyn FnMut(
+            &bench::Case,
+            &redline_core::change::ChangeSet,
+        ) -> anyhow::Result<Vec<redline_core::model::Finding>>
+        + 'a,
+>;
+
 pub async fn run(args: BenchArgs) -> Result<i32> {
     if !args.compare_prompts.is_empty() {
         return compare_prompts(&args);
@@ -49,12 +58,7 @@ pub async fn run(args: BenchArgs) -> Result<i32> {
     } else {
         engine
     };
-    let review: Box<
-        dyn FnMut(
-            &bench::Case,
-            &redline_core::change::ChangeSet,
-        ) -> anyhow::Result<Vec<redline_core::model::Finding>>,
-    > = match &args.score {
+    let review: CaseReviewer = match &args.score {
         Some(dir) => Box::new(bench::from_predictions(dir.clone())),
         None => Box::new(bench::with_reviewer(
             |change: &redline_core::change::ChangeSet| {

@@ -178,13 +178,14 @@ pub async fn run(cmd: KnowledgeCommand) -> Result<i32> {
                         problems.push(format!("{}: guidance entry `{g}` does not exist", r.id));
                     }
                 }
-                if let Some(entry) = r.guidance.first().and_then(|g| store.entry(g)) {
-                    if !entry.categories.is_empty() && !entry.categories.contains(&r.category) {
-                        problems.push(format!(
-                            "{}: category `{}` is not among its entry's categories {:?}",
-                            r.id, r.category, entry.categories
-                        ));
-                    }
+                if let Some(entry) = r.guidance.first().and_then(|g| store.entry(g))
+                    && !entry.categories.is_empty()
+                    && !entry.categories.contains(&r.category)
+                {
+                    problems.push(format!(
+                        "{}: category `{}` is not among its entry's categories {:?}",
+                        r.id, r.category, entry.categories
+                    ));
                 }
             }
             let examples: usize = rules.rules().map(|r| r.examples.len()).sum();

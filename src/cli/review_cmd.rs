@@ -99,11 +99,12 @@ enum ColorChoice {
 /// `OPENAI_BASE_URL` / `OPENAI_API_KEY`); `auto` picks it when one is configured.
 pub fn resolve_engine(engine: Engine) -> Result<Option<crate::llm::LlmConfig>> {
     let config = crate::llm::LlmConfig::from_env();
-    if config.is_some() && engine != Engine::Rules {
-        if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION") {
-            crate::agent::check_prompt_version(v.trim())
-                .map_err(|e| anyhow::anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
-        }
+    if config.is_some()
+        && engine != Engine::Rules
+        && let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION")
+    {
+        crate::agent::check_prompt_version(v.trim())
+            .map_err(|e| anyhow::anyhow!("REDLINE_PROMPT_VERSION: {e}"))?;
     }
     match (engine, config) {
         (Engine::Rules, _) => Ok(None),

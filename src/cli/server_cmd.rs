@@ -4,6 +4,7 @@ use crate::app::{App, Role};
 use crate::settings::Settings;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use secrecy::ExposeSecret;
 use std::path::PathBuf;
 
 /// Where server settings come from.
@@ -78,11 +79,11 @@ pub async fn worker(args: SettingsArgs) -> Result<i32> {
 
 pub async fn migrate(args: SettingsArgs) -> Result<i32> {
     let settings = args.load()?;
-    let store = crate::store::Store::connect(&settings.database_url).await?;
+    let store = crate::store::Store::connect(settings.database_url.expose_secret()).await?;
     let n = store.migrate().await?;
     println!(
         "{}: {n} migration(s) applied",
-        crate::store::redact_url(&settings.database_url)
+        crate::store::redact_url(settings.database_url.expose_secret())
     );
     Ok(0)
 }
@@ -115,7 +116,7 @@ pub(super) fn parse_date_ms(s: &str) -> Result<i64> {
 pub async fn jobs(args: JobsArgs) -> Result<i32> {
     let settings = args.settings.load()?;
     let since = args.since.as_deref().map(parse_date_ms).transpose()?;
-    let store = crate::store::Store::open(&settings.database_url).await?;
+    let store = crate::store::Store::open(settings.database_url.expose_secret()).await?;
     let jobs = store.recent_jobs(args.limit, since).await?;
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let reviews = store.reviews_for_jobs(&ids).await?;

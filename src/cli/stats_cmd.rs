@@ -6,6 +6,7 @@
 use crate::store::{OutcomeRow, ReviewRow};
 use anyhow::Result;
 use clap::{Args, ValueEnum};
+use secrecy::ExposeSecret;
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -202,7 +203,7 @@ pub async fn run(args: StatsArgs) -> Result<i32> {
         .map(super::server_cmd::parse_date_ms)
         .transpose()?
         .unwrap_or(0);
-    let store = crate::store::Store::open(&settings.database_url).await?;
+    let store = crate::store::Store::open(settings.database_url.expose_secret()).await?;
     let findings = store.outcome_rows(since).await?;
     let reviews = store.review_rows(since).await?;
     let v = compute(&findings, &reviews);

@@ -9,6 +9,7 @@ pub mod post;
 
 use crate::ids::InstallationId;
 use anyhow::{Context, Result};
+use backon::Retryable;
 use http::Method;
 use octocrab::Octocrab;
 use octocrab::models::AppId;
@@ -181,7 +182,50 @@ impl GitHub {
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GitHubError> {
         let crab = self.installation(installation)?;
-        let creates = method != Method::GET;
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.retry.backoff)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_delay()
+            .with_max_times(self.retry.attempts.saturating_sub(1) as usize);
+        (|| self.attempt(&crab, installation, &method, path, body))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|f: &Failed| f.wait.is_some())
+            .adjust(|f: &Failed, delay| match (f.wait, delay) {
+                // A rate limit's own wait, then half a backoff of jitter so that workers do not
+                // all return at once.
+                (Some(Wait::Limit(wait)), Some(d)) => Some(wait + d / 2),
+                (_, delay) => delay,
+            })
+            .notify(|f: &Failed, after: Duration| {
+                let (status, wait_secs) = (f.error.status, after.as_secs_f64());
+                match (f.wait, status) {
+                    (Some(Wait::Limit(_)), _) => {
+                        tracing::warn!(%method, path, ?status, wait_secs, "GitHub rate limit; waiting")
+                    }
+                    (_, Some(_)) => {
+                        tracing::warn!(%method, path, ?status, wait_secs, "GitHub server error; retrying")
+                    }
+                    _ => {
+                        tracing::warn!(%method, path, wait_secs, error = %f.error.message, "GitHub request failed; retrying")
+                    }
+                }
+            })
+            .await
+            .map_err(|f| f.error)
+    }
+
+    /// One try of a request; a failure says whether (and why) another try may succeed.
+    async fn attempt(
+        &self,
+        crab: &Octocrab,
+        installation: InstallationId,
+        method: &Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, Failed> {
+        let creates = *method != Method::GET;
         let err = |status: Option<u16>, message: String, retryable: bool| GitHubError {
             method: method.clone(),
             path: path.split('?').next().unwrap_or(path).to_string(),
@@ -190,128 +234,115 @@ impl GitHub {
             retryable,
             retry_after: None,
         };
-        let mut backoff = self.retry.backoff;
-        for attempt in 1..=self.retry.attempts {
-            match self.primary_limit_wait(installation) {
-                Some(wait) if wait > self.retry.max_wait => {
-                    return Err(GitHubError {
-                        retry_after: Some(wait),
-                        ..err(
-                            Some(403),
-                            format!("API rate limit spent for {}s", wait.as_secs()),
-                            true,
-                        )
-                    });
-                }
-                Some(wait) => {
-                    tracing::warn!(
-                        installation = installation.0,
-                        wait_secs = wait.as_secs(),
-                        "GitHub API rate limit spent; waiting for its reset"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                None => {}
+        match self.primary_limit_wait(installation) {
+            Some(wait) if wait > self.retry.max_wait => {
+                return Err(Failed::last(GitHubError {
+                    retry_after: Some(wait),
+                    ..err(
+                        Some(403),
+                        format!("API rate limit spent for {}s", wait.as_secs()),
+                        true,
+                    )
+                }));
             }
-            if creates {
-                self.pace(installation).await;
+            Some(wait) => {
+                tracing::warn!(
+                    installation = installation.0,
+                    wait_secs = wait.as_secs(),
+                    "GitHub API rate limit spent; waiting for its reset"
+                );
+                tokio::time::sleep(wait).await;
             }
-            let sent = if method == Method::POST {
-                crab._post(path, body).await
-            } else if method == Method::DELETE {
-                crab._delete(path, body).await
-            } else if method == Method::PATCH {
-                crab._patch(path, body).await
-            } else {
-                crab._get(path).await
-            };
-            let resp = match sent {
-                Ok(r) => r,
-                Err(octocrab::Error::GitHub { source, .. })
-                    if source.status_code.is_client_error() =>
-                {
-                    // Minting the installation token was refused (bad key, app id, or installation).
-                    let status = source.status_code.as_u16();
-                    return Err(err(
-                        Some(status),
-                        format!("installation token refused: {}", source.message),
-                        false,
-                    ));
-                }
-                Err(e) => {
-                    // Transport errors say nothing secret.
-                    let message = transport_message(&e);
-                    if attempt < self.retry.attempts && !creates {
-                        tracing::warn!(%method, path, attempt, error = %message, "GitHub request failed; retrying");
-                        tokio::time::sleep(jitter(backoff)).await;
-                        backoff *= 2;
-                        continue;
-                    }
-                    return Err(err(None, message, true));
-                }
-            };
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            self.note_rate_limit(installation, &headers);
-            let text = crab
-                .body_to_string(resp)
-                .await
-                .map_err(|e| err(Some(status), transport_message(&e), true))?;
-            if (200..300).contains(&status) {
-                return Ok(Response {
-                    status,
-                    headers,
-                    body: text,
+            None => {}
+        }
+        if creates {
+            self.pace(installation).await;
+        }
+        let sent = if *method == Method::POST {
+            crab._post(path, body).await
+        } else if *method == Method::DELETE {
+            crab._delete(path, body).await
+        } else if *method == Method::PATCH {
+            crab._patch(path, body).await
+        } else {
+            crab._get(path).await
+        };
+        let resp = match sent {
+            Ok(r) => r,
+            Err(octocrab::Error::GitHub { source, .. }) if source.status_code.is_client_error() => {
+                // Minting the installation token was refused (bad key, app id, or installation).
+                let status = source.status_code.as_u16();
+                return Err(Failed::last(err(
+                    Some(status),
+                    format!("installation token refused: {}", source.message),
+                    false,
+                )));
+            }
+            Err(e) => {
+                // Transport errors say nothing secret.
+                let e = err(None, transport_message(&e), true);
+                return Err(if creates {
+                    Failed::last(e)
+                } else {
+                    Failed::again(e)
                 });
             }
-            let message = github_message(&text);
-            let header = |n: &str| {
-                headers
-                    .get(n)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<i64>().ok())
-            };
-            match status {
-                403 | 429
-                    if header("retry-after").is_some()
-                        || status == 429
-                        || is_rate_limit_message(&message) =>
-                {
-                    let wait = if let Some(secs) = header("retry-after") {
-                        Duration::from_secs(secs.max(0) as u64)
-                    } else if header("x-ratelimit-remaining") == Some(0) {
-                        let reset = header("x-ratelimit-reset").unwrap_or(0);
-                        Duration::from_secs((reset - unix_now()).max(1) as u64)
-                    } else {
-                        self.retry.secondary_wait
-                    };
-                    if attempt == self.retry.attempts || wait > self.retry.max_wait {
-                        return Err(GitHubError {
-                            retry_after: Some(wait),
-                            ..err(
-                                Some(status),
-                                format!(
-                                    "{message} (rate limited; retry after {}s)",
-                                    wait.as_secs()
-                                ),
-                                true,
-                            )
-                        });
-                    }
-                    tracing::warn!(%method, path, status, wait_secs = wait.as_secs_f64(), "GitHub rate limit; waiting");
-                    // After the wait, jitter so that workers do not all return at once.
-                    tokio::time::sleep(wait + jitter(backoff) / 2).await;
-                    backoff *= 2;
-                }
-                500..=599 if attempt < self.retry.attempts && !creates => {
-                    tracing::warn!(%method, path, status, attempt, "GitHub server error; retrying");
-                    tokio::time::sleep(jitter(backoff)).await;
-                    backoff *= 2;
-                }
-                _ => return Err(err(Some(status), message, status >= 500)),
-            }
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        self.note_rate_limit(installation, &headers);
+        let text = crab
+            .body_to_string(resp)
+            .await
+            .map_err(|e| Failed::last(err(Some(status), transport_message(&e), true)))?;
+        if (200..300).contains(&status) {
+            return Ok(Response {
+                status,
+                headers,
+                body: text,
+            });
         }
-        Err(err(None, "gave up after retries".into(), true))
+        let message = github_message(&text);
+        let header = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<i64>().ok())
+        };
+        match status {
+            403 | 429
+                if header("retry-after").is_some()
+                    || status == 429
+                    || is_rate_limit_message(&message) =>
+            {
+                let wait = if let Some(secs) = header("retry-after") {
+                    Duration::from_secs(secs.max(0) as u64)
+                } else if header("x-ratelimit-remaining") == Some(0) {
+                    let reset = header("x-ratelimit-reset").unwrap_or(0);
+                    Duration::from_secs((reset - unix_now()).max(1) as u64)
+                } else {
+                    self.retry.secondary_wait
+                };
+                let e = GitHubError {
+                    retry_after: Some(wait),
+                    ..err(
+                        Some(status),
+                        format!("{message} (rate limited; retry after {}s)", wait.as_secs()),
+                        true,
+                    )
+                };
+                Err(if wait > self.retry.max_wait {
+                    Failed::last(e)
+                } else {
+                    Failed {
+                        error: e,
+                        wait: Some(Wait::Limit(wait)),
+                    }
+                })
+            }
+            500..=599 if !creates => Err(Failed::again(err(Some(status), message, true))),
+            _ => Err(Failed::last(err(Some(status), message, status >= 500))),
+        }
     }
 
     fn note_rate_limit(&self, installation: InstallationId, headers: &http::HeaderMap) {
@@ -353,12 +384,38 @@ impl GitHub {
 }
 
 fn unix_now() -> i64 {
-    crate::store::now_ms() / 1000
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
-/// `d` scaled by a random factor in [0.5, 1.5).
-fn jitter(d: Duration) -> Duration {
-    d.mul_f64(0.5 + fastrand::f64())
+/// A failed try, and whether to try again.
+struct Failed {
+    error: GitHubError,
+    wait: Option<Wait>,
+}
+
+/// How long before another try.
+#[derive(Clone, Copy)]
+enum Wait {
+    /// The backoff's own delay (5xx, network).
+    Backoff,
+    /// GitHub's rate limit says how long.
+    Limit(Duration),
+}
+
+impl Failed {
+    fn last(error: GitHubError) -> Failed {
+        Failed { error, wait: None }
+    }
+
+    fn again(error: GitHubError) -> Failed {
+        Failed {
+            error,
+            wait: Some(Wait::Backoff),
+        }
+    }
 }
 
 fn is_rate_limit_message(m: &str) -> bool {

@@ -12,6 +12,7 @@ pub mod pricing;
 
 use anyhow::Result;
 use async_openai::types::chat::CreateChatCompletionRequest;
+use backon::Retryable;
 use breaker::Breaker;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -258,6 +259,8 @@ impl LlmClient {
         Err(LlmError::Unavailable(reasons.join("; ")))
     }
 
+    /// One endpoint with retries: 429, 5xx, timeouts and connection errors are retried with
+    /// jittered exponential backoff (a `Retry-After` wins, up to 30 s); other answers are final.
     async fn call_with_retries(
         &self,
         ep: &Endpoint,
@@ -267,65 +270,98 @@ impl LlmClient {
         let mut body =
             serde_json::to_value(request).map_err(|e| Failure::Refused(e.to_string()))?;
         body["model"] = Value::String(model.to_string());
-        let url = format!("{}/chat/completions", ep.base_url);
-        let mut last = String::new();
-        for attempt in 0..=self.config.max_retries {
-            let mut req = self.http.post(&url).json(&body);
-            if !ep.api_key.is_empty() {
-                req = req.bearer_auth(&ep.api_key);
-            }
-            let outcome = tokio::time::timeout(self.config.timeout, async {
-                let resp = req.send().await?;
-                let status = resp.status();
-                let retry_after = resp
-                    .headers()
-                    .get("retry-after")
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<f64>().ok());
-                let text = resp.text().await?;
-                Ok::<_, reqwest::Error>((status, retry_after, text))
+        let backoff = backon::ExponentialBuilder::default()
+            .with_min_delay(self.config.backoff)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_delay()
+            .with_max_times(self.config.max_retries as usize);
+        let reply = (|| self.call_once(ep, &body))
+            .retry(backoff)
+            .sleep(tokio::time::sleep)
+            .when(|f: &Attempt| matches!(f, Attempt::Retryable { .. }))
+            .adjust(|f: &Attempt, delay| match f {
+                Attempt::Retryable {
+                    retry_after: Some(secs),
+                    ..
+                } => delay.map(|_| Duration::from_secs_f64(secs.min(30.0))),
+                _ => delay,
             })
             .await;
-            let wait_hint = match outcome {
-                Err(_) => {
-                    last = format!("timed out after {}s", self.config.timeout.as_secs_f64());
-                    None
+        match reply {
+            // A reply that came back but cannot be read is not retried: the model would say it again.
+            Ok(text) => parse_reply(&text, ep, model).map_err(Failure::Transient),
+            Err(Attempt::Retryable { message, .. }) => Err(Failure::Transient(message)),
+            Err(Attempt::Refused(message)) => Err(Failure::Refused(message)),
+        }
+    }
+
+    /// One request: the body of a 2xx, or why not.
+    async fn call_once(&self, ep: &Endpoint, body: &Value) -> Result<String, Attempt> {
+        let url = format!("{}/chat/completions", ep.base_url);
+        let mut req = self.http.post(&url).json(body);
+        if !ep.api_key.is_empty() {
+            req = req.bearer_auth(&ep.api_key);
+        }
+        let outcome = tokio::time::timeout(self.config.timeout, async {
+            let resp = req.send().await?;
+            let status = resp.status();
+            let retry_after = resp
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<f64>().ok());
+            let text = resp.text().await?;
+            Ok::<_, reqwest::Error>((status, retry_after, text))
+        })
+        .await;
+        match outcome {
+            Err(_) => Err(Attempt::Retryable {
+                message: format!("timed out after {}s", self.config.timeout.as_secs_f64()),
+                retry_after: None,
+            }),
+            Ok(Err(e)) => Err(Attempt::Retryable {
+                message: format!("connection failed: {}", without_url(&e)),
+                retry_after: None,
+            }),
+            Ok(Ok((status, retry_after, text))) => {
+                if let Some(rec) = &self.recording {
+                    rec.lock().unwrap_or_else(|e| e.into_inner()).push(serde_json::json!({
+                        "endpoint": ep.name, "request": body, "status": status.as_u16(), "response": text,
+                    }));
                 }
-                Ok(Err(e)) => {
-                    last = format!("connection failed: {}", without_url(&e));
-                    None
+                if status.is_success() {
+                    return Ok(text);
                 }
-                Ok(Ok((status, retry_after, text))) => {
-                    if let Some(rec) = &self.recording {
-                        rec.lock().unwrap_or_else(|e| e.into_inner()).push(serde_json::json!({
-                            "endpoint": ep.name, "request": body, "status": status.as_u16(), "response": text,
-                        }));
-                    }
-                    if status.is_success() {
-                        return parse_reply(&text, ep, model).map_err(Failure::Transient);
-                    }
-                    let msg = error_message(&text);
-                    if status.as_u16() == 429 || status.is_server_error() {
-                        last = format!("HTTP {}: {msg}", status.as_u16());
-                        retry_after
-                    } else {
-                        return Err(Failure::Refused(format!("HTTP {}: {msg}", status.as_u16())));
-                    }
+                let msg = error_message(&text);
+                if status.as_u16() == 429 || status.is_server_error() {
+                    Err(Attempt::Retryable {
+                        message: format!("HTTP {}: {msg}", status.as_u16()),
+                        retry_after,
+                    })
+                } else {
+                    Err(Attempt::Refused(format!("HTTP {}: {msg}", status.as_u16())))
                 }
-            };
-            if attempt < self.config.max_retries {
-                let base = self.config.backoff.as_secs_f64() * 2f64.powi(attempt as i32);
-                let jitter = 0.5 + fastrand::f64();
-                let secs = wait_hint.map(|s| s.min(30.0)).unwrap_or(base * jitter);
-                tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             }
         }
-        Err(Failure::Transient(last))
     }
 }
 
+/// Why an endpoint gave no reply.
 enum Failure {
+    /// Failed after the retries, or a reply that cannot be read: counts against the breaker.
     Transient(String),
+    /// The endpoint refused the request (4xx): another try would be refused too.
+    Refused(String),
+}
+
+/// Why one request failed.
+enum Attempt {
+    /// Worth another try (429, 5xx, timeout, connection), with the server's `Retry-After`.
+    Retryable {
+        message: String,
+        retry_after: Option<f64>,
+    },
     Refused(String),
 }
 

@@ -6,14 +6,12 @@
 pub fn price(model: &str) -> Option<(f64, f64)> {
     if let Ok(spec) = std::env::var("REDLINE_LLM_PRICES") {
         for item in spec.split(',') {
-            if let Some((m, p)) = item.split_once('=') {
-                if m.trim() == model {
-                    if let Some((i, o)) = p.split_once('/') {
-                        if let (Ok(i), Ok(o)) = (i.trim().parse(), o.trim().parse()) {
-                            return Some((i, o));
-                        }
-                    }
-                }
+            if let Some((m, p)) = item.split_once('=')
+                && m.trim() == model
+                && let Some((i, o)) = p.split_once('/')
+                && let (Ok(i), Ok(o)) = (i.trim().parse(), o.trim().parse())
+            {
+                return Some((i, o));
             }
         }
     }

@@ -168,12 +168,11 @@ impl SqsQueue {
     /// Deletes the message of a job that no worker needs any more (cancelled or finished). A job
     /// taken over by another worker keeps its message: that worker holds it now.
     async fn settle_if_finished(&self, claim: &Claim, url: &str, receipt: &str) {
-        if let Ok(Some(job)) = self.store.job(claim.job.id).await {
-            if ["cancelled", "done", "dead"].contains(&job.status.as_str()) {
-                if let Err(e) = self.delete(url, receipt).await {
-                    tracing::debug!(job = job.id, error = %format!("{e:#}"), "message already gone");
-                }
-            }
+        if let Ok(Some(job)) = self.store.job(claim.job.id).await
+            && ["cancelled", "done", "dead"].contains(&job.status.as_str())
+            && let Err(e) = self.delete(url, receipt).await
+        {
+            tracing::debug!(job = job.id, error = %format!("{e:#}"), "message already gone");
         }
     }
 
@@ -251,10 +250,10 @@ impl JobQueue for SqsQueue {
             if let Err(e) = self.sweep().await {
                 tracing::warn!(error = %format!("{e:#}"), "cannot look for jobs to send again");
             }
-            if let Some(p) = &self.priority_url {
-                if let Some((msg, receipt)) = self.receive(p, 0).await? {
-                    return self.take(p, msg, receipt, worker).await;
-                }
+            if let Some(p) = &self.priority_url
+                && let Some((msg, receipt)) = self.receive(p, 0).await?
+            {
+                return self.take(p, msg, receipt, worker).await;
             }
             match self.receive(&self.queue_url, 1).await? {
                 Some((msg, receipt)) => self.take(&self.queue_url, msg, receipt, worker).await,

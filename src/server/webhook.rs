@@ -292,7 +292,7 @@ async fn issue_comment(state: &AppState, c: &IssueCommentEvent) -> Result<Delive
 async fn review_thread(state: &AppState, t: &ReviewThreadEvent) -> Result<DeliveryPlan, Rejection> {
     let action = t.action.as_str();
     if action != "resolved" && action != "unresolved" {
-        return Ok(ignored(&format!("event pull_request_review_thread")));
+        return Ok(ignored("event pull_request_review_thread"));
     }
     let repo = need(
         t.repository.as_ref().and_then(|r| r.full_name.clone()),

@@ -198,7 +198,10 @@ impl Store {
             job = Some(j);
         }
         tx.commit().await?;
-        Ok(Accepted::New { job, cancelled })
+        Ok(Accepted::New {
+            job: job.map(Box::new),
+            cancelled,
+        })
     }
 
     /// How many deliveries are recorded.
@@ -435,7 +438,10 @@ pub struct DeliveryPlan {
 #[derive(Debug)]
 pub enum Accepted {
     Duplicate,
-    New { job: Option<Job>, cancelled: u64 },
+    New {
+        job: Option<Box<Job>>,
+        cancelled: u64,
+    },
 }
 
 /// A finished review, as stored.

@@ -269,13 +269,12 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
             .agent
             .as_ref()
             .is_some_and(|a| a.llm_skipped.is_some());
-    if ctx.settings.check_runs {
-        if let Err(e) = gh
+    if ctx.settings.check_runs
+        && let Err(e) = gh
             .post_check_run(at.installation, &at.repo, &head_sha, &review, partial)
             .await
-        {
-            tracing::warn!(error = %e, "cannot create the check run");
-        }
+    {
+        tracing::warn!(error = %e, "cannot create the check run");
     }
     record(ctx, job, &head_sha, &review, &posted, start.elapsed()).await?;
     Ok(outcome_line(&review, &posted, &settled))

@@ -72,7 +72,7 @@ fn comment_then_finish() -> Value {
     ])
 }
 
-fn finding<'a>(v: &'a Value, line: u64) -> Option<&'a Value> {
+fn finding(v: &Value, line: u64) -> Option<&Value> {
     v["findings"]
         .as_array()
         .unwrap()

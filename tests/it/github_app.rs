@@ -331,7 +331,12 @@ async fn a_push_during_a_review_means_the_old_review_posts_nothing() {
         !gh.reviews(REPO, 7).is_empty()
     })
     .await;
-    tokio::time::sleep(Duration::from_secs(4)).await; // the old job's files request ends meanwhile
+    // The old job's files request ends after its delay: only once its worker has finished with
+    // it is the absence of a second review meaningful.
+    let old_id = jobs.iter().find(|j| j["head_sha"] == HEAD_1).unwrap()["id"]
+        .as_i64()
+        .unwrap();
+    wait_job_ended(&server, old_id, 30).await;
     let reviews = gh.reviews(REPO, 7);
     assert_eq!(
         reviews.len(),

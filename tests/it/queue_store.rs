@@ -44,10 +44,26 @@ async fn deliver(
     match store.accept_delivery(&delivery, &plan).await.unwrap() {
         Accepted::New { job: Some(j), .. } => {
             queue.push(&j).await.unwrap();
-            Some(j)
+            Some(*j)
         }
         _ => None,
     }
+}
+
+/// Claims until a job comes or `within` has passed.
+async fn claim_within(
+    queue: &dyn JobQueue,
+    worker: &str,
+    within: Duration,
+) -> Option<redline::queue::Claim> {
+    let deadline = std::time::Instant::now() + within;
+    while std::time::Instant::now() < deadline {
+        if let Some(c) = queue.claim(worker).await.unwrap() {
+            return Some(c);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    None
 }
 
 /// Claims until a job comes or `tries` claims came back empty.
@@ -133,10 +149,14 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
     assert_eq!(again.job.attempts, 1);
 
     // A worker that stops renewing loses the job when the lease expires; another finishes it.
-    tokio::time::sleep(LEASE + Duration::from_millis(1500)).await;
-    let taken = claim(q, "w4", 8)
+    let left = std::time::Instant::now();
+    let taken = claim_within(q, "w4", LEASE + Duration::from_secs(10))
         .await
         .expect("the expired lease is claimed again");
+    assert!(
+        left.elapsed() >= LEASE - Duration::from_millis(500),
+        "not before the lease expires"
+    );
     assert_eq!(taken.job.id, new.id);
     assert_eq!(taken.job.attempts, 2);
     assert!(
@@ -170,8 +190,9 @@ async fn suite(store: Store, queue: Arc<dyn JobQueue>) {
         q.claim("w1").await.unwrap().is_none(),
         "not before the backoff"
     );
-    tokio::time::sleep(Duration::from_millis(2200)).await;
-    let c2 = claim(q, "w1", 8).await.expect("claimed after the backoff");
+    let c2 = claim_within(q, "w1", Duration::from_secs(12))
+        .await
+        .expect("claimed after the backoff");
     assert_eq!(c2.job.attempts, 2);
     assert_eq!(
         q.fail(&c2, "GitHub 502 again").await.unwrap(),

@@ -256,6 +256,34 @@ pub async fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until the server's worker has let go of job `id`: finished it (whatever the outcome),
+/// failed it, or released it. The signal is the worker's own log line for that job.
+pub async fn wait_job_ended(server: &Proc, id: i64, secs: u64) {
+    let ended = [
+        "job finished",
+        "job failed",
+        "job stopped",
+        "job released",
+        "job rescheduled",
+    ];
+    let tag = format!("job={id}");
+    let names_job = |l: &str| {
+        l.match_indices(&tag).any(|(i, _)| {
+            !l[i + tag.len()..]
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_digit())
+        })
+    };
+    wait_for(secs, &format!("the worker to let go of job {id}"), || {
+        server
+            .logs()
+            .lines()
+            .any(|l| names_job(l) && ended.iter().any(|e| l.contains(e)))
+    })
+    .await;
+}
+
 /// Waits until every job in the store has finished (done, dead or cancelled).
 pub async fn wait_jobs_settled(dir: &Path, secs: u64) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(secs);

@@ -19,7 +19,8 @@
 //! Deliberate differences from GitHub are noted where they happen (e.g. a `commit_id` that is not
 //! the PR's *current* head is refused, where GitHub would accept an older commit of the PR).
 
-#![allow(dead_code)]
+// Handlers answer an error as the whole HTTP response (`Err(Response)`), as axum handlers do.
+#![allow(clippy::result_large_err)]
 
 use axum::Router;
 use axum::body::Bytes;
@@ -47,7 +48,6 @@ const BOT_ID: u64 = 149_000_001;
 pub struct Recorded {
     pub method: String,
     pub path: String,
-    pub query: Option<String>,
     pub authorization: Option<String>,
     pub body: Option<Value>,
     pub status: u16,
@@ -162,7 +162,6 @@ struct StoredReview {
     number: u64,
     /// The wire object (without comments).
     value: Value,
-    comment_ids: Vec<u64>,
 }
 
 struct StoredComment {
@@ -462,7 +461,6 @@ impl FakeGitHub {
             repo: key,
             number,
             value: json!({"id": id, "state": "PENDING", "body": "", "commit_id": commit, "user": user_json(BOT_LOGIN, "Bot")}),
-            comment_ids: Vec::new(),
         });
     }
 
@@ -585,7 +583,6 @@ async fn handle(
         s.requests.push(Recorded {
             method: method.to_string(),
             path: path.clone(),
-            query: raw_query.clone(),
             authorization,
             body: body_json.clone(),
             status: 0,
@@ -1523,10 +1520,8 @@ fn create_review(st: &St, req: &Req, repo: &str, number: u64) -> Response {
     if state != "PENDING" {
         review["submitted_at"] = Value::String(now.clone());
     }
-    let mut comment_ids = Vec::new();
     for nc in valid {
         let cid = s.id();
-        comment_ids.push(cid);
         let url = format!("{base}/repos/{repo}/pulls/comments/{cid}");
         let html = format!("https://github.com/{repo}/pull/{number}#discussion_r{cid}");
         let value = json!({
@@ -1571,7 +1566,6 @@ fn create_review(st: &St, req: &Req, repo: &str, number: u64) -> Response {
         repo: repo.to_string(),
         number,
         value: review.clone(),
-        comment_ids,
     });
     json_resp(200, review)
 }
@@ -1716,7 +1710,7 @@ fn create_check_run(st: &St, req: &Req, repo: &str) -> Response {
     }
     let body = req.body.clone().unwrap_or_else(|| json!({}));
     for field in ["name", "head_sha"] {
-        if !body[field].as_str().is_some_and(|v| !v.is_empty()) {
+        if body[field].as_str().is_none_or(|v| v.is_empty()) {
             return invalid_request(&format!("\"{field}\" wasn't supplied."), DOCS_CHECKS);
         }
     }
