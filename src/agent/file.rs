@@ -66,107 +66,10 @@ pub(super) async fn review_file(
         rec.reason = Some("never sent to an LLM (.redline.toml never_send)".into());
         return (rec, result.findings.clone());
     }
-    // Guidance for this code: its language, its identifiers and calls, the rules that fired.
-    let added: String = m
-        .diff
-        .hunks
-        .iter()
-        .flat_map(|h| &h.lines)
-        .filter(|l| l.kind == redline_core::diff::LineKind::Added)
-        .map(|l| format!("{}\n", l.text))
-        .collect();
-    let categories: Vec<String> = result.findings.iter().map(|f| f.category.clone()).collect();
-    let q = query::for_hunks(m.language.name(), &added, &categories);
-    let guidance = run.store.search(&q, Some(m.language.name()), 3);
-    let mut guidance_text = String::new();
-    for g in &guidance {
-        let body: String = g.text.chars().take(700).collect();
-        guidance_text.push_str(&format!(
-            "[{}] {} ({})\n{}\n\n",
-            g.id, g.title, g.section, body
-        ));
-    }
-    let mut evidence = String::new();
-    for f in &result.findings {
-        evidence.push_str(&format!(
-            "- line {}: {} {} ({}): {}\n",
-            f.line,
-            f.severity.as_str(),
-            f.category,
-            f.rule_id.as_deref().unwrap_or(""),
-            f.message
-        ));
-    }
-    if evidence.is_empty() {
-        evidence.push_str("(none)\n");
-    }
-    let header = format!("File: {path} ({})\n", m.language.name());
-    let view_title = "## The change in context (new-side line numbers; `+` added, `-` removed)";
-    let message = |view: &str, note: &str| {
-        format!(
-            "{header}{note}\n{view_title}\n{view}\n## Guidance\n{guidance_text}## Rule findings (evidence)\n{evidence}"
-        )
-    };
-    // The whole file with markers can only be smaller than the trimmed view when that view
-    // already covers most of the file's lines; only then is it worth rendering and counting.
-    let trimmed = m.context.render_review(&m.text, &m.diff, None);
-    let view = if trimmed.lines().count() * 5 >= m.context.file_lines as usize * 4 {
-        let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
-        if redline_core::context::tokens::count(&full)
-            < redline_core::context::tokens::count(&trimmed)
-        {
-            full
-        } else {
-            trimmed
-        }
-    } else {
-        trimmed
-    };
-    let whole = message(&view, "");
-    let budget = run.settings.context_token_budget.saturating_sub(1500);
+    let prompt = Prompt::new(run, result, m);
+    let passes = passes(run, route, m, &prompt, &mut rec).await;
     let mut drafts: Vec<Draft> = Vec::new();
     let mut calls_left = run.settings.max_tool_calls;
-    let passes: Vec<String> = if redline_core::context::tokens::count(&whole) <= budget
-        || m.diff.hunks.len() <= 1
-    {
-        vec![whole]
-    } else {
-        // Too big for one call: a summary pass, then the hunks packed into passes that fit.
-        let fixed = redline_core::context::tokens::count(&message("", "")) + 200;
-        let mut groups: Vec<Vec<usize>> = Vec::new();
-        let mut size = 0;
-        for i in 0..m.diff.hunks.len() {
-            let t = redline_core::context::tokens::count(&m.context.render_review(
-                &m.text,
-                &m.diff,
-                Some(&[i]),
-            ));
-            match groups.last_mut() {
-                Some(g) if size + t + fixed <= budget => {
-                    g.push(i);
-                    size += t;
-                }
-                _ => {
-                    groups.push(vec![i]);
-                    size = t;
-                }
-            }
-        }
-        let summary = summarize(run, route, &path, m, &mut rec).await;
-        let n = groups.len();
-        groups
-            .iter()
-            .enumerate()
-            .map(|(i, g)| {
-                let note = format!(
-                    "This file is too large for one pass; this is part {} of {n}. Summary of the whole change: {}\n",
-                    i + 1,
-                    summary.as_deref().unwrap_or("(unavailable)")
-                );
-                message(&m.context.render_review(&m.text, &m.diff, Some(g)), &note)
-            })
-            .collect()
-    };
     for user in passes {
         if calls_left == 0 || run.stopped.load(Ordering::SeqCst) {
             break;
@@ -175,31 +78,7 @@ pub(super) async fn review_file(
         let user = redact(run, &mut rec, &user);
         let outcome = file_loop(run, route, &user, m, &mut rec, &mut drafts, &mut calls_left).await;
         if let Err(e) = outcome {
-            match e {
-                LlmError::Unavailable(why) => {
-                    // Once every endpoint's breaker is open, the rest of the PR is rules-only.
-                    if run.llm.all_open() {
-                        run.stopped.store(true, Ordering::SeqCst);
-                        let reason = format!(
-                            "circuit breaker open on every endpoint after repeated failures (last: {why})"
-                        );
-                        run.stop_reason
-                            .lock()
-                            .unwrap_or_else(|e| e.into_inner())
-                            .get_or_insert(reason);
-                    }
-                    rec.coverage = if drafts.is_empty() {
-                        Coverage::RulesOnly
-                    } else {
-                        Coverage::Agent
-                    };
-                    rec.reason = Some(format!("LLM unavailable: {why}"));
-                }
-                LlmError::Refused(why) => {
-                    rec.coverage = Coverage::Failed;
-                    rec.reason = Some(why);
-                }
-            }
+            note_failure(run, &mut rec, e, drafts.is_empty());
             break;
         }
     }
@@ -209,6 +88,156 @@ pub(super) async fn review_file(
         .filter(|f| f.source == FindingSource::Llm)
         .count();
     (rec, findings)
+}
+
+/// What a file's user message is made of besides the code: the header, the guidance retrieved
+/// for this code, and the rules' findings as evidence.
+struct Prompt {
+    header: String,
+    guidance: String,
+    evidence: String,
+}
+
+impl Prompt {
+    fn new(run: &Run<'_>, result: &PreparedFile, m: &Material) -> Prompt {
+        // Guidance for this code: its language, its identifiers and calls, the rules that fired.
+        let added: String = m
+            .diff
+            .hunks
+            .iter()
+            .flat_map(|h| &h.lines)
+            .filter(|l| l.kind == redline_core::diff::LineKind::Added)
+            .map(|l| format!("{}\n", l.text))
+            .collect();
+        let categories: Vec<String> = result.findings.iter().map(|f| f.category.clone()).collect();
+        let q = query::for_hunks(m.language.name(), &added, &categories);
+        let mut guidance = String::new();
+        for g in run.store.search(&q, Some(m.language.name()), 3) {
+            let body: String = g.text.chars().take(700).collect();
+            guidance.push_str(&format!(
+                "[{}] {} ({})\n{}\n\n",
+                g.id, g.title, g.section, body
+            ));
+        }
+        let mut evidence = String::new();
+        for f in &result.findings {
+            evidence.push_str(&format!(
+                "- line {}: {} {} ({}): {}\n",
+                f.line,
+                f.severity.as_str(),
+                f.category,
+                f.rule_id.as_deref().unwrap_or(""),
+                f.message
+            ));
+        }
+        if evidence.is_empty() {
+            evidence.push_str("(none)\n");
+        }
+        Prompt {
+            header: format!("File: {} ({})\n", m.diff.path(), m.language.name()),
+            guidance,
+            evidence,
+        }
+    }
+
+    /// The user message for a view of the change, with a note after the header.
+    fn message(&self, view: &str, note: &str) -> String {
+        let view_title =
+            "## The change in context (new-side line numbers; `+` added, `-` removed)";
+        format!(
+            "{}{note}\n{view_title}\n{view}\n## Guidance\n{}## Rule findings (evidence)\n{}",
+            self.header, self.guidance, self.evidence
+        )
+    }
+}
+
+/// The user messages of a file's passes: one when it fits the token budget; else a summary
+/// pass, then the hunks packed into passes that fit.
+async fn passes(
+    run: &Run<'_>,
+    route: Route,
+    m: &Material,
+    prompt: &Prompt,
+    rec: &mut FileRecord,
+) -> Vec<String> {
+    use redline_core::context::tokens::count;
+    // The whole file with markers can only be smaller than the trimmed view when that view
+    // already covers most of the file's lines; only then is it worth rendering and counting.
+    let trimmed = m.context.render_review(&m.text, &m.diff, None);
+    let view = if trimmed.lines().count() * 5 >= m.context.file_lines as usize * 4 {
+        let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
+        if count(&full) < count(&trimmed) {
+            full
+        } else {
+            trimmed
+        }
+    } else {
+        trimmed
+    };
+    let whole = prompt.message(&view, "");
+    let budget = run.settings.context_token_budget.saturating_sub(1500);
+    if count(&whole) <= budget || m.diff.hunks.len() <= 1 {
+        return vec![whole];
+    }
+    let fixed = count(&prompt.message("", "")) + 200;
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut size = 0;
+    for i in 0..m.diff.hunks.len() {
+        let t = count(&m.context.render_review(&m.text, &m.diff, Some(&[i])));
+        match groups.last_mut() {
+            Some(g) if size + t + fixed <= budget => {
+                g.push(i);
+                size += t;
+            }
+            _ => {
+                groups.push(vec![i]);
+                size = t;
+            }
+        }
+    }
+    let summary = summarize(run, route, m.diff.path(), m, rec).await;
+    let n = groups.len();
+    groups
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let note = format!(
+                "This file is too large for one pass; this is part {} of {n}. Summary of the whole change: {}\n",
+                i + 1,
+                summary.as_deref().unwrap_or("(unavailable)")
+            );
+            prompt.message(&m.context.render_review(&m.text, &m.diff, Some(g)), &note)
+        })
+        .collect()
+}
+
+/// Records why a pass failed; once every endpoint's breaker is open, the rest of the pull
+/// request is rules-only.
+fn note_failure(run: &Run<'_>, rec: &mut FileRecord, e: LlmError, nothing_drafted: bool) {
+    match e {
+        LlmError::Unavailable(why) => {
+            if run.llm.all_open() {
+                run.stopped.store(true, Ordering::SeqCst);
+                let reason = format!(
+                    "circuit breaker open on every endpoint after repeated failures (last: {why})"
+                );
+                run.stop_reason
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get_or_insert(reason);
+            }
+            rec.coverage = if nothing_drafted {
+                Coverage::RulesOnly
+            } else {
+                Coverage::Agent
+            };
+            rec.reason = Some(format!("LLM unavailable: {why}"));
+        }
+        LlmError::Refused(why) => {
+            rec.coverage = Coverage::Failed;
+            rec.reason = Some(why);
+        }
+    }
 }
 
 async fn summarize(
