@@ -6,6 +6,7 @@
 //! `ReviewService` holds what every review shares: the rules and the knowledge store, loaded once.
 
 use crate::agent::{self, AgentOutput, AgentSettings};
+use crate::llm::embeddings::{Embedder, EmbeddingConfig};
 use crate::llm::{LlmClient, LlmConfig};
 use anyhow::Result;
 use redline_core::change::ChangeSet;
@@ -20,8 +21,10 @@ use std::time::Instant;
 /// What every review shares: the built-in rules and knowledge, and the LLM endpoints.
 pub struct ReviewService {
     rules: Arc<RuleSet>,
-    /// Loaded on the first agent review (a rules review never needs it).
-    knowledge: std::sync::OnceLock<Arc<knowledge::Store>>,
+    /// Loaded on the first agent review (a rules review never needs it); with an embeddings
+    /// endpoint, its chunks are embedded then, so retrieval fuses BM25 with dense similarity.
+    knowledge: tokio::sync::OnceCell<Arc<knowledge::Store>>,
+    embedder: Option<Arc<Embedder>>,
     llm: Option<LlmConfig>,
 }
 
@@ -49,7 +52,11 @@ impl ReviewService {
     pub fn new(llm: Option<LlmConfig>) -> Result<ReviewService> {
         Ok(ReviewService {
             rules: Arc::new(RuleSet::builtin()?),
-            knowledge: std::sync::OnceLock::new(),
+            knowledge: tokio::sync::OnceCell::new(),
+            embedder: match EmbeddingConfig::from_env() {
+                Some(c) if llm.is_some() => Some(Arc::new(Embedder::new(c)?)),
+                _ => None,
+            },
             llm,
         })
     }
@@ -106,15 +113,12 @@ impl ReviewService {
             }
         };
         let knowledge = if repo.extra_dirs.is_empty() {
-            match self.knowledge.get() {
-                Some(k) => k.clone(),
-                None => {
-                    let built = Arc::new(knowledge::Store::builtin()?);
-                    self.knowledge.get_or_init(|| built).clone()
-                }
-            }
+            self.knowledge
+                .get_or_try_init(|| self.load_knowledge(&[]))
+                .await?
+                .clone()
         } else {
-            Arc::new(knowledge::Store::with_extra(&repo.extra_dirs)?)
+            self.load_knowledge(&repo.extra_dirs).await?
         };
         let mut client = LlmClient::new(llm)?;
         if options.record {
@@ -126,12 +130,31 @@ impl ReviewService {
             settings.prompt_version = v.clone();
         }
         agent::check_prompt_version(&settings.prompt_version)?;
-        let output = agent::review_files(change, &prepared, &client, &knowledge, &settings).await;
+        let embedder = self
+            .embedder
+            .as_deref()
+            .filter(|_| knowledge.has_embeddings());
+        let output =
+            agent::review_files(change, &prepared, &client, &knowledge, embedder, &settings).await;
         let review = assemble_agent(change, prepared, output, &settings, start);
         Ok(Reviewed {
             review,
             llm: Some(client),
         })
+    }
+}
+
+impl ReviewService {
+    /// The knowledge store with `extra` folders; its chunks embedded when an embeddings endpoint
+    /// is configured (an embeddings outage leaves BM25 alone, and says so in the log).
+    async fn load_knowledge(&self, extra: &[std::path::PathBuf]) -> Result<Arc<knowledge::Store>> {
+        let mut store = knowledge::Store::with_extra(extra)?;
+        if let Some(e) = &self.embedder
+            && let Err(err) = crate::llm::embeddings::attach(&mut store, e).await
+        {
+            tracing::warn!(error = %format!("{err:#}"), "embeddings unavailable: retrieval is BM25 only");
+        }
+        Ok(Arc::new(store))
     }
 }
 

@@ -127,7 +127,7 @@ pub(super) async fn file_loop(
                 ToolChoiceOptions::Auto,
             ))
             .max_completion_tokens(run.settings.max_completion_tokens)
-            .temperature(0.0)
+            .temperature(run.settings.temperature)
             .build()
             .map_err(|e| LlmError::Refused(e.to_string()))?;
         rec.prompt_tokens_sent += prompt_size(&req);

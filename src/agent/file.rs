@@ -2,7 +2,8 @@
 //! retrieved guidance, the rules' findings as evidence), and the passes a large file is split into.
 
 use super::conversation::{account, file_loop, prompt_size, redact, system_message, user_message};
-use super::validate::validate;
+use super::validate::{Checked, check_drafts, confirms, merge_with_rules, settle_severity};
+use super::verify::verify_all;
 use super::{Draft, Run};
 use crate::llm::{LlmError, Route};
 use async_openai::types::chat::CreateChatCompletionRequestArgs;
@@ -66,28 +67,97 @@ pub(super) async fn review_file(
         rec.reason = Some("never sent to an LLM (.redline.toml never_send)".into());
         return (rec, result.findings.clone());
     }
-    let prompt = Prompt::new(run, result, m);
+    let prompt = Prompt::new(run, result, m).await;
     let passes = passes(run, route, m, &prompt, &mut rec).await;
-    let mut drafts: Vec<Draft> = Vec::new();
-    let mut calls_left = run.settings.max_tool_calls;
-    for user in passes {
-        if calls_left == 0 || run.stopped.load(Ordering::SeqCst) {
-            break;
+    let mut samples: Vec<Vec<Checked>> = Vec::new();
+    for _ in 0..run.settings.samples.max(1) {
+        let mut drafts: Vec<Draft> = Vec::new();
+        let mut calls_left = run.settings.max_tool_calls;
+        let mut failed = false;
+        for user in &passes {
+            if calls_left == 0 || run.stopped.load(Ordering::SeqCst) {
+                break;
+            }
+            rec.passes += 1;
+            let user = redact(run, &mut rec, user);
+            let outcome =
+                file_loop(run, route, &user, m, &mut rec, &mut drafts, &mut calls_left).await;
+            if let Err(e) = outcome {
+                note_failure(run, &mut rec, e, drafts.is_empty());
+                failed = true;
+                break;
+            }
         }
-        rec.passes += 1;
-        let user = redact(run, &mut rec, &user);
-        let outcome = file_loop(run, route, &user, m, &mut rec, &mut drafts, &mut calls_left).await;
-        if let Err(e) = outcome {
-            note_failure(run, &mut rec, e, drafts.is_empty());
+        samples.push(check_drafts(run, m, drafts, &mut rec));
+        if failed || run.stopped.load(Ordering::SeqCst) {
             break;
         }
     }
-    let findings = validate(run, m, &result.findings, drafts, &mut rec);
+    rec.samples = samples.len();
+    let checked = agree(samples, run.settings.agree, &mut rec);
+    // A finding that confirms a rule's stands with the rule; only the model's own are verified.
+    let (confirming, own): (Vec<Checked>, Vec<Checked>) = checked
+        .into_iter()
+        .partition(|c| result.findings.iter().any(|rf| confirms(&c.finding, rf)));
+    let own: Vec<(Checked, Option<bool>)> = if run.settings.verify && !own.is_empty() {
+        verify_all(run, route, m, own, &mut rec).await
+    } else {
+        own.into_iter().map(|c| (c, None)).collect()
+    };
+    let mut kept = Vec::new();
+    for (mut c, confirmed) in confirming.into_iter().map(|c| (c, None)).chain(own) {
+        settle_severity(run, &mut c, confirmed, &mut rec);
+        kept.push(c.finding);
+    }
+    let findings = merge_with_rules(&result.findings, kept);
     rec.comments_kept = findings
         .iter()
         .filter(|f| f.source == FindingSource::Llm)
         .count();
     (rec, findings)
+}
+
+/// Across independent reviews of a file, the findings at least `m` of them made (same class,
+/// within two lines); with one review, all of them. A kept finding asks for the severity that
+/// `m` of its reviews asked for or exceeded.
+fn agree(samples: Vec<Vec<Checked>>, m: usize, rec: &mut FileRecord) -> Vec<Checked> {
+    if samples.len() <= 1 {
+        return samples.into_iter().next().unwrap_or_default();
+    }
+    let mut groups: Vec<(Checked, Vec<(usize, redline_core::model::Severity)>)> = Vec::new();
+    for (i, sample) in samples.into_iter().enumerate() {
+        for c in sample {
+            match groups.iter_mut().find(|(g, members)| {
+                g.finding.category == c.finding.category
+                    && g.finding.line.abs_diff(c.finding.line) <= 2
+                    && !members.iter().any(|(s, _)| *s == i)
+            }) {
+                Some((_, members)) => members.push((i, c.asked)),
+                None => {
+                    let asked = c.asked;
+                    groups.push((c, vec![(i, asked)]));
+                }
+            }
+        }
+    }
+    let mut kept = Vec::new();
+    for (mut c, mut members) in groups {
+        if members.len() < m {
+            rec.validation.push(format!(
+                "line {} {}: reported by {} of {} reviews (needs {m}): dropped",
+                c.finding.line,
+                c.finding.category,
+                members.len(),
+                rec.samples
+            ));
+            continue;
+        }
+        members.sort_by_key(|(_, s)| *s);
+        c.asked = members[m.max(1) - 1].1;
+        c.finding.severity = c.asked;
+        kept.push(c);
+    }
+    kept
 }
 
 /// What a file's user message is made of besides the code: the header, the guidance retrieved
@@ -99,7 +169,7 @@ struct Prompt {
 }
 
 impl Prompt {
-    fn new(run: &Run<'_>, result: &PreparedFile, m: &Material) -> Prompt {
+    async fn new(run: &Run<'_>, result: &PreparedFile, m: &Material) -> Prompt {
         // Guidance for this code: its language, its identifiers and calls, the rules that fired.
         let added: String = m
             .diff
@@ -111,8 +181,21 @@ impl Prompt {
             .collect();
         let categories: Vec<String> = result.findings.iter().map(|f| f.category.clone()).collect();
         let q = query::for_hunks(m.language.name(), &added, &categories);
+        // With embeddings, the query's vector joins BM25 (reciprocal rank fusion); an embeddings
+        // failure leaves BM25 alone.
+        let vector = match run.embedder {
+            Some(e) => e
+                .embed(std::slice::from_ref(&q))
+                .await
+                .ok()
+                .and_then(|mut v| v.pop()),
+            None => None,
+        };
         let mut guidance = String::new();
-        for g in run.store.search(&q, Some(m.language.name()), 3) {
+        for g in run
+            .store
+            .search_with(&q, vector.as_deref(), Some(m.language.name()), 3)
+        {
             let body: String = g.text.chars().take(700).collect();
             guidance.push_str(&format!(
                 "[{}] {} ({})\n{}\n\n",
@@ -142,8 +225,7 @@ impl Prompt {
 
     /// The user message for a view of the change, with a note after the header.
     fn message(&self, view: &str, note: &str) -> String {
-        let view_title =
-            "## The change in context (new-side line numbers; `+` added, `-` removed)";
+        let view_title = "## The change in context (new-side line numbers; `+` added, `-` removed)";
         format!(
             "{}{note}\n{view_title}\n{view}\n## Guidance\n{}## Rule findings (evidence)\n{}",
             self.header, self.guidance, self.evidence
@@ -161,19 +243,7 @@ async fn passes(
     rec: &mut FileRecord,
 ) -> Vec<String> {
     use redline_core::context::tokens::count;
-    // The whole file with markers can only be smaller than the trimmed view when that view
-    // already covers most of the file's lines; only then is it worth rendering and counting.
-    let trimmed = m.context.render_review(&m.text, &m.diff, None);
-    let view = if trimmed.lines().count() * 5 >= m.context.file_lines as usize * 4 {
-        let full = m.context.whole_file().render_review(&m.text, &m.diff, None);
-        if count(&full) < count(&trimmed) {
-            full
-        } else {
-            trimmed
-        }
-    } else {
-        trimmed
-    };
+    let view = m.context.review_view(&m.text, &m.diff);
     let whole = prompt.message(&view, "");
     let budget = run.settings.context_token_budget.saturating_sub(1500);
     if count(&whole) <= budget || m.diff.hunks.len() <= 1 {

@@ -12,6 +12,7 @@
 //! - `validate`: what the model said, checked against the diff; `parse`: lenient reading of
 //!   model output; `prompts` and `settings`: versions and bounds.
 
+mod classes;
 mod conversation;
 mod file;
 pub mod parse;
@@ -19,11 +20,13 @@ mod prompts;
 mod settings;
 pub mod tools;
 mod validate;
+mod verify;
 
 pub use prompts::{PROMPT_VERSION, check_prompt_version, prompt_versions, system_prompt};
 pub use settings::AgentSettings;
 
 use crate::llm::LlmClient;
+use crate::llm::embeddings::Embedder;
 use futures::future::join_all;
 use redline_core::change::ChangeSet;
 use redline_core::knowledge::Store;
@@ -42,16 +45,72 @@ struct Draft {
     category: String,
     body: String,
     confidence: f64,
-    code_reference: String,
+    reference: Reference,
     guideline_ids: Vec<String>,
     /// Replacement code for line..end_line, when the fix is a few lines.
     suggestion: Option<String>,
+}
+
+/// What a comment says it is about: the code itself, or where it is.
+#[derive(Debug, Clone, PartialEq)]
+enum Reference {
+    None,
+    /// Code quoted from the file.
+    Code(String),
+    /// `path:12`, `app/x.py:12-14`, `line 12`, `L12-L14`: resolved to the code at those lines.
+    Location {
+        path: Option<String>,
+        start: u32,
+        end: u32,
+    },
+}
+
+impl Reference {
+    /// Reads what a model put in `code_reference`.
+    fn parse(text: &str) -> Reference {
+        static PATH_LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"^([\w./-]+\.\w+):(\d+)(?:-(\d+)|:\d+)?$").unwrap()
+        });
+        static LINE_WORD: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r"(?i)^(?:lines?\s*|l)(\d+)(?:\s*[-–]\s*l?(\d+))?$").unwrap()
+        });
+        let t = text
+            .trim()
+            .trim_matches(|c| c == '`' || c == '"' || c == '\'');
+        if t.is_empty() {
+            return Reference::None;
+        }
+        let range = |a: &str, b: Option<&str>| {
+            let start: u32 = a.parse().unwrap_or(0);
+            let end = b.and_then(|b| b.parse().ok()).unwrap_or(start).max(start);
+            (start, end)
+        };
+        if let Some(c) = PATH_LINE.captures(t) {
+            let (start, end) = range(&c[2], c.get(3).map(|m| m.as_str()));
+            return Reference::Location {
+                path: Some(c[1].to_string()),
+                start,
+                end,
+            };
+        }
+        if let Some(c) = LINE_WORD.captures(t) {
+            let (start, end) = range(&c[1], c.get(2).map(|m| m.as_str()));
+            return Reference::Location {
+                path: None,
+                start,
+                end,
+            };
+        }
+        Reference::Code(text.to_string())
+    }
 }
 
 /// Shared state of one pull request's agent run.
 struct Run<'a> {
     llm: &'a LlmClient,
     store: &'a Store,
+    /// With embeddings attached to `store`, guidance is retrieved by BM25 and dense similarity.
+    embedder: Option<&'a Embedder>,
     settings: &'a AgentSettings,
     change: &'a ChangeSet,
     /// Set once the LLM is unavailable or the budget is spent: the rest is rules-only.
@@ -77,11 +136,13 @@ pub async fn review_files(
     prepared: &[PreparedFile],
     llm: &LlmClient,
     store: &Store,
+    embedder: Option<&Embedder>,
     settings: &AgentSettings,
 ) -> AgentOutput {
     let run = Arc::new(Run {
         llm,
         store,
+        embedder,
         settings,
         change,
         stopped: AtomicBool::new(false),
@@ -105,4 +166,33 @@ pub async fn review_files(
         .unwrap_or_else(|e| e.into_inner())
         .clone();
     AgentOutput { files, stopped }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Reference;
+
+    #[test]
+    fn locations_are_told_from_code() {
+        let loc = |path: Option<&str>, start, end| Reference::Location {
+            path: path.map(str::to_string),
+            start,
+            end,
+        };
+        assert_eq!(
+            Reference::parse("app/users.py:11"),
+            loc(Some("app/users.py"), 11, 11)
+        );
+        assert_eq!(
+            Reference::parse("`src/a.ts:3-5`"),
+            loc(Some("src/a.ts"), 3, 5)
+        );
+        assert_eq!(Reference::parse("line 7"), loc(None, 7, 7));
+        assert_eq!(Reference::parse("L12-L14"), loc(None, 12, 14));
+        assert_eq!(
+            Reference::parse("cur.execute(q)"),
+            Reference::Code("cur.execute(q)".into())
+        );
+        assert_eq!(Reference::parse("  "), Reference::None);
+    }
 }

@@ -61,6 +61,14 @@ fn collect_calls(v: &Value, known: &[&str], out: &mut Vec<(String, String)>) {
     }
 }
 
+/// Every JSON object in `text` (bare, fenced, or among prose), outermost first.
+pub fn json_objects(text: &str) -> Vec<Value> {
+    json_values(text)
+        .into_iter()
+        .filter(Value::is_object)
+        .collect()
+}
+
 /// Every top-level JSON value in `text` (objects and arrays), found by brace matching.
 fn json_values(text: &str) -> Vec<Value> {
     let bytes = text.as_bytes();

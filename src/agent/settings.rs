@@ -22,6 +22,26 @@ pub struct AgentSettings {
     pub never_send: globset::GlobSet,
     /// Which prompts/<version>/system.md the agent uses (recorded with every review).
     pub prompt_version: String,
+    /// A second, narrow call checks each finding only the model made: the model must name the
+    /// input or path that triggers the bug (`REDLINE_AGENT_VERIFY`, default on).
+    pub verify: bool,
+    /// What happens to a finding the verification does not confirm.
+    pub unconfirmed: Unconfirmed,
+    /// Independent reviews of each file (`REDLINE_AGENT_SAMPLES`); with more than one, a
+    /// model-only finding is kept when at least `agree` of them report it.
+    pub samples: usize,
+    pub agree: usize,
+    /// Sampling temperature: 0 for one sample, `REDLINE_AGENT_TEMPERATURE` (default 0.7) for several.
+    pub temperature: f32,
+}
+
+/// What happens to a model-only finding that verification rejects or cannot confirm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unconfirmed {
+    /// Dropped; the record says why.
+    Drop,
+    /// Kept as a suggestion at most, so the reader still sees it, lowest.
+    Demote,
 }
 
 impl Default for AgentSettings {
@@ -36,13 +56,18 @@ impl Default for AgentSettings {
             budget_usd: None,
             never_send: globset::GlobSet::empty(),
             prompt_version: PROMPT_VERSION.to_string(),
+            verify: true,
+            unconfirmed: Unconfirmed::Drop,
+            samples: 1,
+            agree: 1,
+            temperature: 0.0,
         }
     }
 }
 
 impl AgentSettings {
-    /// Defaults, with `REDLINE_AGENT_MAX_TOOL_CALLS`, `REDLINE_AGENT_CONCURRENCY`,
-    /// `REDLINE_AGENT_CONTEXT_TOKENS` and `REDLINE_LLM_BUDGET_USD` applied.
+    /// Defaults, with `REDLINE_AGENT_MAX_TOOL_CALLS`, `_CONCURRENCY`, `_CONTEXT_TOKENS`, `_VERIFY`,
+    /// `_UNCONFIRMED`, `_SAMPLES`, `_AGREE`, `_TEMPERATURE` and `REDLINE_LLM_BUDGET_USD` applied.
     pub fn from_env() -> AgentSettings {
         let mut s = AgentSettings::default();
         let num = |k: &str| {
@@ -60,6 +85,22 @@ impl AgentSettings {
             s.context_token_budget = v.max(500.0) as usize;
         }
         s.budget_usd = num("REDLINE_LLM_BUDGET_USD");
+        if let Ok(v) = std::env::var("REDLINE_AGENT_VERIFY") {
+            s.verify = !matches!(v.trim(), "0" | "false" | "no" | "off");
+        }
+        if std::env::var("REDLINE_AGENT_UNCONFIRMED").is_ok_and(|v| v.trim() == "demote") {
+            s.unconfirmed = Unconfirmed::Demote;
+        }
+        if let Some(v) = num("REDLINE_AGENT_SAMPLES") {
+            s.samples = (v.max(1.0) as usize).min(9);
+        }
+        s.agree = num("REDLINE_AGENT_AGREE")
+            .map(|v| v.max(1.0) as usize)
+            .unwrap_or(s.samples / 2 + 1)
+            .min(s.samples);
+        if s.samples > 1 {
+            s.temperature = num("REDLINE_AGENT_TEMPERATURE").unwrap_or(0.7) as f32;
+        }
         if let Ok(v) = std::env::var("REDLINE_PROMPT_VERSION")
             && !v.trim().is_empty()
         {

@@ -1,6 +1,6 @@
 //! The agent's tools: their JSON schemas (sent to the model) and what calling them does.
 
-use super::{Draft, Run, parse};
+use super::{Draft, Reference, Run, parse};
 use async_openai::types::chat::FunctionObject;
 use async_openai::types::chat::{ChatCompletionTool, ChatCompletionTools};
 use redline_core::model::{FileRecord, note_quirk};
@@ -182,14 +182,11 @@ pub(super) fn execute(
             if body.is_empty() {
                 return ("error: `body` is required".into(), false);
             }
-            let code_reference = a["code_reference"].as_str().unwrap_or("").to_string();
-            // "app/users.py:11" is a location, not code.
-            let code_reference = if regex_location().is_match(code_reference.trim()) {
+            // "app/users.py:11" is a location, not code: it is resolved against the file later.
+            let reference = Reference::parse(a["code_reference"].as_str().unwrap_or(""));
+            if matches!(reference, Reference::Location { .. }) {
                 note_quirk(q, "code reference was a location");
-                String::new()
-            } else {
-                code_reference
-            };
+            }
             let draft = Draft {
                 line,
                 end_line: a.get("end_line").and_then(|v| parse::int_arg(v, q)),
@@ -197,7 +194,7 @@ pub(super) fn execute(
                 category: parse::category_arg(&a["category"], q),
                 body,
                 confidence: parse::confidence_arg(&a["confidence"], q).unwrap_or(0.5),
-                code_reference,
+                reference,
                 guideline_ids: a["guideline_ids"]
                     .as_array()
                     .map(|v| {
@@ -230,11 +227,4 @@ pub(super) fn execute(
             )
         }
     }
-}
-
-fn regex_location() -> &'static regex::Regex {
-    static RE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"^[\w./-]+\.\w+:\d+(-\d+)?$|^(line|L)\s*\d+$").unwrap()
-    });
-    &RE
 }

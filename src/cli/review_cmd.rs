@@ -135,6 +135,9 @@ pub async fn review_change(
             "change": change.description,
             "model": review.agent.as_ref().and_then(|a| a.model()),
             "prompt_version": review.agent.as_ref().map(|a| a.prompt_version.clone()),
+            // How the agent ran, so that a replay runs it the same way.
+            "verify": crate::agent::AgentSettings::from_env().verify,
+            "samples": crate::agent::AgentSettings::from_env().samples,
             "exchanges": client.take_recording(),
             "findings": review.findings,
             "quirks": review.agent.as_ref().map(|a| a.quirks.clone()),

@@ -45,6 +45,8 @@ fn run_agent(dir: &std::path::Path, fake: &FakeOpenAi, extra_env: &[(&str, &str)
         ("REDLINE_LLM_API_KEY", KEY),
         ("REDLINE_LLM_BACKOFF_MS", "10"),
         ("REDLINE_LLM_TIMEOUT_SECS", "5"),
+        // These tests script the review loop; verification has tests of its own (verification.rs).
+        ("REDLINE_AGENT_VERIFY", "0"),
     ];
     env.extend_from_slice(extra_env);
     let r = agent_review(dir, &fake.base_url, &env);
@@ -130,7 +132,7 @@ fn clean_run_posts_validated_comments_and_finishes() {
     );
     let user = msgs[1]["content"].as_str().unwrap();
     assert!(
-        user.contains("   10 +    db.delete(\"invoices\", invoice_id)"),
+        user.contains("10+    db.delete(\"invoices\", invoice_id)"),
         "{user}"
     );
     assert!(
@@ -211,7 +213,7 @@ fn comments_off_the_diff_are_moved_or_dropped() {
                 ),
                 (
                     "post_review_comment",
-                    &comment(12, "warning", "missing-authorization", ""),
+                    &comment(12, "warning", "missing-authorization", "    return True"),
                 ),
                 ("finish_file", r#"{"summary":"s"}"#),
             ]),
@@ -381,17 +383,26 @@ fn tool_calls_written_as_text_are_understood() {
     let fake = FakeOpenAi::start().with_script(move |_, n| match n {
         0 => (200, text_reply(&fenced), Duration::ZERO),
         1 => (200, text_reply("<tool_call>{\"name\": \"finish_file\", \"arguments\": {\"summary\": \"done\"}}</tool_call>"), Duration::ZERO),
+        // The verification call, answered in prose with the JSON fenced, as small models do.
+        2 => (200, text_reply("```json\n{\"verdict\": \"confirmed\", \"trigger\": \"any signed-in user calls delete_invoice with another user's invoice id\"}\n```"), Duration::ZERO),
         _ => (500, error_body("unexpected"), Duration::ZERO),
     });
     let dir = default_workspace();
-    let v = run_agent(dir.path(), &fake, &[]).json();
+    let v = run_agent(dir.path(), &fake, &[("REDLINE_AGENT_VERIFY", "1")]).json();
     let f = finding(&v, 10).expect("kept");
     assert_eq!(f["category"], "missing-authorization");
-    // "HIGH" maps to critical, but the code reference was a location: downgraded.
-    assert_eq!(f["severity"], "warning");
+    // "HIGH" maps to critical; the code reference was a location, resolved to line 10's code,
+    // and verification named a trigger: it stays critical.
+    assert_eq!(f["severity"], "critical", "{}", v["summary"]["agent"]);
     let q = &v["summary"]["agent"]["quirks"];
     assert_eq!(q["tool call written as text"], 2);
     assert_eq!(q["code reference was a location"], 1);
+    assert_eq!(q["code reference was a location (resolved)"], 1);
+    let verification = &v["summary"]["agent"]["files"][0]["verification"][0];
+    assert!(
+        verification.as_str().unwrap().contains("confirmed"),
+        "{verification}"
+    );
     assert_eq!(v["summary"]["agent"]["files"][0]["stop"], "finish_file");
 }
 

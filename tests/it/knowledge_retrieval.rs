@@ -120,3 +120,70 @@ fn search_reads_the_repository_knowledge_folders() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.starts_with("1. repo.billing"), "{}", r.stdout);
 }
+
+#[test]
+fn plain_words_find_the_entry_that_uses_the_technical_ones() {
+    let r = run_in(
+        &project_root(),
+        &[
+            "knowledge",
+            "search",
+            "unpickling data received from the network",
+            "--language",
+            "python",
+            "--k",
+            "5",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.starts_with("1. sec.unsafe-deserialization"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn the_agent_retrieves_with_embeddings_when_an_endpoint_is_configured() {
+    use crate::common::fake_openai::tool_calls;
+    let fake = FakeOpenAi::start().with_script(|_, _| {
+        (
+            200,
+            tool_calls(&[("finish_file", r#"{"summary":"s"}"#)]),
+            std::time::Duration::ZERO,
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("a/app/load.py", b"import json\n"),
+            (
+                "b/app/load.py",
+                b"import pickle\n\n\ndef load(blob):\n    return pickle.loads(blob)\n",
+            ),
+        ],
+    );
+    let cache = dir.path().join("cache");
+    let r = agent_review(
+        dir.path(),
+        &fake.base_url,
+        &[
+            ("REDLINE_EMBEDDINGS_BASE_URL", &fake.base_url),
+            ("REDLINE_EMBEDDINGS_MODEL", "fake-embed-1"),
+            ("REDLINE_CACHE_DIR", cache.to_str().unwrap()),
+            ("REDLINE_AGENT_VERIFY", "0"),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let embedded = fake
+        .requests()
+        .into_iter()
+        .filter(|x| x.path == "/v1/embeddings")
+        .count();
+    // The knowledge chunks (in batches), then the file's query.
+    assert!(embedded >= 2, "{embedded} embeddings requests");
+    let chat = &fake.chat_requests()[0];
+    let user = chat.body["messages"][1]["content"].as_str().unwrap();
+    assert!(user.contains("[sec.unsafe-deserialization]"), "{user}");
+}

@@ -15,4 +15,5 @@ mod replay;
 mod review_inputs;
 mod review_outputs;
 mod rules_examples;
+mod verification;
 mod worker_crash;

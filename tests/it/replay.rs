@@ -71,6 +71,19 @@ fn recorded_real_model_transcripts_replay_to_the_same_findings() {
             .env("REDLINE_AGENT_CONCURRENCY", "1")
             .env("REDLINE_AGENT_CONTEXT_TOKENS", "12000")
             .env("REDLINE_LLM_BACKOFF_MS", "1")
+            // As recorded: transcripts from before verification existed made no verification calls.
+            .env(
+                "REDLINE_AGENT_VERIFY",
+                if t["verify"].as_bool().unwrap_or(false) {
+                    "1"
+                } else {
+                    "0"
+                },
+            )
+            .env(
+                "REDLINE_AGENT_SAMPLES",
+                t["samples"].as_u64().unwrap_or(1).to_string(),
+            )
             .env_remove("REDLINE_LLM_API_KEY")
             .env_remove("OPENAI_API_KEY");
         let o = cmd.output().unwrap();

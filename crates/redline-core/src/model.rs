@@ -280,8 +280,18 @@ pub struct FileRecord {
     pub redactions: usize,
     /// Comments dropped or changed by validation, with why.
     pub validation: Vec<String>,
+    /// What the verification call said of each finding only the model made.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub verification: Vec<String>,
+    /// Independent reviews of the file (agreement), when more than one.
+    #[serde(skip_serializing_if = "is_one")]
+    pub samples: usize,
     pub quirks: Quirks,
     pub summary: Option<String>,
+}
+
+fn is_one(n: &usize) -> bool {
+    *n <= 1
 }
 
 /// What the agent did for the whole pull request.

@@ -1,5 +1,8 @@
 //! A small BM25 index. Code identifiers are split into their parts (`InsecureSkipVerify` ->
-//! `insecureskipverify insecure skip verify`) so that prose and code match each other.
+//! `insecureskipverify insecure skip verify`) so that prose and code match each other; terms are
+//! stemmed (`unpickling` and `unpickled` are one term), and a query's words are widened with a
+//! few synonyms (`unpickling` also asks for `deserialization`), so that plain words find the
+//! entry that uses the technical ones.
 
 use std::collections::HashMap;
 
@@ -44,6 +47,104 @@ fn push_term(out: &mut Vec<String>, t: &str) {
     out.push(t.to_string());
 }
 
+/// A term's stem: common English suffixes removed (a light Porter-style stemmer; the same on both
+/// sides of the index, so it need not be linguistically exact).
+pub fn stem(term: &str) -> String {
+    let t = term;
+    let n = t.len();
+    let cut = |suffix: &str, min: usize| t.len() >= min + suffix.len() && t.ends_with(suffix);
+    let mut s = if cut("izations", 3) {
+        format!("{}ize", &t[..n - 8])
+    } else if cut("ization", 3) {
+        format!("{}ize", &t[..n - 7])
+    } else if cut("ations", 3) {
+        format!("{}ate", &t[..n - 6])
+    } else if cut("ation", 3) {
+        format!("{}ate", &t[..n - 5])
+    } else if cut("ities", 3) || cut("ility", 3) {
+        t[..n - 5].to_string()
+    } else if cut("ies", 2) {
+        format!("{}y", &t[..n - 3])
+    } else if cut("sses", 2) {
+        t[..n - 2].to_string()
+    } else if cut("ing", 3) {
+        t[..n - 3].to_string()
+    } else if cut("ed", 3) {
+        t[..n - 2].to_string()
+    } else if cut("ly", 3) {
+        t[..n - 2].to_string()
+    } else if cut("s", 3) && !t.ends_with("ss") && !t.ends_with("us") && !t.ends_with("is") {
+        t[..n - 1].to_string()
+    } else {
+        t.to_string()
+    };
+    // `serialize`/`serializing`, `pickle`/`pickling`: drop a final e, and a doubled consonant.
+    if s.len() > 4 && s.ends_with('e') {
+        s.pop();
+    }
+    let b = s.as_bytes();
+    if s.len() > 4 && b[b.len() - 1] == b[b.len() - 2] && !b"lsz".contains(&b[b.len() - 1]) {
+        s.pop();
+    }
+    s
+}
+
+/// Plain words and the technical terms the guidance uses for them (stems on both sides).
+const SYNONYMS: &[(&str, &[&str])] = &[
+    ("unpickl", &["pickl", "deserializ"]),
+    ("pickl", &["deserializ"]),
+    ("unmarshal", &["deserializ"]),
+    ("unseriz", &["deserializ"]),
+    ("network", &["untrust", "input"]),
+    ("remot", &["untrust", "input"]),
+    ("receiv", &["untrust", "input"]),
+    ("attack", &["untrust", "input"]),
+    ("shell", &["command", "subprocess"]),
+    ("databas", &["sql", "query"]),
+    ("queri", &["sql"]),
+    ("markup", &["html", "xss"]),
+    ("script", &["xss"]),
+    ("escap", &["xss", "sanitiz"]),
+    ("regular", &["regex"]),
+    ("backtrack", &["regex", "redo"]),
+    ("certificat", &["tls"]),
+    ("ssl", &["tls"]),
+    ("entity", &["xml", "xxe"]),
+    ("zip", &["archiv", "travers"]),
+    ("tar", &["archiv", "travers"]),
+    ("extract", &["archiv", "travers"]),
+    ("upload", &["path", "file"]),
+    ("directory", &["path", "travers"]),
+    ("guess", &["random"]),
+    ("predict", &["random"]),
+    ("permission", &["authoriz", "access"]),
+    ("owner", &["authoriz", "access"]),
+    ("forward", &["redirect"]),
+    ("internal", &["ssrf"]),
+    ("metadata", &["ssrf"]),
+];
+
+/// The index's terms of a text: its tokens, stemmed.
+fn terms(text: &str) -> Vec<String> {
+    tokenize(text).iter().map(|t| stem(t)).collect()
+}
+
+/// A query's terms: its stems, and the synonyms of those that have some.
+fn query_terms(query: &str) -> Vec<String> {
+    let mut out = terms(query);
+    let extra: Vec<String> = out
+        .iter()
+        .flat_map(|t| {
+            SYNONYMS
+                .iter()
+                .filter(move |(w, _)| w == t)
+                .flat_map(|(_, more)| more.iter().map(|m| m.to_string()))
+        })
+        .collect();
+    out.extend(extra);
+    out
+}
+
 /// An inverted index over documents, scored with BM25.
 pub struct Index {
     postings: HashMap<String, Vec<(u32, u32)>>,
@@ -57,7 +158,7 @@ impl Index {
         let mut postings: HashMap<String, Vec<(u32, u32)>> = HashMap::new();
         let mut doc_len = Vec::with_capacity(docs.len());
         for (i, d) in docs.iter().enumerate() {
-            let terms = tokenize(d);
+            let terms = terms(d);
             doc_len.push(terms.len() as u32);
             let mut tf: HashMap<String, u32> = HashMap::new();
             for t in terms {
@@ -83,7 +184,7 @@ impl Index {
     pub fn search(&self, query: &str) -> Vec<(usize, f64)> {
         let n = self.doc_len.len() as f64;
         let mut scores: HashMap<u32, f64> = HashMap::new();
-        let mut terms = tokenize(query);
+        let mut terms = query_terms(query);
         terms.sort();
         terms.dedup();
         for t in terms {
@@ -128,6 +229,21 @@ mod tests {
         ] {
             assert!(t.contains(&want.to_string()), "{want} missing from {t:?}");
         }
+    }
+
+    #[test]
+    fn stems_join_word_forms() {
+        for (a, b) in [
+            ("unpickling", "unpickled"),
+            ("serialize", "serializing"),
+            ("deserialization", "deserialize"),
+            ("queries", "query"),
+            ("redirects", "redirect"),
+            ("pickle", "pickling"),
+        ] {
+            assert_eq!(stem(a), stem(b), "{a} / {b}");
+        }
+        assert_eq!(stem("class"), "class");
     }
 
     #[test]

@@ -207,6 +207,26 @@ impl Store {
         self.entries.iter().find(|e| e.id == id)
     }
 
+    /// Every category the entries name, each once: the classes findings are filed under.
+    pub fn categories(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .entries
+            .iter()
+            .flat_map(|e| e.categories.iter().cloned())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The CWE of the first entry filed under `category` that names one.
+    pub fn cwe_of_category(&self, category: &str) -> Option<String> {
+        self.entries
+            .iter()
+            .filter(|e| e.categories.iter().any(|c| c == category))
+            .find_map(|e| e.cwe.clone())
+    }
+
     /// The indexed text of every chunk, in order: what an embedder embeds.
     pub fn documents(&self) -> &[String] {
         &self.docs

@@ -1,0 +1,321 @@
+//! What keeps the model's findings honest, through the binary against a scripted fake model:
+//! references that must point at the code, a verification call per finding only the model made,
+//! and agreement across independent reviews. A model that invents, misplaces or contradicts
+//! itself leaves the rules' review unchanged.
+
+use crate::common::fake_openai::{FakeOpenAi, error_body, text_reply, tool_calls};
+use crate::common::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const BASE: &[u8] = b"from flask import request\n\n\ndef show_invoice(db, invoice_id):\n    return db.get(invoice_id)\n";
+// Line 5: SQL injection (a rule finds it). Line 10: no ownership check (only a reviewer finds it).
+const HEAD: &[u8] = b"from flask import request\n\n\ndef show_invoice(db, invoice_id):\n    return db.execute(f\"SELECT * FROM invoices WHERE id = {invoice_id}\")\n\n\ndef delete_invoice(db, user, invoice_id):\n    # callers check permissions elsewhere\n    db.delete(\"invoices\", invoice_id)\n    return True\n";
+const LINE_10: &str = "    db.delete(\"invoices\", invoice_id)";
+
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("a/billing/invoices.py", BASE),
+            ("b/billing/invoices.py", HEAD),
+        ],
+    );
+    dir
+}
+
+fn comment(line: u64, severity: &str, category: &str, reference: &str) -> String {
+    json!({"line": line, "severity": severity, "category": category,
+           "body": "Anyone can delete any invoice: check that it belongs to the user first.",
+           "confidence": 0.95, "code_reference": reference,
+           "guideline_ids": ["sec.missing-authorization"]})
+    .to_string()
+}
+
+/// Whether a request is a verification call (its system prompt is the verifier's).
+fn is_verification(body: &Value) -> bool {
+    body["messages"][0]["content"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("You check one finding"))
+}
+
+/// (path, line, severity, category) of every finding, sorted.
+fn keys(v: &Value) -> Vec<(String, u64, String, String)> {
+    let mut k: Vec<_> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["category"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    k.sort();
+    k
+}
+
+fn rules_review(dir: &std::path::Path) -> Value {
+    let r = run_in(
+        dir,
+        &[
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--engine",
+            "rules",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+fn agent(dir: &std::path::Path, fake: &FakeOpenAi, env: &[(&str, &str)]) -> Value {
+    let mut all = vec![
+        ("REDLINE_LLM_BACKOFF_MS", "1"),
+        ("REDLINE_LLM_TIMEOUT_SECS", "5"),
+        ("REDLINE_AGENT_CONCURRENCY", "1"),
+    ];
+    all.extend_from_slice(env);
+    let r = agent_review(dir, &fake.base_url, &all);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+#[test]
+fn invented_misplaced_or_unanchored_findings_leave_the_rules_review_unchanged() {
+    let fake = FakeOpenAi::start().with_script(|body, _| {
+        if is_verification(body) {
+            return (
+                200,
+                text_reply(r#"{"verdict": "confirmed", "trigger": "any request"}"#),
+                Duration::ZERO,
+            );
+        }
+        (
+            200,
+            tool_calls(&[
+                // No code reference at all, confidently.
+                (
+                    "post_review_comment",
+                    &comment(10, "critical", "missing-authorization", ""),
+                ),
+                // Code that is not on its line.
+                (
+                    "post_review_comment",
+                    &comment(11, "critical", "sql-injection", "cursor.execute(raw_sql)"),
+                ),
+                // A line far from the diff.
+                (
+                    "post_review_comment",
+                    &comment(40, "warning", "logic-error", LINE_10),
+                ),
+                // A location of another file.
+                (
+                    "post_review_comment",
+                    &comment(10, "warning", "race-condition", "app/other.py:10"),
+                ),
+                ("finish_file", r#"{"summary":"s"}"#),
+            ]),
+            Duration::ZERO,
+        )
+    });
+    let dir = workspace();
+    let v = agent(dir.path(), &fake, &[]);
+    assert_eq!(
+        keys(&v),
+        keys(&rules_review(dir.path())),
+        "{}",
+        v["summary"]["agent"]
+    );
+    let notes = v["summary"]["agent"]["files"][0]["validation"].to_string();
+    assert!(notes.contains("no code reference"), "{notes}");
+    assert!(
+        notes.contains("the code reference does not match"),
+        "{notes}"
+    );
+    assert!(notes.contains("outside the diff: dropped"), "{notes}");
+    assert!(notes.contains("the location it gives"), "{notes}");
+}
+
+#[test]
+fn a_finding_verification_rejects_is_dropped_and_the_record_says_why() {
+    let fake = FakeOpenAi::start().with_script(|body, _| {
+        if is_verification(body) {
+            return (
+                200,
+                text_reply(
+                    r#"{"verdict": "rejected", "trigger": "", "reason": "the caller checks ownership"}"#,
+                ),
+                Duration::ZERO,
+            );
+        }
+        (
+            200,
+            tool_calls(&[
+                (
+                    "post_review_comment",
+                    &comment(10, "critical", "missing-authorization", LINE_10),
+                ),
+                ("finish_file", r#"{"summary":"s"}"#),
+            ]),
+            Duration::ZERO,
+        )
+    });
+    let dir = workspace();
+    let v = agent(dir.path(), &fake, &[]);
+    assert_eq!(keys(&v), keys(&rules_review(dir.path())));
+    let file = &v["summary"]["agent"]["files"][0];
+    assert!(
+        file["verification"][0]
+            .as_str()
+            .unwrap()
+            .contains("the caller checks ownership"),
+        "{file}"
+    );
+    // The verification call saw the finding and the code it points at, and no tools.
+    let verify = fake
+        .chat_requests()
+        .into_iter()
+        .find(|r| is_verification(&r.body))
+        .expect("a verification call");
+    let question = verify.body["messages"][1]["content"].as_str().unwrap();
+    assert!(question.contains(">10:"), "{question}");
+    assert!(question.contains("sec.missing-authorization"), "{question}");
+    assert!(verify.body["tools"].is_null());
+}
+
+#[test]
+fn a_confirmed_finding_stays_critical_and_its_cost_is_counted() {
+    let fake = FakeOpenAi::start().with_script(|body, _| {
+        if is_verification(body) {
+            return (
+                200,
+                text_reply(
+                    r#"{"verdict": "confirmed", "trigger": "POST /invoices/7/delete by any signed-in user", "reason": "no ownership check"}"#,
+                ),
+                Duration::ZERO,
+            );
+        }
+        (
+            200,
+            tool_calls(&[
+                (
+                    "post_review_comment",
+                    &comment(10, "critical", "broken-access-control", "line 10"),
+                ),
+                ("finish_file", r#"{"summary":"s"}"#),
+            ]),
+            Duration::ZERO,
+        )
+    });
+    let dir = workspace();
+    let v = agent(dir.path(), &fake, &[]);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["line"] == 10)
+        .unwrap_or_else(|| panic!("{}", v["summary"]["agent"]));
+    assert_eq!(f["severity"], "critical");
+    assert_eq!(
+        f["category"], "missing-authorization",
+        "mapped onto our class"
+    );
+    assert_eq!(
+        v["summary"]["agent"]["llm_calls"], 2,
+        "the loop and one verification"
+    );
+}
+
+#[test]
+fn findings_the_samples_disagree_on_are_dropped_and_agreed_ones_kept() {
+    // Three reviews of the file: each invents a different problem; two agree on line 10.
+    let fake = FakeOpenAi::start().with_script(|body, n| {
+        if is_verification(body) {
+            return (
+                200,
+                text_reply(r#"{"verdict": "confirmed", "trigger": "another user's invoice id"}"#),
+                Duration::ZERO,
+            );
+        }
+        let temperature = body["temperature"].as_f64().unwrap_or(0.0);
+        assert!(temperature > 0.0, "samples are drawn with a temperature");
+        let own = match n {
+            0 => comment(11, "warning", "logic-error", "    return True"),
+            1 => comment(10, "warning", "race-condition", LINE_10),
+            _ => comment(11, "suggestion", "resource-leak", "    return True"),
+        };
+        let agreed = comment(10, "critical", "missing-authorization", LINE_10);
+        let mut calls: Vec<(&str, &str)> = vec![("post_review_comment", own.as_str())];
+        if n < 2 {
+            calls.push(("post_review_comment", agreed.as_str()));
+        }
+        calls.push(("finish_file", r#"{"summary":"s"}"#));
+        (200, tool_calls(&calls), Duration::ZERO)
+    });
+    let dir = workspace();
+    let v = agent(
+        dir.path(),
+        &fake,
+        &[("REDLINE_AGENT_SAMPLES", "3"), ("REDLINE_AGENT_AGREE", "2")],
+    );
+    let mut want = keys(&rules_review(dir.path()));
+    want.push((
+        "billing/invoices.py".into(),
+        10,
+        "critical".into(),
+        "missing-authorization".into(),
+    ));
+    want.sort();
+    assert_eq!(keys(&v), want, "{}", v["summary"]["agent"]);
+    let file = &v["summary"]["agent"]["files"][0];
+    assert_eq!(file["samples"], 3);
+    let notes = file["validation"].to_string();
+    assert!(notes.contains("reported by 1 of 3 reviews"), "{notes}");
+    // Three loops and one verification of the agreed finding.
+    assert_eq!(v["summary"]["agent"]["llm_calls"], 4);
+}
+
+#[test]
+fn a_verification_outage_keeps_the_finding_as_a_warning() {
+    let fake = FakeOpenAi::start().with_script(|body, _| {
+        if is_verification(body) {
+            return (400, error_body("context length exceeded"), Duration::ZERO);
+        }
+        (
+            200,
+            tool_calls(&[
+                (
+                    "post_review_comment",
+                    &comment(10, "critical", "missing-authorization", LINE_10),
+                ),
+                ("finish_file", r#"{"summary":"s"}"#),
+            ]),
+            Duration::ZERO,
+        )
+    });
+    let dir = workspace();
+    let v = agent(dir.path(), &fake, &[]);
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["line"] == 10)
+        .expect("kept");
+    assert_eq!(f["severity"], "warning", "not confirmed: not critical");
+    assert!(
+        v["summary"]["agent"]["files"][0]["verification"][0]
+            .as_str()
+            .unwrap()
+            .contains("not verified")
+    );
+}
