@@ -99,6 +99,16 @@ pub(super) async fn review_file(
     let (confirming, own): (Vec<Checked>, Vec<Checked>) = checked
         .into_iter()
         .partition(|c| result.findings.iter().any(|rf| confirms(&c.finding, rf)));
+    if run.settings.verify {
+        rec.before_verification = own
+            .iter()
+            .map(|c| {
+                let mut c = c.clone();
+                settle_severity(run, &mut c, None, &mut FileRecord::default());
+                c.finding
+            })
+            .collect();
+    }
     let own: Vec<(Checked, Option<bool>)> = if run.settings.verify && !own.is_empty() {
         verify_all(run, route, m, own, &mut rec).await
     } else {

@@ -283,6 +283,10 @@ pub struct FileRecord {
     /// What the verification call said of each finding only the model made.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub verification: Vec<String>,
+    /// The findings only the model made, as they would stand without verification (what
+    /// verification was asked to check), for the record and for measuring what it changes.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub before_verification: Vec<Finding>,
     /// Independent reviews of the file (agreement), when more than one.
     #[serde(skip_serializing_if = "is_one")]
     pub samples: usize,
