@@ -17,3 +17,4 @@ mod review_outputs;
 mod rules_examples;
 mod verification;
 mod worker_crash;
+mod rules_real;

@@ -27,6 +27,8 @@ pub struct PreparedFile {
     pub timings: [f64; 3],
     /// None when the file was skipped.
     pub material: Option<Material>,
+    /// Notes for the review: findings suppressed by a comment, with where and why.
+    pub notes: Vec<String>,
 }
 
 /// A reviewed file's text, diff and trimmed context.
@@ -126,10 +128,22 @@ impl Reviewer<'_> {
             return PreparedFile::skipped(report, "parser gave up".into());
         };
         let t1 = Instant::now();
-        let hits = self
-            .rules
-            .run_except(language, &text, &tree, &self.config.config.rules.disable);
-        let findings = self.changed_line_findings(&report.path, &file.diff, hits);
+        let disabled = &self.config.config.rules.disable;
+        let hits = self.rules.run_except(language, &text, &tree, disabled);
+        // Removed-check rules read what the change deleted (and the base text, to tell a guard
+        // that moved from one that went).
+        let removals = crate::rules::removed::removals(&file.diff);
+        let removed_hits = match file.old_content.as_deref() {
+            // Tests delete checks on purpose (a fixture, a rewritten assertion).
+            Some(old) if !removals.is_empty() && !is_test_path(&report.path) => {
+                let old = String::from_utf8_lossy(old).replace("\r\n", "\n");
+                self.rules
+                    .run_removed(language, &text, &tree, &old, &removals, disabled)
+            }
+            _ => Vec::new(),
+        };
+        let findings = self.changed_line_findings(&report.path, &file.diff, hits, removed_hits);
+        let (findings, notes) = suppress(&report.path, &text, findings);
         let t2 = Instant::now();
         let ctx: FileContext = context::trim(language, &text, &tree, &file.diff);
         let t3 = Instant::now();
@@ -152,16 +166,19 @@ impl Reviewer<'_> {
                 text,
                 diff: file.diff.clone(),
             }),
+            notes,
         }
     }
 
-    /// The hits that touch a changed line and pass the severity threshold, one per line and
-    /// category, lowered a level in test code.
+    /// The hits that touch a changed line (and the removed-check hits, which sit next to a
+    /// deletion) and pass the severity threshold, one per line and category, lowered a level in
+    /// test code.
     fn changed_line_findings(
         &self,
         path: &str,
         diff: &crate::diff::FileDiff,
         hits: Vec<RuleHit>,
+        near_deletions: Vec<RuleHit>,
     ) -> Vec<Finding> {
         let added_lines = diff.added_lines();
         let min = self
@@ -172,17 +189,35 @@ impl Reviewer<'_> {
             .min(self.min_severity);
         let in_tests = is_test_path(path);
         let mut findings: Vec<Finding> = Vec::new();
-        for h in hits {
+        let anchored = near_deletions.len();
+        // How many findings (the first ones) sit next to a deletion.
+        let mut removed_findings = 0;
+        let all = near_deletions.into_iter().chain(hits);
+        for (i, h) in all.enumerate() {
+            if i == anchored {
+                removed_findings = findings.len();
+            }
             if h.severity > min {
                 continue;
             }
-            if !(h.line..=h.end_line).any(|l| added_lines.contains(&l)) {
+            let near_deletion = i < anchored;
+            if !near_deletion && !(h.line..=h.end_line).any(|l| added_lines.contains(&l)) {
+                continue;
+            }
+            // A removed check and the unchecked code right after it are one bug: the finding
+            // next to the deletion speaks for both.
+            if !near_deletion
+                && findings[..removed_findings]
+                    .iter()
+                    .any(|f| f.category == h.category && f.line <= h.line && h.line <= f.line + 10)
+            {
                 continue;
             }
             // Tests do insecure things on purpose (a local server without TLS, eval of a fixture,
-            // a made-up password): one level lower there, except for values with the shape of a
-            // real key, which leak from tests as well.
-            let severity = if in_tests && !h.rule_id.ends_with("known-shape") {
+            // a made-up password, a private key generated as a test vector): one level lower
+            // there. A value with the shape of a real key stays a warning: it is still worth a
+            // look, but test vectors are the common case (real-fix corpus, tune split).
+            let severity = if in_tests {
                 h.severity.lower()
             } else {
                 h.severity
@@ -202,14 +237,23 @@ impl Reviewer<'_> {
                 }
                 continue;
             }
-            // Point at the first changed line of a multi-line node.
-            let line = (h.line..=h.end_line)
-                .find(|l| added_lines.contains(l))
-                .unwrap_or(h.line);
+            // Point at the first changed line of a multi-line node (a removed check: at the line
+            // next to the deletion).
+            let line = if near_deletion {
+                h.line
+            } else {
+                (h.line..=h.end_line)
+                    .find(|l| added_lines.contains(l))
+                    .unwrap_or(h.line)
+            };
             findings.push(Finding {
                 path: path.to_string(),
                 line,
-                end_line: line.max(h.end_line.min(line + 2)),
+                end_line: if near_deletion {
+                    line.max(h.end_line)
+                } else {
+                    line.max(h.end_line.min(line + 2))
+                },
                 severity,
                 category: h.category,
                 message: h.message,
@@ -233,8 +277,45 @@ impl PreparedFile {
             findings: Vec::new(),
             timings: [0.0; 3],
             material: None,
+            notes: Vec::new(),
         }
     }
+}
+
+/// Drops the findings a suppression comment covers (see `rules::suppress`) and says so in notes.
+fn suppress(path: &str, text: &str, findings: Vec<Finding>) -> (Vec<Finding>, Vec<String>) {
+    if !(text.contains("redline:")
+        || text.contains("nosec")
+        || text.contains("nosemgrep")
+        || text.contains("noqa"))
+    {
+        return (findings, Vec::new());
+    }
+    let marks = crate::rules::suppress::suppressions(text);
+    let mut notes = Vec::new();
+    let kept = findings
+        .into_iter()
+        .filter(|f| {
+            let rule = f.rule_id.as_deref().unwrap_or("");
+            let Some(m) = marks
+                .iter()
+                .find(|m| crate::rules::suppress::suppresses(m, rule, &f.category, f.line))
+            else {
+                return true;
+            };
+            let reason = if m.reason.is_empty() {
+                "no reason given".to_string()
+            } else {
+                m.reason.clone()
+            };
+            notes.push(format!(
+                "suppressed by a comment: {rule} at {path}:{} ({reason})",
+                f.line
+            ));
+            false
+        })
+        .collect();
+    (kept, notes)
 }
 
 /// Builds a rules review from the prepared files.
@@ -242,10 +323,12 @@ pub fn assemble(change: &ChangeSet, prepared: Vec<PreparedFile>, start: Instant)
     let mut timings = Timings::default();
     let mut findings = Vec::new();
     let mut files = Vec::new();
+    let mut notes = change.notes.clone();
     for r in prepared {
         add_timings(&mut timings, &r);
         files.push(r.report);
         findings.extend(r.findings);
+        notes.extend(r.notes);
     }
     sort_findings(&mut findings);
     timings.total_ms = start.elapsed().as_secs_f64() * 1000.0;
@@ -255,7 +338,7 @@ pub fn assemble(change: &ChangeSet, prepared: Vec<PreparedFile>, start: Instant)
         rules_version: rules_version(),
         findings,
         files,
-        notes: change.notes.clone(),
+        notes,
         timings,
         agent: None,
     }

@@ -74,7 +74,9 @@ fn readable(
             "no content changes".into()
         });
     }
-    if added == 0 {
+    // A change that only deletes lines is still reviewed: deleting a check is a change to review
+    // (the removed-check rules). Without the old text there is nothing to compare, so skip it.
+    if added == 0 && file.old_content.is_none() {
         return Err("only removed lines".into());
     }
     let Some(language) = language else {

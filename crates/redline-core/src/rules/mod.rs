@@ -9,7 +9,12 @@
 mod analysis;
 mod predicates;
 pub mod profile;
+pub mod removed;
 mod set;
+pub mod suppress;
+
+#[cfg(test)]
+mod tests;
 
 pub use crate::model::Severity;
 pub use analysis::Analysis;
@@ -39,7 +44,23 @@ pub struct Rule {
     #[serde(default)]
     pub guidance: Vec<String>,
     pub message: String,
+    /// The tree-sitter query (for a removed-check rule: the sink that must remain; may be empty).
+    #[serde(default)]
     pub query: String,
+    /// A removed-check rule: a regex on the lines a change deletes (a guard, an escape, a
+    /// containment or permission check). The rule reports the head line next to the deletion
+    /// when the file holds fewer of the matched text than before and the sink (`query` or `sink`)
+    /// still follows in the same function.
+    #[serde(default)]
+    pub removed: Option<String>,
+    /// For a removed-check rule: deleted text matching `removed` is ignored when it also matches
+    /// this (an escape of another kind: a regex or shell escape is not an HTML escape).
+    #[serde(default)]
+    pub removed_unless: Option<String>,
+    /// For a removed-check rule without a query: a regex a head line after the deletion must
+    /// match (in the same function) for the rule to report.
+    #[serde(default)]
+    pub sink: Option<String>,
     /// The capture whose lines are reported (default: the first capture of the match).
     #[serde(default)]
     pub report: Option<String>,
@@ -55,6 +76,10 @@ pub struct Rule {
     pub confidence: f64,
     #[serde(default)]
     pub examples: Vec<Example>,
+    /// For a removed-check rule: changes (a `base` and the `code` after it) it must report, or
+    /// must not. Its plain `examples` are new files, which such a rule never reports.
+    #[serde(default)]
+    pub changes: Vec<Example>,
     /// Where the rule was loaded from.
     #[serde(skip)]
     pub origin: String,
@@ -69,6 +94,9 @@ fn default_confidence() -> f64 {
 #[serde(deny_unknown_fields)]
 pub struct Example {
     pub code: String,
+    /// In a removed-check rule's `changes`: the code before the change (`code` is after it).
+    #[serde(default)]
+    pub base: Option<String>,
     pub expect: Expect,
     /// The language of the sample when the rule has several (default: the first).
     #[serde(default)]

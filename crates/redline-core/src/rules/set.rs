@@ -13,7 +13,7 @@ use tree_sitter::{Query, QueryCursor, StreamingIterator, Tree};
 
 /// A predicate call parsed from a `when` entry.
 #[derive(Debug, Clone)]
-struct Condition {
+pub(super) struct Condition {
     negate: bool,
     predicate: Predicate,
     /// `@capture` target, or None for the reported node.
@@ -33,7 +33,7 @@ impl Condition {
     /// Whether the condition holds for a match: its predicate on the target capture (or the
     /// reported node), negated when written `!name`. A missing capture makes a negated condition
     /// hold and any other fail.
-    fn holds<'t>(
+    pub(super) fn holds<'t>(
         &self,
         analysis: &Analysis<'t>,
         report: tree_sitter::Node<'t>,
@@ -56,25 +56,33 @@ impl Condition {
     }
 }
 
-struct Compiled {
-    rule: Rule,
+pub(super) struct Compiled {
+    pub(super) rule: Rule,
     /// The grammars this rule runs on.
-    langs: Vec<Language>,
-    conditions: Vec<Condition>,
+    pub(super) langs: Vec<Language>,
+    pub(super) conditions: Vec<Condition>,
+    /// A removed-check rule's regex on deleted lines, and its sink regex on head lines.
+    pub(super) removed: Option<regex::Regex>,
+    pub(super) removed_unless: Option<regex::Regex>,
+    pub(super) sink: Option<regex::Regex>,
 }
 
 /// A grammar's rules in one query, so that a file is walked once rather than once per rule.
-struct Combined {
-    query: Query,
+pub(super) struct Combined {
+    pub(super) query: Query,
     /// For each pattern of the query, the index of the rule it came from.
-    pattern_rule: Vec<usize>,
+    pub(super) pattern_rule: Vec<usize>,
 }
+
+type CombinedByLanguage = HashMap<Language, std::sync::OnceLock<Option<Combined>>>;
 
 /// Every rule, and per grammar all of them compiled into one query on first use: compiling
 /// queries is the slowest part of start-up, and most reviews touch one or two languages.
+/// Removed-check rules' sink queries are combined apart: they run only on changes that delete.
 pub struct RuleSet {
-    compiled: Vec<Compiled>,
-    combined: HashMap<Language, std::sync::OnceLock<Option<Combined>>>,
+    pub(super) compiled: Vec<Compiled>,
+    combined: CombinedByLanguage,
+    combined_removed: CombinedByLanguage,
 }
 
 impl RuleSet {
@@ -112,7 +120,7 @@ impl RuleSet {
         RuleSet::new(rules)
     }
 
-    fn new(rules: Vec<Rule>) -> Result<RuleSet> {
+    pub(super) fn new(rules: Vec<Rule>) -> Result<RuleSet> {
         let mut seen = std::collections::HashSet::new();
         let mut compiled = Vec::new();
         for rule in rules {
@@ -125,17 +133,37 @@ impl RuleSet {
                 .iter()
                 .map(|w| parse_condition(&rule.id, w))
                 .collect::<Result<Vec<_>>>()?;
+            let regex_field = |name: &str, v: &Option<String>| -> Result<Option<regex::Regex>> {
+                v.as_deref()
+                    .map(|p| {
+                        regex::Regex::new(p)
+                            .map_err(|e| anyhow!("rule {}: bad `{name}` regex: {e}", rule.id))
+                    })
+                    .transpose()
+            };
+            let removed = regex_field("removed", &rule.removed)?;
+            let sink = regex_field("sink", &rule.sink)?;
+            let removed_unless = regex_field("removed_unless", &rule.removed_unless)?;
             compiled.push(Compiled {
                 rule,
                 langs,
                 conditions,
+                removed,
+                removed_unless,
+                sink,
             });
         }
-        let combined = Language::ALL
-            .into_iter()
-            .map(|l| (l, std::sync::OnceLock::new()))
-            .collect();
-        Ok(RuleSet { compiled, combined })
+        let slots = || {
+            Language::ALL
+                .into_iter()
+                .map(|l| (l, std::sync::OnceLock::new()))
+                .collect()
+        };
+        Ok(RuleSet {
+            compiled,
+            combined: slots(),
+            combined_removed: slots(),
+        })
     }
 
     /// Compiles every rule on its own for every grammar it names; one line per problem.
@@ -148,12 +176,29 @@ impl RuleSet {
 
     /// The combined query of a grammar, compiled on first use (None when no rule applies).
     fn combined(&self, lang: Language) -> Option<&Combined> {
-        self.combined[&lang]
+        self.combine(&self.combined, lang, false)
+    }
+
+    /// The combined sink queries of the removed-check rules of a grammar.
+    pub(super) fn combined_removed(&self, lang: Language) -> Option<&Combined> {
+        self.combine(&self.combined_removed, lang, true)
+    }
+
+    fn combine<'s>(
+        &'s self,
+        slots: &'s CombinedByLanguage,
+        lang: Language,
+        removed: bool,
+    ) -> Option<&'s Combined> {
+        slots[&lang]
             .get_or_init(|| {
                 let mut text = String::new();
                 let mut spans: Vec<(usize, usize, usize)> = Vec::new();
                 for (i, c) in self.compiled.iter().enumerate() {
-                    if c.langs.contains(&lang) {
+                    if c.langs.contains(&lang)
+                        && c.removed.is_some() == removed
+                        && !c.rule.query.trim().is_empty()
+                    {
                         let start = text.len();
                         text.push_str(&c.rule.query);
                         spans.push((start, text.len(), i));
@@ -253,26 +298,15 @@ impl RuleSet {
                 continue;
             }
             let started = profile.then(std::time::Instant::now);
-            let report_idx = c
-                .rule
-                .report
-                .as_deref()
-                .and_then(|r| query.capture_index_for_name(r));
-            let captures = m.captures();
-            let Some(report) = (match report_idx {
-                Some(i) => captures.iter().find(|c| c.index == i).map(|c| c.node),
-                None => captures.first().map(|c| c.node),
-            }) else {
+            let Some((report, captured)) = self.report_of(c, query, m.captures(), names) else {
                 continue;
             };
-            let captured: Vec<(&str, tree_sitter::Node<'t>)> = captures
-                .iter()
-                .map(|c| (names[c.index as usize], c.node))
-                .collect();
+            analysis.focus.set(None);
             let ok = c
                 .conditions
                 .iter()
                 .all(|cond| cond.holds(analysis, report, &captured));
+            let focus = analysis.focus.take();
             if let Some(t) = started {
                 profile::record(&c.rule.id, t.elapsed());
             }
@@ -280,8 +314,15 @@ impl RuleSet {
                 continue;
             }
             let line = report.start_position().row as u32 + 1;
-            // Long nodes (a whole call spread over lines) are reported on their first lines only.
-            let end_line = (report.end_position().row as u32 + 1).min(line + 4);
+            // Long nodes (a whole call spread over lines) are reported on their first lines only,
+            // or on the line a predicate pointed at.
+            let (line, end_line) = match focus {
+                Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                    let l = line_of_byte(analysis.src, b);
+                    (l, l)
+                }
+                _ => (line, (report.end_position().row as u32 + 1).min(line + 4)),
+            };
             if found
                 .iter()
                 .any(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
@@ -311,6 +352,30 @@ impl RuleSet {
         found
     }
 
+    /// The node a match reports (its `report` capture, or its first) and its named captures.
+    pub(super) fn report_of<'t, 'q>(
+        &self,
+        c: &Compiled,
+        query: &Query,
+        captures: &[tree_sitter::QueryCapture<'t>],
+        names: &[&'q str],
+    ) -> Option<(tree_sitter::Node<'t>, Vec<(&'q str, tree_sitter::Node<'t>)>)> {
+        let report_idx = c
+            .rule
+            .report
+            .as_deref()
+            .and_then(|r| query.capture_index_for_name(r));
+        let report = match report_idx {
+            Some(i) => captures.iter().find(|c| c.index == i).map(|c| c.node),
+            None => captures.first().map(|c| c.node),
+        }?;
+        let captured = captures
+            .iter()
+            .map(|c| (names[c.index as usize], c.node))
+            .collect();
+        Some((report, captured))
+    }
+
     /// A tainted value passed to a helper in the same file is one bug, reported where the input
     /// enters (in the caller), not once more inside the helper: false for such helper hits.
     fn helper_repeats<'t>(&self, analysis: &Analysis<'t>, found: &[Found<'t>]) -> Vec<bool> {
@@ -336,20 +401,23 @@ impl RuleSet {
 
     /// A once-per-function rule is a fallback for its category: when another rule already
     /// reported that category in the same function (an SQL fragment and the query it ends up
-    /// in), the two are one bug.
+    /// in), the two are one bug; of two fallbacks in one function, the earlier one speaks.
     fn covered_fallbacks(&self, found: &[Found<'_>], keep: &mut [bool]) {
         let fallback = |f: &Found<'_>| self.compiled[f.rule].rule.one_per_function;
         for i in 0..found.len() {
             if !keep[i] || !fallback(&found[i]) {
                 continue;
             }
+            // Covered by a precise rule of the category in the same function, or by another
+            // fallback of the category that reported earlier in it (the join of an archive
+            // entry name and the file it opens are one bug).
             let covered = (0..found.len()).any(|j| {
                 j != i
                     && keep[j]
                     && found[j].hit.category == found[i].hit.category
                     && found[j].hit.rule_id != found[i].hit.rule_id
-                    && !fallback(&found[j])
                     && found[j].function.id() == found[i].function.id()
+                    && (!fallback(&found[j]) || found[j].hit.line < found[i].hit.line)
             });
             if covered {
                 keep[i] = false;
@@ -364,7 +432,15 @@ impl RuleSet {
             if c.rule.examples.is_empty() {
                 failures.push(format!("{}: has no examples", c.rule.id));
             }
-            for (i, ex) in c.rule.examples.iter().enumerate() {
+            if c.removed.is_some() && c.rule.changes.is_empty() {
+                failures.push(format!(
+                    "{}: a removed-check rule needs `changes`",
+                    c.rule.id
+                ));
+            }
+            let plain = c.rule.examples.iter().map(|e| (e, false));
+            let changes = c.rule.changes.iter().map(|e| (e, true));
+            for (i, (ex, is_change)) in plain.chain(changes).enumerate() {
                 let lang = match ex.language.as_deref().or(c
                     .rule
                     .languages
@@ -389,10 +465,23 @@ impl RuleSet {
                 let Some(tree) = parser.parse(&ex.code, None) else {
                     continue;
                 };
-                let hit = self
-                    .run(lang, &ex.code, &tree)
-                    .iter()
-                    .any(|h| h.rule_id == c.rule.id);
+                let hits = match (is_change, &ex.base) {
+                    (true, Some(base)) => {
+                        let diff = crate::diff::diff_texts(Some("a"), Some("a"), base, &ex.code);
+                        let removals = super::removed::removals(&diff);
+                        self.run_removed(lang, &ex.code, &tree, base, &removals, &[])
+                    }
+                    (false, None) => self.run(lang, &ex.code, &tree),
+                    _ => {
+                        failures.push(format!(
+                            "{} example {}: `base` goes with `changes`, and only there",
+                            c.rule.id,
+                            i + 1
+                        ));
+                        continue;
+                    }
+                };
+                let hit = hits.iter().any(|h| h.rule_id == c.rule.id);
                 let want = ex.expect == Expect::Hit;
                 if hit != want {
                     failures.push(format!(
@@ -410,8 +499,23 @@ impl RuleSet {
     }
 }
 
+/// The 1-based line of a byte of `src`.
+fn line_of_byte(src: &str, byte: usize) -> u32 {
+    src.as_bytes()[..byte.min(src.len())]
+        .iter()
+        .filter(|b| **b == b'\n')
+        .count() as u32
+        + 1
+}
+
 /// Compiles a rule's query for each of its grammars and checks its report capture.
 fn compile_rule(rule: &Rule) -> Result<()> {
+    if rule.query.trim().is_empty() {
+        if rule.removed.is_none() {
+            bail!("rule {}: has no query", rule.id);
+        }
+        return Ok(());
+    }
     for lang in rule_languages(rule)? {
         let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {
             anyhow!(

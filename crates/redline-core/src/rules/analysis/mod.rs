@@ -13,6 +13,9 @@ mod scope;
 mod taint;
 mod values;
 
+#[cfg(test)]
+mod tests;
+
 use crate::lang::Language;
 use regex::Regex;
 use std::cell::RefCell;
@@ -56,6 +59,9 @@ pub struct Analysis<'t> {
     pub memo: RefCell<HashMap<String, bool>>,
     /// The functions that call an ownership helper (see the `skips-ownership-check` predicate).
     pub checking_functions: RefCell<Option<Rc<Vec<usize>>>>,
+    /// A byte a predicate points the finding at (the culprit inside a long node, such as the
+    /// group of a multi-line regex); taken by the engine after each match.
+    pub focus: std::cell::Cell<Option<usize>>,
 }
 
 const LITERAL_KINDS: &[&str] = &[
@@ -91,6 +97,7 @@ impl<'t> Analysis<'t> {
             async_names: RefCell::new(None),
             memo: RefCell::new(HashMap::new()),
             checking_functions: RefCell::new(None),
+            focus: std::cell::Cell::new(None),
         }
     }
 

@@ -45,6 +45,9 @@ pub(super) static PY_HANDLER_DECORATOR: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"\.(route|get|post|put|patch|delete|api_route|websocket)\(|@api_view|@\w*\.?(command|argument|option)\b").unwrap()
 });
 
+pub(super) static HANDLER_BASE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"\w*(?:RequestHandler|Handler|View|APIView|Resource)\b").unwrap());
+
 pub(super) static PARAM_NOT_INPUT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(self|cls|request|req|db|session|current_user|user|background_tasks|response|res|ctx|context|conn|cursor|settings|config|logger)$").unwrap()
 });
@@ -128,8 +131,8 @@ impl<'t> Analysis<'t> {
             }
             _ => String::new(),
         };
-        let py_handler =
-            self.lang == Language::Python && PY_HANDLER_DECORATOR.is_match(&decorators);
+        let py_handler = self.lang == Language::Python
+            && (PY_HANDLER_DECORATOR.is_match(&decorators) || self.is_py_handler_method(f));
         let mut after_request = false;
         let mut cursor = params.walk();
         let list: Vec<Node> = if params.kind() == "identifier" {
@@ -150,6 +153,10 @@ impl<'t> Analysis<'t> {
                         || ty.contains("fiber.Ctx")
                     {
                         request_objects.extend(names.iter().cloned());
+                    }
+                    // An archive entry handed to a helper: its name is input (zip slip).
+                    if ty.contains("zip.File") || ty.contains("tar.Header") {
+                        input.extend(names.iter().cloned());
                     }
                 }
             }
@@ -180,6 +187,29 @@ impl<'t> Analysis<'t> {
                 }
             }
         }
+    }
+
+    /// A method named after an HTTP verb in a class that derives from a request handler
+    /// (Tornado's `RequestHandler`, Django's class-based `View`): its parameters after `self`
+    /// are captured from the URL.
+    fn is_py_handler_method(&self, f: Node<'t>) -> bool {
+        let name = self.function_name_of(f);
+        if !matches!(
+            name,
+            "get" | "post" | "put" | "patch" | "delete" | "head" | "options"
+        ) {
+            return false;
+        }
+        let mut cur = f.parent();
+        while let Some(p) = cur {
+            if p.kind() == "class_definition" {
+                return p
+                    .child_by_field_name("superclasses")
+                    .is_some_and(|b| HANDLER_BASE.is_match(self.text(b)));
+            }
+            cur = p.parent();
+        }
+        false
     }
 
     /// The identifiers a binding pattern introduces (`a`, `a, b`, `{ a, b: c }`, `[x, ...rest]`, `p: T = 1`).

@@ -134,6 +134,14 @@ impl<'t> Analysis<'t> {
                 if is_placeholder_builder(text) {
                     return true;
                 }
+                // `tableName(TableUsers)`, `s.quoteIdent("orders")`: an identifier helper called
+                // with constants only names a table or column the code chose, not input.
+                if cached_identifier_helper(last)
+                    && self.has_args(n)
+                    && self.args_constant_or_numeric(n, depth)
+                {
+                    return true;
+                }
                 // Go `xs = append(xs, item)`: what matters is the appended items.
                 if ftext == "append" {
                     let Some(args) = n.child_by_field_name("arguments") else {
@@ -187,6 +195,11 @@ impl<'t> Analysis<'t> {
                 .is_some_and(|c| self.is_constant_depth(c, depth + 1)),
             _ => false,
         }
+    }
+
+    fn has_args(&self, call: Node<'t>) -> bool {
+        call.child_by_field_name("arguments")
+            .is_some_and(|a| a.named_child_count() > 0)
     }
 
     pub(super) fn args_constant_or_numeric(&self, call: Node<'t>, depth: usize) -> bool {
@@ -348,6 +361,14 @@ impl<'t> Analysis<'t> {
             _ => None,
         }
     }
+}
+
+/// A helper whose name says it returns a table, column or schema name (or quotes one).
+fn cached_identifier_helper(name: &str) -> bool {
+    static RE: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)^(?:get_?|quote_?|escape_?)?(?:table|tbl|column|col|schema|ident|identifier|relation)(?:_?name|s)?$|^(?:quote|escape)_?(?:ident|identifier|name)$").unwrap()
+    });
+    RE.is_match(name)
 }
 
 /// `", ".join(["%s"] * len(ids))`, `ids.map(() => "?").join(",")`, `"?" + ",?" * n`: SQL placeholders, not data.

@@ -27,17 +27,26 @@ pub(super) fn sanitized<'t>(
         return false;
     }
     match n.kind() {
+        // Another element's markup (`el.innerHTML = other.outerHTML`) is already in the page.
+        "member_expression"
+            if n.child_by_field_name("property")
+                .is_some_and(|p| matches!(a.text(p), "outerHTML" | "innerHTML")) =>
+        {
+            true
+        }
         "call" | "call_expression" => n.child_by_field_name("function").is_some_and(|f| {
             let t = a.text(f);
             let last = t.rsplit('.').next().unwrap_or(t);
-            cached_regex!(r"(?i)^(escape\w*|\w*escape|sanitize\w*|purify|clean|encode\w*|quote|markdown|render_to_string|format_html|bleach\w*|textContent|htmlEscape|xss|filterXSS)$").is_match(last)
+            // `escapeHtml`, `renderSanitized`, `DOMPurify.sanitize`; not `unescape`.
+            !last.to_ascii_lowercase().starts_with("un")
+                && cached_regex!(r"(?i)^(\w*escape\w*|\w*saniti[sz]e\w*|purify|clean|encode\w*|quote|markdown|render_to_string|format_html|bleach\w*|textContent|htmlEscape|xss|filterXSS)$").is_match(last)
         }),
         "template_string" | "string" => {
             let mut c = n.walk();
             let subs: Vec<Node> = n.named_children(&mut c).filter(|ch| matches!(ch.kind(), "template_substitution" | "interpolation")).collect();
             subs.into_iter().all(|s| s.named_child(0).is_some_and(|e| a.is_constant(e) || sanitized(a, e, depth + 1, untainted_ok)))
         }
-        "parenthesized_expression" => n.named_child(0).is_some_and(|e| sanitized(a, e, depth + 1, untainted_ok)),
+        "parenthesized_expression" | "await_expression" => n.named_child(0).is_some_and(|e| sanitized(a, e, depth + 1, untainted_ok)),
         // `body := "<a href=\"" + htmlEscape(url) + "\">"`: every dynamic part escaped.
         "binary_expression" | "binary_operator" => {
             let parts = [n.child_by_field_name("left"), n.child_by_field_name("right")];

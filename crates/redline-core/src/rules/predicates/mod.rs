@@ -4,7 +4,7 @@
 //! an error when the rules load, never a check that silently does not run.
 //!
 //! The families live in their own files: injection, secrets, errors, resources, concurrency,
-//! authorization and correctness; the helpers they share are here.
+//! authorization, correctness and redos (regex shapes); the helpers they share are here.
 
 use super::analysis::{Analysis, Trust};
 use crate::lang::Language;
@@ -26,6 +26,8 @@ mod concurrency;
 mod correctness;
 mod errors;
 mod injection;
+mod redos;
+mod regex_shape;
 mod resources;
 mod secrets;
 
@@ -68,6 +70,7 @@ pub enum Predicate {
     FunctionMatches,
     FileMatches,
     InFunction,
+    BacktrackingRegex,
 }
 
 impl Predicate {
@@ -112,6 +115,7 @@ impl Predicate {
         ("function-matches", Predicate::FunctionMatches),
         ("file-matches", Predicate::FileMatches),
         ("in-function", Predicate::InFunction),
+        ("backtracking-regex", Predicate::BacktrackingRegex),
     ];
 
     /// The predicate a rule names, if there is one.
@@ -168,8 +172,8 @@ pub fn eval<'t>(
         }),
         Predicate::MutatedParam => correctness::mutated_param(a, n),
         Predicate::PromisifiedExec => {
-            a.src.contains("promisify")
-                && n.kind() == "identifier"
+            n.kind() == "identifier"
+                && file_contains(a, "promisify")
                 && a.bound_values(n).iter().any(|v| {
                     cached_regex!(r"promisify\(\s*([\w.]+\.)?exec(Sync)?\s*\)").is_match(v)
                 })
@@ -194,7 +198,19 @@ pub fn eval<'t>(
         Predicate::FunctionMatches => regex_of(arg).is_match(a.text(a.enclosing_function(n))),
         Predicate::FileMatches => file_matches(a, arg),
         Predicate::InFunction => a.enclosing_function(n).id() != a.root.id(),
+        Predicate::BacktrackingRegex => redos::backtracking_regex(a, n),
     }
+}
+
+/// Whether the file's text holds `needle`, once per file (predicates ask it for every match).
+fn file_contains(a: &Analysis<'_>, needle: &str) -> bool {
+    let key = format!("file-contains:{needle}");
+    if let Some(v) = a.memo.borrow().get(&key) {
+        return *v;
+    }
+    let v = a.src.contains(needle);
+    a.memo.borrow_mut().insert(key, v);
+    v
 }
 
 /// `file-matches`, once per file and pattern: a rule asks it for every match of its query, and

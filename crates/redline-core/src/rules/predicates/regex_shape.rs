@@ -1,0 +1,676 @@
+//! The shape of a regular expression: whether it backtracks exponentially in a backtracking
+//! engine (Python's `re`, JavaScript's `RegExp`; Go's RE2 does not backtrack). The pattern is
+//! parsed into a small tree and three shapes are reported, each inside an unbounded repetition:
+//!
+//! - a repeated item that can itself repeat, with nothing mandatory beside it that it cannot
+//!   match: `(a+)+`, `(\w+\s?)*`, `(".*?"|x)*` (the inner `.*?` can swallow the closing quote);
+//! - alternatives that match the same single character: `(a|a)*`, `(\w|\d)+`;
+//! - two adjacent unbounded items over overlapping characters: `(?:\.(?:[a-z]-?)*[a-z]+)*`.
+//!
+//! A pattern that fails to parse is not reported.
+
+/// A set of characters: ASCII as bits, everything else as one flag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Set {
+    ascii: u128,
+    other: bool,
+}
+
+impl Set {
+    fn of(c: char) -> Set {
+        let mut s = Set::default();
+        s.add(c);
+        s
+    }
+    fn add(&mut self, c: char) {
+        if (c as u32) < 128 {
+            self.ascii |= 1u128 << (c as u32);
+        } else {
+            self.other = true;
+        }
+    }
+    fn add_range(&mut self, a: char, b: char) {
+        for c in (a as u32)..=(b as u32).min(127) {
+            self.ascii |= 1u128 << c;
+        }
+        if b as u32 >= 128 {
+            self.other = true;
+        }
+    }
+    fn union(self, o: Set) -> Set {
+        Set {
+            ascii: self.ascii | o.ascii,
+            other: self.other || o.other,
+        }
+    }
+    fn negate(self) -> Set {
+        Set {
+            ascii: !self.ascii,
+            other: true,
+        }
+    }
+    fn overlaps(self, o: Set) -> bool {
+        self.ascii & o.ascii != 0 || (self.other && o.other)
+    }
+    fn is_empty(self) -> bool {
+        self.ascii == 0 && !self.other
+    }
+}
+
+/// A parsed pattern.
+#[derive(Debug, Clone)]
+enum Re {
+    /// One character from a set.
+    Char(Set),
+    Seq(Vec<Re>),
+    Alt(Vec<Re>),
+    Repeat {
+        item: Box<Re>,
+        min: u32,
+        /// None: unbounded.
+        max: Option<u32>,
+        /// Index (in the pattern's characters) where the repeated item starts.
+        at: usize,
+    },
+    /// Zero-width: anchors, word boundaries, look-arounds, back-references (treated as empty).
+    Empty,
+    /// `$`: zero-width, but an item before it must stop at a line end.
+    End,
+}
+
+impl Re {
+    /// The characters the item can consume.
+    fn chars(&self) -> Set {
+        match self {
+            Re::Char(s) => *s,
+            Re::Seq(v) | Re::Alt(v) => v.iter().fold(Set::default(), |a, r| a.union(r.chars())),
+            Re::Repeat { item, .. } => item.chars(),
+            Re::Empty | Re::End => Set::default(),
+        }
+    }
+    /// The characters it can start with.
+    fn first(&self) -> Set {
+        match self {
+            Re::Char(s) => *s,
+            Re::Seq(v) => {
+                let mut set = Set::default();
+                for r in v {
+                    set = set.union(r.first());
+                    if r.mandatory() {
+                        break;
+                    }
+                }
+                set
+            }
+            Re::Alt(v) => v.iter().fold(Set::default(), |a, r| a.union(r.first())),
+            Re::Repeat { item, .. } => item.first(),
+            Re::Empty => Set::default(),
+            Re::End => Set::of('\n'),
+        }
+    }
+    /// Whether it must consume at least one character.
+    fn mandatory(&self) -> bool {
+        match self {
+            Re::Char(_) => true,
+            Re::Seq(v) => v.iter().any(Re::mandatory),
+            Re::Alt(v) => v.iter().all(Re::mandatory),
+            Re::Repeat { item, min, .. } => *min > 0 && item.mandatory(),
+            Re::Empty | Re::End => false,
+        }
+    }
+    fn unbounded(&self) -> bool {
+        matches!(self, Re::Repeat { max: None, item, .. } if item.mandatory())
+    }
+    /// The elements of a sequence (a single item is a sequence of one).
+    fn elements(&self) -> Vec<&Re> {
+        match self {
+            Re::Seq(v) => v.iter().flat_map(Re::flat).collect(),
+            other => vec![other],
+        }
+    }
+    /// A sequence's items with nested plain sequences flattened.
+    fn flat(&self) -> Vec<&Re> {
+        match self {
+            Re::Seq(v) => v.iter().flat_map(Re::flat).collect(),
+            other => vec![other],
+        }
+    }
+    /// The single character an alternative matches, if it matches exactly one.
+    fn single_char(&self) -> Option<Set> {
+        match self {
+            Re::Char(s) => Some(*s),
+            Re::Seq(v) => {
+                let parts: Vec<&Re> = v
+                    .iter()
+                    .filter(|r| !matches!(r, Re::Empty | Re::End))
+                    .collect();
+                match parts.as_slice() {
+                    [one] => one.single_char(),
+                    _ => None,
+                }
+            }
+            Re::Alt(v) => v
+                .iter()
+                .map(Re::single_char)
+                .try_fold(Set::default(), |a, s| s.map(|s| a.union(s))),
+            _ => None,
+        }
+    }
+}
+
+struct Parser<'a> {
+    chars: Vec<char>,
+    pos: usize,
+    verbose: bool,
+    _src: &'a str,
+}
+
+impl<'a> Parser<'a> {
+    fn new(src: &'a str, verbose: bool) -> Parser<'a> {
+        Parser {
+            chars: src.chars().collect(),
+            pos: 0,
+            verbose,
+            _src: src,
+        }
+    }
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+    fn eat(&mut self, c: char) -> bool {
+        if self.peek() == Some(c) {
+            self.pos += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn skip_verbose(&mut self) {
+        if !self.verbose {
+            return;
+        }
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() {
+                self.pos += 1;
+            } else if c == '#' {
+                while let Some(c) = self.peek() {
+                    self.pos += 1;
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn alt(&mut self, depth: usize) -> Option<Re> {
+        if depth > 50 {
+            return None;
+        }
+        let mut alts = vec![self.seq(depth)?];
+        while self.eat('|') {
+            alts.push(self.seq(depth)?);
+        }
+        Some(if alts.len() == 1 {
+            alts.pop()?
+        } else {
+            Re::Alt(alts)
+        })
+    }
+
+    fn seq(&mut self, depth: usize) -> Option<Re> {
+        let mut items = Vec::new();
+        loop {
+            self.skip_verbose();
+            match self.peek() {
+                None | Some('|') | Some(')') => break,
+                _ => {}
+            }
+            let start = self.pos;
+            let atom = self.atom(depth)?;
+            self.skip_verbose();
+            let atom = self.quantified(atom, start)?;
+            items.push(atom);
+        }
+        Some(Re::Seq(items))
+    }
+
+    fn quantified(&mut self, atom: Re, at: usize) -> Option<Re> {
+        let (min, max) = match self.peek() {
+            Some('*') => (0, None),
+            Some('+') => (1, None),
+            Some('?') => (0, Some(1)),
+            Some('{') => {
+                let save = self.pos;
+                self.pos += 1;
+                let mut a = String::new();
+                while let Some(c) = self.peek().filter(char::is_ascii_digit) {
+                    a.push(c);
+                    self.pos += 1;
+                }
+                let (min, max) = if self.eat(',') {
+                    let mut b = String::new();
+                    while let Some(c) = self.peek().filter(char::is_ascii_digit) {
+                        b.push(c);
+                        self.pos += 1;
+                    }
+                    (a.parse().unwrap_or(0), b.parse().ok())
+                } else {
+                    let n: Option<u32> = a.parse().ok();
+                    (n.unwrap_or(0), n)
+                };
+                if a.is_empty() && max.is_none() || !self.eat('}') {
+                    // A literal brace.
+                    self.pos = save;
+                    return Some(atom);
+                }
+                self.pos -= 1;
+                (min, max)
+            }
+            _ => return Some(atom),
+        };
+        self.pos += 1;
+        // Lazy and possessive markers change the order of attempts, not what can match.
+        if !self.eat('?') {
+            self.eat('+');
+        }
+        Some(Re::Repeat {
+            item: Box::new(atom),
+            min,
+            max,
+            at,
+        })
+    }
+
+    fn atom(&mut self, depth: usize) -> Option<Re> {
+        let c = self.peek()?;
+        self.pos += 1;
+        match c {
+            '(' => {
+                let mut lookaround = false;
+                if self.eat('?') {
+                    match self.peek()? {
+                        ':' => self.pos += 1,
+                        '=' | '!' => {
+                            self.pos += 1;
+                            lookaround = true;
+                        }
+                        '<' if matches!(self.chars.get(self.pos + 1), Some('=') | Some('!')) => {
+                            self.pos += 2;
+                            lookaround = true;
+                        }
+                        'P' | '<' | '\'' => {
+                            // Named group: (?P<name>...), (?<name>...), (?'name'...); (?P=name) is a back-reference.
+                            if self.peek() == Some('P') {
+                                self.pos += 1;
+                                if self.eat('=') {
+                                    while self.peek().is_some_and(|c| c != ')') {
+                                        self.pos += 1;
+                                    }
+                                    self.eat(')');
+                                    return Some(Re::Empty);
+                                }
+                            }
+                            while let Some(c) = self.peek() {
+                                self.pos += 1;
+                                if c == '>' || c == '\'' && self.pos > 1 {
+                                    break;
+                                }
+                            }
+                        }
+                        '#' => {
+                            while self.peek().is_some_and(|c| c != ')') {
+                                self.pos += 1;
+                            }
+                            self.eat(')');
+                            return Some(Re::Empty);
+                        }
+                        _ => {
+                            // Inline flags: (?i) or (?i:...).
+                            let mut flags = String::new();
+                            while let Some(c) =
+                                self.peek().filter(|c| c.is_ascii_alphabetic() || *c == '-')
+                            {
+                                flags.push(c);
+                                self.pos += 1;
+                            }
+                            if flags.contains('x') {
+                                self.verbose = true;
+                            }
+                            if self.eat(')') {
+                                return Some(Re::Empty);
+                            }
+                            self.eat(':');
+                        }
+                    }
+                }
+                let inner = self.alt(depth + 1)?;
+                if !self.eat(')') {
+                    return None;
+                }
+                Some(if lookaround { Re::Empty } else { inner })
+            }
+            '[' => self.class().map(Re::Char),
+            // Any character but a newline (DOTALL is rare where these shapes matter).
+            '.' => Some(Re::Char(Set::of('\n').negate())),
+            '^' => Some(Re::Empty),
+            '$' => Some(Re::End),
+            '\\' => self.escape(false),
+            ')' => None,
+            c => Some(Re::Char(Set::of(c))),
+        }
+    }
+
+    /// After a backslash: a class, an anchor, a back-reference or a literal.
+    fn escape(&mut self, in_class: bool) -> Option<Re> {
+        let c = self.peek()?;
+        self.pos += 1;
+        let digit = {
+            let mut s = Set::default();
+            s.add_range('0', '9');
+            s
+        };
+        let word = {
+            let mut s = digit;
+            s.add_range('a', 'z');
+            s.add_range('A', 'Z');
+            s.add('_');
+            s.other = true;
+            s
+        };
+        let space = {
+            let mut s = Set::default();
+            for c in [' ', '\t', '\n', '\r', '\x0b', '\x0c'] {
+                s.add(c);
+            }
+            // Non-ASCII spaces are rare enough to leave out (and keep \s apart from \w).
+            s
+        };
+        Some(match c {
+            'd' => Re::Char(digit),
+            'D' => Re::Char(digit.negate()),
+            'w' => Re::Char(word),
+            'W' => Re::Char(word.negate()),
+            's' => Re::Char(space),
+            'S' => Re::Char(space.negate()),
+            'b' if in_class => Re::Char(Set::of('\x08')),
+            'b' | 'B' | 'A' | 'Z' | 'z' | 'G' => Re::Empty,
+            '1'..='9' if !in_class => {
+                while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                    self.pos += 1;
+                }
+                Re::Empty
+            }
+            'n' => Re::Char(Set::of('\n')),
+            't' => Re::Char(Set::of('\t')),
+            'r' => Re::Char(Set::of('\r')),
+            'f' => Re::Char(Set::of('\x0c')),
+            'v' => Re::Char(Set::of('\x0b')),
+            '0' => Re::Char(Set::of('\0')),
+            'x' | 'u' | 'U' => {
+                let n = match c {
+                    'x' => 2,
+                    'u' => 4,
+                    _ => 8,
+                };
+                let mut hex = String::new();
+                if self.eat('{') {
+                    while self.peek().is_some_and(|c| c != '}') {
+                        hex.push(self.peek()?);
+                        self.pos += 1;
+                    }
+                    self.eat('}');
+                } else {
+                    for _ in 0..n {
+                        match self.peek() {
+                            Some(h) if h.is_ascii_hexdigit() => {
+                                hex.push(h);
+                                self.pos += 1;
+                            }
+                            _ => break,
+                        }
+                    }
+                }
+                let ch = u32::from_str_radix(&hex, 16)
+                    .ok()
+                    .and_then(char::from_u32)
+                    .unwrap_or('\u{ffff}');
+                Re::Char(Set::of(ch))
+            }
+            'p' | 'P' => {
+                // \p{L}: a Unicode class; approximate as letters and non-ASCII.
+                if self.eat('{') {
+                    while self.peek().is_some_and(|c| c != '}') {
+                        self.pos += 1;
+                    }
+                    self.eat('}');
+                }
+                Re::Char(word)
+            }
+            other => Re::Char(Set::of(other)),
+        })
+    }
+
+    /// After `[`: the class up to its `]`.
+    fn class(&mut self) -> Option<Set> {
+        let negated = self.eat('^');
+        let mut set = Set::default();
+        let mut first = true;
+        loop {
+            let c = self.peek()?;
+            self.pos += 1;
+            if c == ']' && !first {
+                break;
+            }
+            first = false;
+            let item = if c == '\\' {
+                match self.escape(true)? {
+                    Re::Char(s) => s,
+                    _ => Set::default(),
+                }
+            } else {
+                Set::of(c)
+            };
+            // A range a-z (a single character on the left, not a class such as \w).
+            if self.peek() == Some('-')
+                && self.chars.get(self.pos + 1).is_some_and(|c| *c != ']')
+                && item.ascii.count_ones() + u32::from(item.other) == 1
+            {
+                self.pos += 1;
+                let hi = self.peek()?;
+                self.pos += 1;
+                let hi = if hi == '\\' {
+                    match self.escape(true)? {
+                        Re::Char(s) if s.ascii.count_ones() == 1 => {
+                            char::from_u32(s.ascii.trailing_zeros()).unwrap_or('\u{ffff}')
+                        }
+                        _ => '\u{ffff}',
+                    }
+                } else {
+                    hi
+                };
+                let lo = if item.other {
+                    '\u{80}'
+                } else {
+                    char::from_u32(item.ascii.trailing_zeros()).unwrap_or('\0')
+                };
+                if hi >= lo {
+                    set.add_range(lo, hi);
+                } else {
+                    set = set.union(item);
+                }
+            } else {
+                set = set.union(item);
+            }
+        }
+        Some(if negated { set.negate() } else { set })
+    }
+}
+
+/// Why a pattern backtracks exponentially, if it does, and where (a character index).
+pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'static str, usize)> {
+    if pattern.len() > 5000 {
+        return None;
+    }
+    let mut p = Parser::new(pattern, verbose || pattern.starts_with("(?x)"));
+    let re = p.alt(0)?;
+    if p.pos < p.chars.len() {
+        return None;
+    }
+    find(&re, false)
+}
+
+fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
+    match re {
+        Re::Repeat { item, max, at, .. } => {
+            let unbounded = max.is_none() || max.is_some_and(|m| m > 50);
+            if unbounded
+                && item.mandatory()
+                && let Some(why) = ambiguous_body(item)
+            {
+                return Some((why, *at));
+            }
+            find(item, in_repeat || unbounded)
+        }
+        Re::Seq(v) => {
+            if in_repeat && let Some(found) = adjacent_overlap(re) {
+                return Some(found);
+            }
+            v.iter().find_map(|r| find(r, in_repeat))
+        }
+        Re::Alt(v) => v.iter().find_map(|r| find(r, in_repeat)),
+        _ => None,
+    }
+}
+
+/// The body of an unbounded repetition that can match the same text in more than one way.
+fn ambiguous_body(body: &Re) -> Option<&'static str> {
+    let alternatives: Vec<&Re> = match body {
+        Re::Alt(v) => v.iter().collect(),
+        Re::Seq(v) if v.len() == 1 => match &v[0] {
+            Re::Alt(inner) => inner.iter().collect(),
+            _ => vec![body],
+        },
+        _ => vec![body],
+    };
+    // (a|a)*, (\w|\d)+: two alternatives that take the same single character.
+    let singles: Vec<Set> = alternatives
+        .iter()
+        .filter_map(|a| a.single_char())
+        .collect();
+    for i in 0..singles.len() {
+        for j in i + 1..singles.len() {
+            if singles[i].overlaps(singles[j]) {
+                return Some("alternatives of a repeated group match the same character");
+            }
+        }
+    }
+    // (a+)+, (\w+\s?)*, (".*?")*: a nested unbounded item with nothing mandatory beside it
+    // that it cannot also match.
+    for alt in &alternatives {
+        let elems = alt.elements();
+        for (i, e) in elems.iter().enumerate() {
+            let inner = nested_unbounded(e);
+            let Some(set) = inner else { continue };
+            let anchored = elems.iter().enumerate().any(|(j, m)| {
+                j != i && (m.mandatory() || matches!(m, Re::End)) && !m.first().overlaps(set)
+            });
+            if !anchored && !set.is_empty() {
+                return Some("a repeated group holds an item that repeats on its own");
+            }
+        }
+    }
+    None
+}
+
+/// The characters of an unbounded repetition at the top of `e` (through groups), if any.
+fn nested_unbounded(e: &Re) -> Option<Set> {
+    match e {
+        Re::Repeat {
+            max: None, item, ..
+        } if item.mandatory() => Some(item.chars()),
+        Re::Seq(v) if v.len() == 1 => nested_unbounded(&v[0]),
+        _ => None,
+    }
+}
+
+/// Inside a repetition: two unbounded items in a row (only optional items between them) that
+/// can take the same characters.
+fn adjacent_overlap(seq: &Re) -> Option<(&'static str, usize)> {
+    let elems = seq.elements();
+    for i in 0..elems.len() {
+        if !elems[i].unbounded() {
+            continue;
+        }
+        let set = elems[i].chars();
+        for e in &elems[i + 1..] {
+            if e.unbounded() {
+                if e.chars().overlaps(set) {
+                    let at = match elems[i] {
+                        Re::Repeat { at, .. } => *at,
+                        _ => 0,
+                    };
+                    return Some((
+                        "two repeated items in a row inside a repetition match the same characters",
+                        at,
+                    ));
+                }
+                break;
+            }
+            if e.mandatory() {
+                break;
+            }
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backtracking_shape as shape;
+
+    #[test]
+    fn nested_and_overlapping_quantifiers_are_reported() {
+        for p in [
+            r"(a+)+$",
+            r"^(\w+\s?)*$",
+            r"(a|a)*b",
+            r"(\d|\w)+x",
+            r#"((?:\s+\w+|\s*=\s*|".*?"|'.*?')*)"#,
+            r"(?:\.(?:[a-z0-9]-?)*[a-z0-9]+)*",
+            r"^([a-zA-Z0-9])(([\-.]|[_]+)?([a-zA-Z0-9]+))*(@){1}[a-z0-9]+[.]{1}(([a-z]{2,3})|([a-z]{2,3}[.]{1}[a-z]{2,3}))$",
+        ] {
+            assert!(shape(p, false).is_some(), "{p}");
+        }
+    }
+
+    #[test]
+    fn linear_patterns_are_not_reported() {
+        for p in [
+            r"^\d+$",
+            r"(\w+\s)*",
+            r#"((?:\s+\w+|\s*=\s*|"[^"]*?"|'[^']*?'|\s*,\s*)*)"#,
+            r"^[a-z]+(-[a-z]+)*$",
+            r"(?:\\[\\*]|[^*])*",
+            r"rgba?\((\d+),(\d+),(\d+)\)",
+            r"(ab|cd)+",
+            r"[\w.-]+@[\w-]+\.\w+",
+            r"\s*(\w+)\s*=\s*(.*)",
+            r"(?P<name>[a-z]+)(?P=name)",
+            r#"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"#,
+            r"(?:\n[ ]*\.\.\..*)*",
+            r"(?:(?![ ]*$).+$\n?)*",
+        ] {
+            assert!(shape(p, false).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn verbose_patterns_drop_comments_and_spaces() {
+        let p = "( (?: a+ )+ )  # nested\n$";
+        assert!(shape(p, true).is_some());
+        assert!(shape("(?x) a b c # just text", false).is_none());
+    }
+}

@@ -1,0 +1,364 @@
+//! Removed-check rules: a change that deletes a guard (a containment check, an escape, a
+//! permission or signature check) while the code it protected stays. The rules engine sees the
+//! head file only; these rules also read what the diff deleted.
+//!
+//! A rule with `removed = "<regex>"` reports when a block of deleted lines matches the regex, the
+//! head file holds fewer copies of the matched text than the base file did (a guard moved
+//! elsewhere in the file is not a removal), and the rule's sink (its `query`, or its `sink`
+//! regex on head lines) still follows in the same function. The finding goes on the head line
+//! next to the deletion, where the check has to come back.
+
+use super::RuleHit;
+use super::analysis::Analysis;
+use super::set::RuleSet;
+use crate::diff::{FileDiff, LineKind};
+use crate::lang::Language;
+use tree_sitter::{Node, Point, QueryCursor, StreamingIterator, Tree};
+
+/// One block of deleted lines (with what replaced it, if anything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removal {
+    /// The head line next to the deletion: the first line that replaced it, or the line that now
+    /// follows it.
+    pub line: u32,
+    /// The last head line of the hunk (a sink within the hunk is named in the range).
+    pub hunk_end: u32,
+    /// The deleted lines, joined with newlines.
+    pub text: String,
+    /// The lines added in their place, joined with newlines.
+    pub added: String,
+    /// Every line the file's diff adds (a guard may come back in another hunk).
+    pub file_added: std::rc::Rc<str>,
+}
+
+/// The blocks of deleted lines of a file's diff, in order.
+pub fn removals(diff: &FileDiff) -> Vec<Removal> {
+    let mut out = Vec::new();
+    let file_added: std::rc::Rc<str> = diff
+        .hunks
+        .iter()
+        .flat_map(|h| &h.lines)
+        .filter(|l| l.kind == LineKind::Added)
+        .map(|l| l.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+        .into();
+    for h in &diff.hunks {
+        let hunk_end = h.new_range().map(|(_, e)| e).unwrap_or(h.new_start.max(1));
+        let mut i = 0;
+        while i < h.lines.len() {
+            if h.lines[i].kind != LineKind::Removed {
+                i += 1;
+                continue;
+            }
+            let mut text = Vec::new();
+            let mut added = Vec::new();
+            let mut first_added = None;
+            // A block: removed lines, possibly interleaved with the added lines replacing them.
+            while i < h.lines.len() && h.lines[i].kind != LineKind::Context {
+                let l = &h.lines[i];
+                if l.kind == LineKind::Removed {
+                    text.push(l.text.as_str());
+                } else {
+                    added.push(l.text.as_str());
+                    first_added = first_added.or(l.new_line);
+                }
+                i += 1;
+            }
+            let next_context = h.lines[i..].iter().find_map(|l| l.new_line);
+            let prev_context = h.lines[..i].iter().rev().find_map(|l| l.new_line);
+            let Some(line) = first_added.or(next_context).or(prev_context) else {
+                continue;
+            };
+            out.push(Removal {
+                line,
+                hunk_end: hunk_end.max(line),
+                text: text.join("\n"),
+                added: added.join("\n"),
+                file_added: file_added.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// A function or method definition among deleted lines.
+static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    regex::Regex::new(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>")
+        .unwrap()
+});
+
+/// A sink found for a rule: its line and text.
+struct Sink<'t> {
+    node: Node<'t>,
+    line: u32,
+}
+
+impl RuleSet {
+    /// Runs the removed-check rules for `lang` over a changed file: `src`/`tree` is the head,
+    /// `old_src` the base, `removals` the deleted blocks (see [`removals`]).
+    pub fn run_removed(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        old_src: &str,
+        removals: &[Removal],
+        disabled: &[String],
+    ) -> Vec<RuleHit> {
+        if removals.is_empty() {
+            return Vec::new();
+        }
+        // Which (rule, removal) pairs delete a guard that the file no longer holds as often.
+        let mut candidates: Vec<(usize, usize, String)> = Vec::new();
+        for (ri, c) in self.compiled.iter().enumerate() {
+            let Some(re) = &c.removed else { continue };
+            if !c.langs.contains(&lang) || disabled.contains(&c.rule.id) {
+                continue;
+            }
+            for (ki, r) in removals.iter().enumerate() {
+                // A guard replaced by another guard of its kind (one the deleted lines did not
+                // hold), here or elsewhere in the file, is a change of guard, not a removal.
+                let swapped = re.find_iter(&r.file_added).any(|m| {
+                    !r.text.contains(m.as_str())
+                        && !c
+                            .removed_unless
+                            .as_ref()
+                            .is_some_and(|u| u.is_match(m.as_str()))
+                });
+                if swapped {
+                    continue;
+                }
+                let line_of = |start: usize| {
+                    r.text[..start]
+                        .rsplit('\n')
+                        .next()
+                        .unwrap_or("")
+                        .to_string()
+                        + r.text[start..].split('\n').next().unwrap_or("")
+                };
+                let Some(line) = re
+                    .find_iter(&r.text)
+                    .filter(|m| {
+                        let t = m.as_str();
+                        !t.trim().is_empty()
+                            && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
+                            && old_src.matches(t).count() > src.matches(t).count()
+                    })
+                    .map(|m| line_of(m.start()))
+                    .find(|l| !is_import(l))
+                else {
+                    continue;
+                };
+                candidates.push((ri, ki, line.trim().to_string()));
+            }
+        }
+        if candidates.is_empty() {
+            return Vec::new();
+        }
+        let analysis = Analysis::new(lang, src, tree);
+        let sinks = self.removed_sinks(lang, &analysis, tree, &candidates);
+        let mut hits: Vec<RuleHit> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut blocks_hit = std::collections::HashSet::new();
+        for (ri, ki, snippet) in candidates {
+            let c = &self.compiled[ri];
+            let r = &removals[ki];
+            let at = node_at_line(&analysis, tree, r.line);
+            // The function holding the deletion: a function that only starts on the line after
+            // it is the next declaration, not the place the guard was.
+            let function = at.map(|n| {
+                let f = analysis.enclosing_function(n);
+                if f.id() != analysis.root.id() && f.start_position().row as u32 + 1 == r.line {
+                    analysis.enclosing_function(f)
+                } else {
+                    f
+                }
+            });
+            // A guard's definition deleted at file level matters through its call sites, which
+            // are removals of their own inside functions.
+            let Some(function) = function else { continue };
+            if function.id() == analysis.root.id() && DEFINITION.is_match(&r.text) {
+                continue;
+            }
+            // One finding per rule and function: several deleted pieces of one guard are one bug.
+            if seen.contains(&(ri, function.id())) || blocks_hit.contains(&ki) {
+                continue;
+            }
+            let function_id = function.id();
+            let function = Some(function);
+            let (from, to) = match function {
+                Some(f) if f.id() != analysis.root.id() => (
+                    f.start_position().row as u32 + 1,
+                    f.end_position().row as u32 + 1,
+                ),
+                _ => (1, u32::MAX),
+            };
+            let lo = r.line.saturating_sub(2).max(from);
+            let hi = to.min(r.line.saturating_add(80));
+            let sink: Option<(u32, String)> = if !c.rule.query.trim().is_empty() {
+                sinks
+                    .iter()
+                    .filter(|(i, _)| *i == ri)
+                    .map(|(_, s)| s)
+                    .filter(|s| s.line >= lo && s.line <= hi)
+                    .filter(|s| {
+                        function.is_none_or(|f| {
+                            f.id() == analysis.root.id()
+                                || s.node.start_byte() >= f.start_byte()
+                                    && s.node.end_byte() <= f.end_byte()
+                        })
+                    })
+                    // The first sink after the deletion, else one just before it.
+                    .min_by_key(|s| (s.line < r.line, s.line))
+                    .map(|s| (s.line, first_line(analysis.text(s.node))))
+            } else if let Some(re) = &c.sink {
+                let lines: Vec<(u32, &str)> = src
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| (i as u32 + 1, l))
+                    .skip(lo.saturating_sub(1) as usize)
+                    .take_while(|(n, _)| *n <= hi)
+                    .filter(|(_, l)| re.is_match(l) && !is_comment_line(l))
+                    .collect();
+                lines
+                    .iter()
+                    .find(|(n, _)| *n >= r.line)
+                    .or_else(|| lines.first())
+                    .map(|(n, l)| (*n, l.trim().to_string()))
+                    // A helper that returned the guarded value now returns it without the guard:
+                    // its output is the sink.
+                    .or_else(|| {
+                        (returns(&r.text) && returns(&r.added)).then(|| {
+                            let l = r.added.lines().find(|l| is_return(l)).unwrap_or("");
+                            (r.line, l.trim().to_string())
+                        })
+                    })
+            } else {
+                Some((r.line, String::new()))
+            };
+            let Some((sink_line, sink_text)) = sink else {
+                continue;
+            };
+            seen.insert((ri, function_id));
+            // One finding per deleted block: the first rule (in file order) that explains it.
+            blocks_hit.insert(ki);
+            let mut message = format!(
+                "{}: this change removes `{}`",
+                c.rule.message,
+                shorten(&snippet, 90)
+            );
+            if !sink_text.is_empty() {
+                message.push_str(&format!(
+                    ", and `{}` on line {sink_line} still runs",
+                    shorten(&sink_text, 70)
+                ));
+            }
+            let end_line = if sink_line >= r.line && sink_line <= r.hunk_end {
+                sink_line
+            } else {
+                r.line
+            };
+            hits.push(RuleHit {
+                rule_id: c.rule.id.clone(),
+                line: r.line,
+                end_line,
+                severity: c.rule.severity,
+                category: c.rule.category.clone(),
+                cwe: c.rule.cwe.clone(),
+                message,
+                guidance: c.rule.guidance.clone(),
+                confidence: c.rule.confidence,
+            });
+        }
+        hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));
+        hits
+    }
+
+    /// The sinks of the candidate rules that have a query: every match whose predicates hold.
+    fn removed_sinks<'t>(
+        &self,
+        lang: Language,
+        analysis: &Analysis<'t>,
+        tree: &'t Tree,
+        candidates: &[(usize, usize, String)],
+    ) -> Vec<(usize, Sink<'t>)> {
+        let Some(combined) = self.combined_removed(lang) else {
+            return Vec::new();
+        };
+        let wanted: std::collections::HashSet<usize> =
+            candidates.iter().map(|(ri, _, _)| *ri).collect();
+        let names = combined.query.capture_names();
+        let mut out = Vec::new();
+        let mut cursor = QueryCursor::new();
+        let mut matches =
+            cursor.matches(&combined.query, tree.root_node(), analysis.src.as_bytes());
+        while let Some(m) = matches.next() {
+            let ri = combined.pattern_rule[m.pattern_index];
+            if !wanted.contains(&ri) {
+                continue;
+            }
+            let c = &self.compiled[ri];
+            let Some((report, captured)) = self.report_of(c, &combined.query, m.captures(), names)
+            else {
+                continue;
+            };
+            if c.conditions
+                .iter()
+                .all(|cond| cond.holds(analysis, report, &captured))
+            {
+                out.push((
+                    ri,
+                    Sink {
+                        node: report,
+                        line: report.start_position().row as u32 + 1,
+                    },
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// The deepest node that starts at the first non-blank column of a 1-based line.
+fn node_at_line<'t>(a: &Analysis<'t>, tree: &'t Tree, line: u32) -> Option<Node<'t>> {
+    let row = line.checked_sub(1)? as usize;
+    let text = a.src.lines().nth(row)?;
+    let col = text.len() - text.trim_start().len();
+    let p = Point { row, column: col };
+    tree.root_node().named_descendant_for_point_range(p, p)
+}
+
+fn is_return(line: &str) -> bool {
+    line.trim_start().starts_with("return ")
+}
+
+fn returns(block: &str) -> bool {
+    block.lines().any(is_return)
+}
+
+/// An import or require line: naming a guard is not running it.
+fn is_import(line: &str) -> bool {
+    let t = line.trim_start();
+    t.starts_with("import ")
+        || (t.starts_with("from ") && t.contains(" import "))
+        || t.contains("require(")
+        || (t.starts_with('"') && t.trim_end().ends_with('"'))
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+fn is_comment_line(l: &str) -> bool {
+    let t = l.trim_start();
+    t.starts_with("//") || t.starts_with('#') || t.starts_with("/*") || t.starts_with('*')
+}
+
+fn shorten(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let cut: String = s.chars().take(max).collect();
+    format!("{cut}…")
+}

@@ -1,0 +1,161 @@
+//! Predicates and removed-check rules through small rule sets written here.
+
+use super::removed::{Removal, removals};
+use super::{RuleSet, parse_rules};
+use crate::lang::Language;
+
+fn set(toml: &str) -> RuleSet {
+    RuleSet::new(parse_rules("test", toml).unwrap()).unwrap()
+}
+
+fn hits(rules: &RuleSet, lang: Language, src: &str) -> Vec<(String, u32)> {
+    let mut p = tree_sitter::Parser::new();
+    p.set_language(&lang.grammar()).unwrap();
+    let tree = p.parse(src, None).unwrap();
+    rules
+        .run(lang, src, &tree)
+        .into_iter()
+        .map(|h| (h.rule_id, h.line))
+        .collect()
+}
+
+fn removed_hits(rules: &RuleSet, lang: Language, base: &str, head: &str) -> Vec<(String, u32)> {
+    let mut p = tree_sitter::Parser::new();
+    p.set_language(&lang.grammar()).unwrap();
+    let tree = p.parse(head, None).unwrap();
+    let diff = crate::diff::diff_texts(Some("f"), Some("f"), base, head);
+    rules
+        .run_removed(lang, head, &tree, base, &removals(&diff), &[])
+        .into_iter()
+        .map(|h| (h.rule_id, h.line))
+        .collect()
+}
+
+const INNER_HTML: &str = r#"
+[[rule]]
+id = "t.inner-html"
+languages = ["typescript"]
+severity = "critical"
+category = "xss"
+message = "m"
+query = '''(assignment_expression left: (member_expression property: (property_identifier) @_p) right: (_) @sink (#eq? @_p "innerHTML"))'''
+report = "sink"
+when = ["unsanitized"]
+"#;
+
+#[test]
+fn unsanitized_leaves_out_constants_escapes_and_other_elements_markup() {
+    let rules = set(INNER_HTML);
+    let src = "function f(a: HTMLElement, b: HTMLElement, s: string) {\n  a.innerHTML = b.outerHTML;\n  a.innerHTML = \"<b>x</b>\";\n  a.innerHTML = escapeHtml(s);\n  a.innerHTML = s;\n}\n";
+    assert_eq!(
+        hits(&rules, Language::TypeScript, src),
+        vec![("t.inner-html".into(), 5)]
+    );
+}
+
+const REDOS: &str = r#"
+[[rule]]
+id = "t.redos"
+languages = ["javascript"]
+severity = "warning"
+category = "redos"
+message = "m"
+query = '''(regex) @re'''
+when = ["backtracking-regex"]
+"#;
+
+#[test]
+fn backtracking_regex_points_at_the_line_of_the_culprit() {
+    let rules = set(REDOS);
+    let src = "const ok = /^\\w+(?:\\s\\w+)*$/;\nconst bad = /^(\\w+\\s?)*$/;\n";
+    assert_eq!(
+        hits(&rules, Language::JavaScript, src),
+        vec![("t.redos".into(), 2)]
+    );
+}
+
+const REMOVED: &str = r#"
+[[rule]]
+id = "t.removed-escape"
+languages = ["javascript"]
+severity = "critical"
+category = "xss"
+message = "escape removed"
+removed = '''\bescapeHtml\('''
+sink = '''<[a-z]'''
+
+[[rule]]
+id = "t.removed-origin"
+languages = ["javascript"]
+severity = "critical"
+category = "csrf"
+message = "origin check removed"
+removed = '''\bcheckOrigin\('''
+"#;
+
+#[test]
+fn removals_group_deleted_lines_with_their_replacement() {
+    let base = "a\nb\nc\nd\n";
+    let head = "a\nB\nd\n";
+    let diff = crate::diff::diff_texts(Some("f"), Some("f"), base, head);
+    let r: Vec<Removal> = removals(&diff);
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].line, 2);
+    assert_eq!(r[0].text, "b\nc");
+    assert_eq!(r[0].added, "B");
+    // A pure deletion points at the line that now follows it.
+    let diff = crate::diff::diff_texts(Some("f"), Some("f"), "a\nb\nc\n", "a\nc\n");
+    assert_eq!(removals(&diff)[0].line, 2);
+}
+
+#[test]
+fn a_removed_guard_is_reported_when_its_sink_remains() {
+    let rules = set(REMOVED);
+    let base =
+        "function row(f) {\n  const n = escapeHtml(f.name);\n  return '<li>' + n + '</li>';\n}\n";
+    let head = "function row(f) {\n  const n = f.name;\n  return '<li>' + n + '</li>';\n}\n";
+    assert_eq!(
+        removed_hits(&rules, Language::JavaScript, base, head),
+        vec![("t.removed-escape".into(), 2)]
+    );
+}
+
+#[test]
+fn a_guard_that_moved_or_lost_its_sink_is_not_reported() {
+    let rules = set(REMOVED);
+    // Moved within the file: the head holds as many copies as the base.
+    let base =
+        "function row(f) {\n  const n = escapeHtml(f.name);\n  return '<li>' + n + '</li>';\n}\n";
+    let head = "function row(f) {\n  return '<li>' + escapeHtml(f.name) + '</li>';\n}\n";
+    assert!(removed_hits(&rules, Language::JavaScript, base, head).is_empty());
+    // No markup left after the deletion: not an XSS.
+    let base = "function label(f) {\n  const n = escapeHtml(f.name);\n  log(n);\n}\n";
+    let head = "function label(f) {\n  const n = f.name;\n  log(n);\n}\n";
+    assert!(removed_hits(&rules, Language::JavaScript, base, head).is_empty());
+}
+
+#[test]
+fn a_removed_guard_without_a_sink_pattern_is_reported_and_definitions_at_file_level_are_not() {
+    let rules = set(REMOVED);
+    let base = "function onUpgrade(req, socket) {\n  if (!checkOrigin(req)) {\n    return socket.destroy();\n  }\n  accept(req, socket);\n}\n";
+    let head = "function onUpgrade(req, socket) {\n  accept(req, socket);\n}\n";
+    assert_eq!(
+        removed_hits(&rules, Language::JavaScript, base, head),
+        vec![("t.removed-origin".into(), 2)]
+    );
+    // Deleting the helper itself (at file level) is reported through its call sites only.
+    let base = "function checkOrigin(req) {\n  return req.headers.origin === ORIGIN;\n}\nfunction f() {}\n";
+    let head = "function f() {}\n";
+    assert!(removed_hits(&rules, Language::JavaScript, base, head).is_empty());
+}
+
+#[test]
+fn a_helper_that_returned_the_guarded_value_is_its_own_sink() {
+    let rules = set(REMOVED);
+    let base = "function label(f) {\n  return escapeHtml(f.name);\n}\n";
+    let head = "function label(f) {\n  return f.name;\n}\n";
+    assert_eq!(
+        removed_hits(&rules, Language::JavaScript, base, head),
+        vec![("t.removed-escape".into(), 2)]
+    );
+}

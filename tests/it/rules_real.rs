@@ -1,0 +1,130 @@
+//! The rules engine on real-code shapes, through the binary: inline suppression comments (ours,
+//! and the narrow reading of `#nosec` / `nosemgrep`), and removed-check findings placed next to
+//! the deletion.
+
+use crate::common::*;
+
+/// Reviews `base` -> `head` folders written in a temporary directory; returns the JSON output.
+fn review_dirs(base: &[(&str, &[u8])], head: &[(&str, &[u8])]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(&dir.path().join("a"), base);
+    write_files(&dir.path().join("b"), head);
+    std::fs::create_dir_all(dir.path().join("a")).unwrap();
+    let r = run_in(
+        dir.path(),
+        &[
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    r.json()
+}
+
+fn notes(v: &serde_json::Value) -> Vec<String> {
+    v["summary"]["notes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const PY_EVAL: &[u8] = b"def run(expr):\n    return eval(expr)\n";
+
+#[test]
+fn a_finding_is_reported_without_a_suppression_comment() {
+    let v = review_dirs(&[], &[("calc.py", PY_EVAL)]);
+    assert_eq!(
+        findings(&v),
+        vec![("calc.py".to_string(), 2, "py.code.eval".to_string())]
+    );
+}
+
+#[test]
+fn redline_ignore_on_the_line_suppresses_that_rule_and_says_so_in_the_notes() {
+    let head = b"def run(expr):\n    return eval(expr)  # redline: ignore py.code.eval expr comes from our own config file\n";
+    let v = review_dirs(&[], &[("calc.py", head)]);
+    assert!(findings(&v).is_empty(), "{:?}", findings(&v));
+    let n = notes(&v);
+    assert!(
+        n.iter().any(|n| n.contains("suppressed by a comment: py.code.eval at calc.py:2")
+            && n.contains("expr comes from our own config file")),
+        "{n:?}"
+    );
+}
+
+#[test]
+fn redline_ignore_on_the_line_above_works_in_go_and_names_a_category_too() {
+    let head = b"package jobs\n\nfunc Archive(name string) error {\n\t// redline: ignore command-injection name is validated by the caller against a fixed list\n\treturn exec.Command(\"sh\", \"-c\", \"tar czf /tmp/\"+name+\".tgz /data\").Run()\n}\n";
+    let v = review_dirs(&[], &[("jobs/archive.go", head)]);
+    assert!(findings(&v).is_empty(), "{:?}", findings(&v));
+    assert!(notes(&v).iter().any(|n| n.contains("go.cmd.shell-c")));
+}
+
+#[test]
+fn redline_ignore_for_another_rule_does_not_suppress() {
+    let head = b"def run(expr):\n    return eval(expr)  # redline: ignore py.sql.dynamic-query wrong rule\n";
+    let v = review_dirs(&[], &[("calc.py", head)]);
+    assert_eq!(findings(&v).len(), 1);
+    assert!(notes(&v).iter().all(|n| !n.contains("suppressed")));
+}
+
+#[test]
+fn nosec_suppresses_only_the_class_it_names() {
+    // A gosec code for SQL on a Sprintf line: the SQL finding goes, with a note.
+    let sql = b"package repo\n\nfunc (r *Repo) Find(name string) error {\n\tq := fmt.Sprintf(\"SELECT id FROM users WHERE name = '%s'\", name)\n\t_, err := r.db.Query(q) // #nosec G201 -- name is an enum value\n\treturn err\n}\n";
+    let v = review_dirs(&[], &[("repo/find.go", sql)]);
+    assert!(findings(&v).is_empty(), "{:?}", findings(&v));
+    assert!(notes(&v).iter().any(|n| n.contains("go.sql.dynamic-query")));
+    // A gosec code for another class leaves the finding in place.
+    let other = b"package repo\n\nfunc (r *Repo) Find(name string) error {\n\tq := fmt.Sprintf(\"SELECT id FROM users WHERE name = '%s'\", name)\n\t_, err := r.db.Query(q) // #nosec G204\n\treturn err\n}\n";
+    let v = review_dirs(&[], &[("repo/find.go", other)]);
+    assert_eq!(findings(&v).len(), 1, "{:?}", findings(&v));
+}
+
+#[test]
+fn nosemgrep_with_a_rule_id_suppresses_its_class_only() {
+    let head = b"def run(expr):\n    return eval(expr)  # nosemgrep: python.lang.security.audit.eval-detected\n";
+    let v = review_dirs(&[], &[("calc.py", head)]);
+    assert!(findings(&v).is_empty(), "{:?}", findings(&v));
+    let head = b"def run(expr):\n    return eval(expr)  # nosemgrep: python.lang.security.audit.formatted-sql-query\n";
+    let v = review_dirs(&[], &[("calc.py", head)]);
+    assert_eq!(findings(&v).len(), 1);
+}
+
+#[test]
+fn a_deleted_containment_check_is_reported_next_to_the_deletion() {
+    let base = b"package unpack\n\nfunc writeEntry(hdr *tar.Header, dest string) error {\n\ttarget := filepath.Join(dest, hdr.Name)\n\tif !strings.HasPrefix(target, filepath.Clean(dest)+string(os.PathSeparator)) {\n\t\treturn fmt.Errorf(\"illegal path %q\", hdr.Name)\n\t}\n\tf, err := os.Create(target)\n\tif err != nil {\n\t\treturn err\n\t}\n\treturn f.Close()\n}\n";
+    let head = b"package unpack\n\nfunc writeEntry(hdr *tar.Header, dest string) error {\n\ttarget := filepath.Join(dest, hdr.Name)\n\tf, err := os.Create(target)\n\tif err != nil {\n\t\treturn err\n\t}\n\treturn f.Close()\n}\n";
+    // The file only loses lines: it is still reviewed.
+    let v = review_dirs(&[("unpack/tar.go", base)], &[("unpack/tar.go", head)]);
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "unpack/tar.go".to_string(),
+            5,
+            "removed.path-containment".to_string()
+        )],
+        "{got:?}"
+    );
+    let msg = v["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("strings.HasPrefix"), "{msg}");
+    assert!(msg.contains("os.Create(target)"), "{msg}");
+}
+
+#[test]
+fn a_containment_check_that_moved_into_a_helper_is_not_a_removal() {
+    let base = b"package unpack\n\nfunc writeEntry(hdr *tar.Header, dest string) error {\n\ttarget := filepath.Join(dest, hdr.Name)\n\tif !strings.HasPrefix(target, filepath.Clean(dest)+string(os.PathSeparator)) {\n\t\treturn fmt.Errorf(\"illegal path %q\", hdr.Name)\n\t}\n\tf, err := os.Create(target)\n\tif err != nil {\n\t\treturn err\n\t}\n\treturn f.Close()\n}\n";
+    let head = b"package unpack\n\nfunc inside(target, dest string) bool {\n\treturn strings.HasPrefix(target, filepath.Clean(dest)+string(os.PathSeparator))\n}\n\nfunc writeEntry(hdr *tar.Header, dest string) error {\n\ttarget := filepath.Join(dest, hdr.Name)\n\tif !inside(target, dest) {\n\t\treturn fmt.Errorf(\"illegal path %q\", hdr.Name)\n\t}\n\tf, err := os.Create(target)\n\tif err != nil {\n\t\treturn err\n\t}\n\treturn f.Close()\n}\n";
+    let v = review_dirs(&[("unpack/tar.go", base)], &[("unpack/tar.go", head)]);
+    assert!(findings(&v).is_empty(), "{:?}", findings(&v));
+}
