@@ -44,7 +44,10 @@ impl App {
             settings.require_webhook_secret()?;
         }
         let runs_workers = role == Role::Worker || settings.workers > 0;
-        let github = if runs_workers {
+        // The server alone also talks to GitHub, as the App, when it can: its reconciler asks
+        // for failed deliveries again.
+        let has_app = settings.github_app_id.is_some() && settings.github_private_key.is_some();
+        let github = if runs_workers || (role == Role::Serve && has_app) {
             Some(open_github(&settings)?)
         } else {
             None
@@ -79,16 +82,47 @@ impl App {
             self.settings.clone(),
             self.github.clone(),
         )?);
+        let reconciler = self.reconciler(&state);
+        let limits = server::Limits {
+            header_timeout: self.settings.header_timeout,
+            max_header_bytes: self.settings.max_header_bytes,
+            max_connections: server::effective_connection_cap(self.settings.max_connections),
+            shutdown_grace: worker::shutdown_grace(),
+        };
         // The address on stdout, so that scripts and tests can find a port chosen by the system.
         println!("redline listening on http://{addr}");
-        tracing::info!(%addr, queue = self.queue.kind(), workers = self.settings.workers, "redline serve started");
-        axum::serve(listener, server::router(state))
-            .with_graceful_shutdown(self.shutdown.clone().cancelled_owned())
-            .await?;
+        tracing::info!(%addr, queue = self.queue.kind(), workers = self.settings.workers, max_connections = limits.max_connections, "redline serve started");
+        server::serve(
+            listener,
+            server::router(state.clone()),
+            limits,
+            state.connections.clone(),
+            self.shutdown.clone(),
+        )
+        .await;
+        if let Some(r) = reconciler {
+            let _ = r.await;
+        }
         if let Some(p) = pool {
             let _ = p.await;
         }
         Ok(())
+    }
+
+    /// The reconciler's task, when the App's credentials are set and it is not switched off.
+    fn reconciler(&self, state: &Arc<AppState>) -> Option<tokio::task::JoinHandle<()>> {
+        let Some(github) = self.github.clone() else {
+            tracing::warn!(
+                "no REDLINE_GITHUB_APP_ID/REDLINE_GITHUB_PRIVATE_KEY: deliveries refused during an outage are not redelivered"
+            );
+            return None;
+        };
+        let reconciler = server::Reconciler {
+            state: state.clone(),
+            github,
+        };
+        let shutdown = self.shutdown.clone();
+        Some(tokio::spawn(reconciler.run(shutdown)))
     }
 
     /// `redline worker`: workers only, at least one.

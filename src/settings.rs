@@ -35,6 +35,25 @@ pub struct Settings {
     pub github_write_interval: Duration,
     /// Largest webhook body accepted (GitHub caps payloads at 25 MB).
     pub max_body_bytes: usize,
+    /// Webhook bodies held in memory at once, across requests: a body that does not fit is
+    /// refused before it is read (its signature can only be checked once it is whole).
+    pub max_buffered_body_bytes: usize,
+    /// Largest request head (request line and headers) the server reads.
+    pub max_header_bytes: usize,
+    /// How long a client may take to send a request's head, and its body.
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    /// Open connections at most (lowered to fit the open-file limit); over it, the longest-idle
+    /// connection that has no request in progress is closed.
+    pub max_connections: usize,
+    /// Requests handled at once; more are answered 503 at once.
+    pub max_in_flight: usize,
+    /// How long the webhook and /healthz wait for the store before answering 503.
+    pub store_timeout: Duration,
+    /// How often `redline serve` asks GitHub for failed deliveries to redeliver (None: only at
+    /// start and when the store comes back after failures), and how far back it looks.
+    pub reconcile_interval: Option<Duration>,
+    pub reconcile_lookback: Duration,
     /// The prompt version reviews use, and an optional candidate that gets a share of pull
     /// requests (sticky per pull request) for an A/B test.
     pub prompt_version: String,
@@ -84,6 +103,15 @@ const KEYS: &[&str] = &[
     "max_attempts",
     "github_write_interval_ms",
     "max_body_bytes",
+    "max_buffered_body_bytes",
+    "max_header_bytes",
+    "header_timeout_secs",
+    "body_timeout_secs",
+    "max_connections",
+    "max_in_flight",
+    "store_timeout_ms",
+    "reconcile_interval_secs",
+    "reconcile_lookback_hours",
     "prompt_version",
     "prompt_candidate",
     "prompt_candidate_share",
@@ -136,6 +164,24 @@ struct Raw {
     github_write_interval_ms: Option<u64>,
     #[serde(default, deserialize_with = "lenient::whole")]
     max_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_buffered_body_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_header_bytes: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    header_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    body_timeout_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_connections: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    max_in_flight: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    store_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    reconcile_interval_secs: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::whole")]
+    reconcile_lookback_hours: Option<u64>,
     #[serde(default, deserialize_with = "lenient::text")]
     prompt_version: Option<String>,
     #[serde(default, deserialize_with = "lenient::text")]
@@ -268,6 +314,7 @@ fn setting_error(e: figment::Error, file: Option<&Path>) -> anyhow::Error {
 impl Raw {
     /// Defaults applied, values checked against each other.
     fn validate(self) -> Result<Settings> {
+        let limits = self.server_limits()?;
         let queue = match self.queue.as_deref().unwrap_or("embedded") {
             "embedded" => QueueKind::Embedded,
             "sqs" => QueueKind::Sqs,
@@ -358,7 +405,16 @@ impl Raw {
             github_write_interval: Duration::from_millis(
                 self.github_write_interval_ms.unwrap_or(1000),
             ),
-            max_body_bytes: self.max_body_bytes.unwrap_or(25 * 1024 * 1024) as usize,
+            max_body_bytes: limits.max_body_bytes,
+            max_buffered_body_bytes: limits.max_buffered_body_bytes,
+            max_header_bytes: limits.max_header_bytes,
+            header_timeout: limits.header_timeout,
+            body_timeout: limits.body_timeout,
+            max_connections: limits.max_connections,
+            max_in_flight: limits.max_in_flight,
+            store_timeout: limits.store_timeout,
+            reconcile_interval: limits.reconcile_interval,
+            reconcile_lookback: limits.reconcile_lookback,
             prompt_version,
             prompt_candidate: self.prompt_candidate,
             prompt_candidate_share,
@@ -366,6 +422,91 @@ impl Raw {
             feedback_dismiss_rate: self.feedback_dismiss_rate.unwrap_or(0.6),
             feedback_action,
             feedback_min_confidence: self.feedback_min_confidence.unwrap_or(0.85),
+        })
+    }
+}
+
+/// The server's limits, checked against each other.
+struct ServerLimits {
+    max_body_bytes: usize,
+    max_buffered_body_bytes: usize,
+    max_header_bytes: usize,
+    header_timeout: Duration,
+    body_timeout: Duration,
+    max_connections: usize,
+    max_in_flight: usize,
+    store_timeout: Duration,
+    reconcile_interval: Option<Duration>,
+    reconcile_lookback: Duration,
+}
+
+impl Raw {
+    fn server_limits(&self) -> Result<ServerLimits> {
+        let at_least = |v: Option<u64>, default: u64, min: u64, name: &str| -> Result<u64> {
+            let v = v.unwrap_or(default);
+            if v < min {
+                bail!("REDLINE_{name} must be at least {min} (got {v})");
+            }
+            Ok(v)
+        };
+        let max_body_bytes = at_least(self.max_body_bytes, 25 * 1024 * 1024, 1, "MAX_BODY_BYTES")?;
+        if max_body_bytes > 1 << 30 {
+            bail!("REDLINE_MAX_BODY_BYTES is at most 1 GiB (GitHub sends at most 25 MB)");
+        }
+        let buffered = at_least(
+            self.max_buffered_body_bytes,
+            (64 * 1024 * 1024).max(max_body_bytes),
+            1024,
+            "MAX_BUFFERED_BODY_BYTES",
+        )?;
+        if buffered < max_body_bytes {
+            bail!(
+                "REDLINE_MAX_BUFFERED_BODY_BYTES ({buffered}) must be at least REDLINE_MAX_BODY_BYTES ({max_body_bytes})"
+            );
+        }
+        // hyper's read buffer holds a whole request head; it cannot be smaller than 8 KiB.
+        let max_header_bytes =
+            at_least(self.max_header_bytes, 16 * 1024, 8192, "MAX_HEADER_BYTES")?;
+        let lookback_hours = at_least(
+            self.reconcile_lookback_hours,
+            24,
+            1,
+            "RECONCILE_LOOKBACK_HOURS",
+        )?;
+        if lookback_hours > 72 {
+            bail!(
+                "REDLINE_RECONCILE_LOOKBACK_HOURS is at most 72: GitHub redelivers only deliveries of the last 3 days"
+            );
+        }
+        Ok(ServerLimits {
+            max_body_bytes: max_body_bytes as usize,
+            max_buffered_body_bytes: buffered as usize,
+            max_header_bytes: max_header_bytes as usize,
+            header_timeout: Duration::from_secs(at_least(
+                self.header_timeout_secs,
+                10,
+                1,
+                "HEADER_TIMEOUT_SECS",
+            )?),
+            body_timeout: Duration::from_secs(at_least(
+                self.body_timeout_secs,
+                10,
+                1,
+                "BODY_TIMEOUT_SECS",
+            )?),
+            max_connections: at_least(self.max_connections, 1024, 16, "MAX_CONNECTIONS")? as usize,
+            max_in_flight: at_least(self.max_in_flight, 128, 1, "MAX_IN_FLIGHT")? as usize,
+            store_timeout: Duration::from_millis(at_least(
+                self.store_timeout_ms,
+                1000,
+                100,
+                "STORE_TIMEOUT_MS",
+            )?),
+            reconcile_interval: match self.reconcile_interval_secs.unwrap_or(300) {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
+            reconcile_lookback: Duration::from_secs(lookback_hours * 3600),
         })
     }
 }
@@ -543,6 +684,33 @@ mod tests {
         std::fs::write(&file, "wrokers = 2\n").unwrap();
         let e = Settings::from_sources(Some(&file), &env(&[])).unwrap_err();
         assert!(e.to_string().contains("wrokers"), "{e}");
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_are_checked() {
+        let s = Settings::from_sources(None, &env(&[])).unwrap();
+        assert_eq!(s.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.max_buffered_body_bytes, 64 * 1024 * 1024);
+        assert_eq!(s.store_timeout, Duration::from_millis(1000));
+        assert_eq!(s.reconcile_interval, Some(Duration::from_secs(300)));
+        let s = Settings::from_sources(None, &env(&[("REDLINE_RECONCILE_INTERVAL_SECS", "0")]))
+            .unwrap();
+        assert_eq!(s.reconcile_interval, None);
+        let e = Settings::from_sources(
+            None,
+            &env(&[
+                ("REDLINE_MAX_BUFFERED_BODY_BYTES", "2048"),
+                ("REDLINE_MAX_BODY_BYTES", "4096"),
+            ]),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("REDLINE_MAX_BUFFERED_BODY_BYTES"),
+            "{e}"
+        );
+        let e =
+            Settings::from_sources(None, &env(&[("REDLINE_MAX_HEADER_BYTES", "100")])).unwrap_err();
+        assert!(e.to_string().contains("REDLINE_MAX_HEADER_BYTES"), "{e}");
     }
 
     #[test]

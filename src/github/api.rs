@@ -109,6 +109,39 @@ fn path_of(url: &str) -> String {
     }
 }
 
+/// One delivery of the App's webhook, as `GET /app/hook/deliveries` lists it (GitHub keeps
+/// them for a few days). Redeliveries share the original's `guid` (the `X-GitHub-Delivery`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct HookDelivery {
+    pub id: u64,
+    pub guid: String,
+    #[serde(default)]
+    pub delivered_at: String,
+    #[serde(default)]
+    pub redelivery: bool,
+    /// The status our server answered with; 0 or absent when it did not answer in time.
+    #[serde(default)]
+    pub status_code: Option<i64>,
+    #[serde(default)]
+    pub event: String,
+    #[serde(default)]
+    pub action: Option<String>,
+}
+
+impl HookDelivery {
+    /// Unix seconds of `delivered_at` (0 when unreadable).
+    pub fn delivered_unix(&self) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(&self.delivered_at)
+            .map(|t| t.timestamp())
+            .unwrap_or(0)
+    }
+
+    /// Whether our server accepted it (a 2xx answer).
+    pub fn succeeded(&self) -> bool {
+        matches!(self.status_code, Some(200..=299))
+    }
+}
+
 /// A pull request, as the App reaches it: through an installation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PrRef {
@@ -261,6 +294,40 @@ impl GitHub {
         Ok(())
     }
 
+    /// The App's webhook deliveries, newest first, as the App (JWT): pages of 100 followed by
+    /// their `cursor` until one reaches back before `since_unix` or `max` are listed.
+    pub async fn hook_deliveries(
+        &self,
+        since_unix: i64,
+        max: usize,
+    ) -> Result<Vec<HookDelivery>, GitHubError> {
+        let mut out: Vec<HookDelivery> = Vec::new();
+        let mut next = Some("/app/hook/deliveries?per_page=100".to_string());
+        while let Some(path) = next.take() {
+            let r = self.app_request(Method::GET, &path, None).await?;
+            let page: Vec<HookDelivery> = decode(&path, &r.body)?;
+            let reached_back = page.is_empty()
+                || page
+                    .iter()
+                    .any(|d| d.delivered_unix() > 0 && d.delivered_unix() < since_unix);
+            out.extend(page);
+            if reached_back || out.len() >= max {
+                break;
+            }
+            next = next_link(&r.headers).map(|u| path_of(&u));
+        }
+        out.retain(|d| d.delivered_unix() == 0 || d.delivered_unix() >= since_unix);
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// Asks GitHub to deliver delivery `id` again (`202 Accepted`), as the App (JWT).
+    pub async fn redeliver(&self, id: u64) -> Result<(), GitHubError> {
+        let path = format!("/app/hook/deliveries/{id}/attempts");
+        self.app_request(Method::POST, &path, None).await?;
+        Ok(())
+    }
+
     pub async fn create_check_run(
         &self,
         installation: InstallationId,
@@ -276,8 +343,12 @@ impl GitHub {
     }
 }
 
-/// Percent-encodes one path segment (RFC 3986 unreserved characters stay).
+/// Percent-encodes one path segment (RFC 3986 unreserved characters stay). A segment that is
+/// `.` or `..` is encoded too, so that nothing on the way reads it as a step up the path.
 fn encode_segment(s: &str) -> String {
+    if s == "." || s == ".." {
+        return "%2E".repeat(s.len());
+    }
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
@@ -308,5 +379,10 @@ mod tests {
             "/repositories/1/pulls/7/files?per_page=100&page=2"
         );
         assert_eq!(encode_segment("a b+c.py"), "a%20b%2Bc.py");
+        assert_eq!(encode_segment(".."), "%2E%2E");
+        assert_eq!(encode_segment("."), "%2E");
+        assert_eq!(encode_segment("..x"), "..x");
+        assert_eq!(encode_segment("new\nline?#%.py"), "new%0Aline%3F%23%25.py");
+        assert_eq!(encode_segment("caf\u{e9}"), "caf%C3%A9");
     }
 }

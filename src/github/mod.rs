@@ -5,6 +5,7 @@
 //! installation. Errors carry GitHub's status and message, never a token.
 
 mod api;
+pub mod markdown;
 pub mod post;
 
 use crate::ids::InstallationId;
@@ -18,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use api::{PrFile, PrRef, PullRequest, Reactions, ReviewComment};
+pub use api::{HookDelivery, PrFile, PrRef, PullRequest, Reactions, ReviewComment};
 
 /// A failed GitHub request.
 #[derive(Debug, thiserror::Error)]
@@ -182,13 +183,37 @@ impl GitHub {
         body: Option<&serde_json::Value>,
     ) -> Result<Response, GitHubError> {
         let crab = self.installation(installation)?;
+        self.send(&crab, Some(installation), method, path, body)
+            .await
+    }
+
+    /// A request as the App itself (a JWT signed with its key, no installation): the App's own
+    /// endpoints, such as its webhook deliveries. Same retries as `request`.
+    pub async fn app_request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GitHubError> {
+        self.send(&self.app, None, method, path, body).await
+    }
+
+    /// Sends with `crab`, as `installation` (None: as the App), with retries and backoff.
+    async fn send(
+        &self,
+        crab: &Octocrab,
+        installation: Option<InstallationId>,
+        method: Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<Response, GitHubError> {
         let backoff = backon::ExponentialBuilder::default()
             .with_min_delay(self.retry.backoff)
             .with_factor(2.0)
             .with_jitter()
             .without_max_delay()
             .with_max_times(self.retry.attempts.saturating_sub(1) as usize);
-        (|| self.attempt(&crab, installation, &method, path, body))
+        (|| self.attempt(crab, installation, &method, path, body))
             .retry(backoff)
             .sleep(tokio::time::sleep)
             .when(|f: &Failed| f.wait.is_some())
@@ -220,7 +245,7 @@ impl GitHub {
     async fn attempt(
         &self,
         crab: &Octocrab,
-        installation: InstallationId,
+        installation: Option<InstallationId>,
         method: &Method,
         path: &str,
         body: Option<&serde_json::Value>,
@@ -234,7 +259,7 @@ impl GitHub {
             retryable,
             retry_after: None,
         };
-        match self.primary_limit_wait(installation) {
+        match installation.and_then(|i| self.primary_limit_wait(i)) {
             Some(wait) if wait > self.retry.max_wait => {
                 return Err(Failed::last(GitHubError {
                     retry_after: Some(wait),
@@ -247,7 +272,7 @@ impl GitHub {
             }
             Some(wait) => {
                 tracing::warn!(
-                    installation = installation.0,
+                    installation = installation.map(|i| i.0),
                     wait_secs = wait.as_secs(),
                     "GitHub API rate limit spent; waiting for its reset"
                 );
@@ -255,8 +280,8 @@ impl GitHub {
             }
             None => {}
         }
-        if creates {
-            self.pace(installation).await;
+        if let Some(i) = installation.filter(|_| creates) {
+            self.pace(i).await;
         }
         let sent = if *method == Method::POST {
             crab._post(path, body).await
@@ -269,7 +294,9 @@ impl GitHub {
         };
         let resp = match sent {
             Ok(r) => r,
-            Err(octocrab::Error::GitHub { source, .. }) if source.status_code.is_client_error() => {
+            Err(octocrab::Error::GitHub { source, .. })
+                if source.status_code.is_client_error() && installation.is_some() =>
+            {
                 // Minting the installation token was refused (bad key, app id, or installation).
                 let status = source.status_code.as_u16();
                 return Err(Failed::last(err(
@@ -290,7 +317,9 @@ impl GitHub {
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
-        self.note_rate_limit(installation, &headers);
+        if let Some(i) = installation {
+            self.note_rate_limit(i, &headers);
+        }
         let text = crab
             .body_to_string(resp)
             .await

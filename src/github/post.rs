@@ -1,8 +1,10 @@
 //! Turning a review into one GitHub pull-request review: line comments on the new side of the diff
 //! (each with a hidden fingerprint so it is never posted twice), a summary body with the coverage
 //! of every file, and the event from the verdict. Findings that cannot go inline (over the cap,
-//! outside the diff, refused by GitHub) are listed in the summary: nothing is lost.
+//! outside the diff, refused by GitHub) are listed in the summary: nothing is lost. Every piece of
+//! text from the pull request or a model goes through `markdown` for the place it takes.
 
+use super::markdown;
 use super::{GitHub, GitHubError, PrRef};
 use crate::ids::{CommitSha, InstallationId, RepoName};
 use redline_core::model::{Coverage, Finding, Review, Severity, Verdict};
@@ -12,10 +14,23 @@ use std::collections::HashSet;
 
 /// The marker that carries a comment's fingerprint (invisible in rendered Markdown).
 const FP_MARK: &str = "<!-- redline:fp=";
-/// The marker of a summary review: which job and head it belongs to.
-const REVIEW_MARK: &str = "<!-- redline:review ";
 /// Where the summary's coverage table stops growing (GitHub's body limit is 65,536 characters).
 const SUMMARY_TABLE_BUDGET: usize = 50_000;
+/// Longest message of a line comment (a model can write pages).
+const MAX_MESSAGE_CHARS: usize = 4_000;
+/// Longest note in the summary, and all notes together.
+const MAX_NOTE_CHARS: usize = 1_500;
+const MAX_NOTES_CHARS: usize = 6_000;
+
+/// The hidden marker of a line comment: its fingerprint.
+fn fingerprint_marker(fp: &str) -> String {
+    markdown::html_comment(&format!("redline:fp={fp}"))
+}
+
+/// The hidden marker of a summary review: which job and head it belongs to.
+fn review_marker(job_id: i64, head: &CommitSha) -> String {
+    markdown::html_comment(&format!("redline:review job={job_id} head={head}"))
+}
 
 /// Lines of code a fingerprint covers at most.
 const MAX_CODE_LINES: usize = 20;
@@ -181,33 +196,42 @@ fn severity_tag(s: Severity) -> &'static str {
 const MAX_SUGGESTION_LINES: usize = 8;
 
 /// A line comment's Markdown. `suggest`: the comment covers exactly the lines the finding's
-/// suggestion replaces, so it can be offered as a one-click GitHub suggestion.
+/// suggestion replaces, so it can be offered as a one-click GitHub suggestion. The category,
+/// message, guidance and suggestion may come from a model: each is escaped for its place.
 pub fn comment_body(f: &Finding, fp: &str, suggest: bool) -> String {
-    let mut b = format!("{} · {}", severity_tag(f.severity), f.category);
+    let mut b = format!(
+        "{} · {}",
+        severity_tag(f.severity),
+        markdown::prose_line(&crate::truncate(&f.category, 80))
+    );
     if let Some(r) = &f.rule_id {
-        b.push_str(&format!(" · `{r}`"));
+        b.push_str(&format!(" · {}", markdown::code_span(r)));
     }
     b.push_str("\n\n");
-    b.push_str(f.message.trim());
+    b.push_str(&markdown::prose(&crate::truncate(
+        f.message.trim(),
+        MAX_MESSAGE_CHARS,
+    )));
     b.push('\n');
     let mut meta = Vec::new();
     if !f.guidance.is_empty() {
-        meta.push(format!("guidance: {}", f.guidance.join(", ")));
+        meta.push(format!(
+            "guidance: {}",
+            markdown::prose_line(&f.guidance.join(", "))
+        ));
     }
     if let Some(c) = &f.cwe {
-        meta.push(c.clone());
+        meta.push(markdown::prose_line(c));
     }
     meta.push(format!("confidence {:.2}", f.confidence));
     meta.push(format!("source: {}", f.source.as_str()));
-    if let Some(sug) = f
-        .suggestion
-        .as_deref()
-        .filter(|s| suggest && s.lines().count() <= MAX_SUGGESTION_LINES)
-    {
-        b.push_str(&format!("\n```suggestion\n{sug}\n```\n"));
+    if let Some(sug) = f.suggestion.as_deref().filter(|s| {
+        suggest && s.lines().count() <= MAX_SUGGESTION_LINES && s.len() <= MAX_MESSAGE_CHARS
+    }) {
+        b.push_str(&format!("\n{}\n", markdown::suggestion(sug)));
     }
     b.push_str(&format!("\n<sub>{}</sub>\n", meta.join(" · ")));
-    b.push_str(&format!("{FP_MARK}{fp} -->"));
+    b.push_str(&fingerprint_marker(fp));
     b
 }
 
@@ -216,7 +240,7 @@ impl GitHub {
     pub async fn post_review(&self, req: &PostRequest<'_>) -> Result<Posted, GitHubError> {
         // A worker that died after posting leaves its review behind: do not post it twice, but
         // record what it posted (matched by fingerprint).
-        let marker = format!("{REVIEW_MARK}job={} head={} -->", req.job_id, req.head_sha);
+        let marker = review_marker(req.job_id, req.head_sha);
         let existing = self.reviews(req.pr).await?;
         if let Some(r) = existing.iter().find(|r| {
             r.state != "PENDING" && r.body.as_deref().is_some_and(|b| b.contains(&marker))
@@ -522,13 +546,12 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
             }
             let f = &o.finding;
             b.push_str(&format!(
-                "- {} `{}:{}` {}: {} _({})_\n",
+                "- {} {} {}: {} _({})_\n",
                 severity_tag(f.severity),
-                f.path,
-                f.line,
-                f.category,
-                crate::truncate(f.message.trim(), 300).replace('\n', " "),
-                why,
+                markdown::code_span(&format!("{}:{}", f.path, f.line)),
+                markdown::prose_line(&crate::truncate(&f.category, 80)),
+                markdown::prose_line(&crate::truncate(f.message.trim(), 300)),
+                markdown::prose_line(&why),
             ));
         }
     }
@@ -550,21 +573,22 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 .as_ref()
                 .and_then(|a| a.files.iter().find(|x| x.path == f.path)),
         ) {
-            (Some(why), _) => format!("skipped: {why}"),
+            (Some(why), _) => format!("skipped: {}", markdown::prose_line(why)),
             (None, Some(rec)) if rec.coverage != Coverage::Agent => format!(
                 "rules only{}",
                 rec.reason
                     .as_deref()
-                    .map(|x| format!(" ({x})"))
+                    .map(|x| format!(" ({})", markdown::prose_line(x)))
                     .unwrap_or_default()
             ),
             (None, Some(_)) => "rules + LLM".to_string(),
             (None, None) => "rules".to_string(),
         };
         b.push_str(&format!(
-            "| `{}` | {} | {how} |\n",
-            f.path,
-            f.status.as_str()
+            "| {} | {} | {} |\n",
+            markdown::table_cell(&markdown::code_span(&f.path)),
+            f.status.as_str(),
+            markdown::table_cell(&how)
         ));
     }
     for (path, why) in req.not_reviewed {
@@ -572,7 +596,11 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
             break;
         }
         rows += 1;
-        b.push_str(&format!("| `{path}` | | not reviewed: {why} |\n"));
+        b.push_str(&format!(
+            "| {} | | {} |\n",
+            markdown::table_cell(&markdown::code_span(path)),
+            markdown::table_cell(&format!("not reviewed: {}", markdown::prose_line(why)))
+        ));
     }
     if rows < total_rows {
         b.push_str(&format!(
@@ -581,9 +609,7 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
         ));
     }
     b.push_str("\n</details>\n\n");
-    for n in &r.notes {
-        b.push_str(&format!("> {n}\n"));
-    }
+    b.push_str(&notes_quote(&r.notes));
     match &r.agent {
         Some(a) => {
             let model = a
@@ -592,26 +618,45 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
                 .find_map(|f| f.model.clone())
                 .unwrap_or_else(|| "none".into());
             b.push_str(&format!(
-                "\n<sub>engine: agent · model: {model} · prompt {} · {} LLM call(s) · {} tokens in, {} out · ${:.4}{}</sub>\n",
-                a.prompt_version,
+                "\n<sub>engine: agent · model: {} · prompt {} · {} LLM call(s) · {} tokens in, {} out · ${:.4}{}</sub>\n",
+                markdown::prose_line(&model),
+                markdown::prose_line(&a.prompt_version),
                 a.llm_calls,
                 a.prompt_tokens,
                 a.completion_tokens,
                 a.cost_usd,
                 a.llm_skipped
                     .as_deref()
-                    .map(|s| format!(" · LLM skipped: {s}"))
+                    .map(|s| format!(" · LLM skipped: {}", markdown::prose_line(s)))
                     .unwrap_or_default()
             ));
         }
         None => b.push_str(&format!(
             "\n<sub>engine: {} (no LLM) · rules {}</sub>\n",
             r.engine.as_str(),
-            r.rules_version
+            markdown::prose_line(&r.rules_version)
         )),
     }
     b.push_str(marker);
     b
+}
+
+/// The review's notes as a block quote, each escaped and bounded (a note can echo a
+/// `.redline.toml` key or a model's words).
+fn notes_quote(notes: &[String]) -> String {
+    let mut out = String::new();
+    for n in notes {
+        if out.len() > MAX_NOTES_CHARS {
+            out.push_str("> …\n");
+            break;
+        }
+        for line in markdown::prose(&crate::truncate(n, MAX_NOTE_CHARS)).lines() {
+            out.push_str("> ");
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -13,6 +13,23 @@ use prometheus_client::registry::Registry;
 /// Webhook deliveries this process answered, by outcome.
 pub type Deliveries = Family<Vec<(&'static str, &'static str)>, Counter>;
 
+/// What the reconciler did since start: passes by outcome, redeliveries asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Reconciles {
+    pub runs: Family<Vec<(&'static str, &'static str)>, Counter>,
+    pub redeliveries: Counter,
+}
+
+/// The connection figures of the listener, as one scrape saw them.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Connections {
+    pub open: u64,
+    pub cap: u64,
+    pub accepted: u64,
+    pub evicted: u64,
+    pub refused: u64,
+}
+
 /// Counts one delivery's outcome.
 pub fn count(deliveries: &Deliveries, outcome: &'static str) {
     deliveries.get_or_create(&vec![("outcome", outcome)]).inc();
@@ -26,12 +43,29 @@ pub struct Snapshot {
     pub queue_kind: &'static str,
     /// The last `x-ratelimit-remaining` GitHub sent, when this process talks to GitHub.
     pub github_remaining: Option<i64>,
+    pub connections: Connections,
+    /// Bytes of webhook bodies in memory now, and the bound.
+    pub buffered_body_bytes: (u64, u64),
 }
 
 /// The whole exposition for a scrape.
-pub fn render(snapshot: Snapshot, deliveries: &Deliveries) -> Result<String, std::fmt::Error> {
+pub fn render(
+    snapshot: Snapshot,
+    deliveries: &Deliveries,
+    reconciles: &Reconciles,
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     registry.register_collector(Box::new(snapshot.into_collector(deliveries.clone())));
+    registry.register(
+        "redline_reconcile_runs",
+        "Passes of the reconciler (failed webhook deliveries redelivered), by outcome.",
+        reconciles.runs.clone(),
+    );
+    registry.register(
+        "redline_redeliveries_requested",
+        "Failed webhook deliveries the reconciler asked GitHub to redeliver.",
+        reconciles.redeliveries.clone(),
+    );
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
@@ -188,6 +222,40 @@ impl Collector for SnapshotCollector {
             "redline_deliveries_stored",
             "Distinct deliveries recorded in the store.",
             &[(&[], m.deliveries as f64)],
+        )?;
+        let c = s.connections;
+        gauge(
+            &mut encoder,
+            "redline_connections_open",
+            "Client connections open now.",
+            &[(&[], c.open as f64)],
+        )?;
+        gauge(
+            &mut encoder,
+            "redline_connections_max",
+            "The connection cap in force (REDLINE_MAX_CONNECTIONS, lowered to fit the open-file limit).",
+            &[(&[], c.cap as f64)],
+        )?;
+        let mut conns = encoder.encode_descriptor(
+            "redline_connections",
+            "Connections since start: accepted, evicted (idle, closed to make room), refused (no room).",
+            None,
+            MetricType::Counter,
+        )?;
+        for (what, n) in [
+            ("accepted", c.accepted),
+            ("evicted", c.evicted),
+            ("refused", c.refused),
+        ] {
+            conns
+                .encode_family(&[("event", what)])?
+                .encode_counter::<NoLabelSet, _, u64>(&n, None)?;
+        }
+        gauge(
+            &mut encoder,
+            "redline_webhook_body_bytes_buffered",
+            "Bytes of webhook bodies held in memory now (bound: REDLINE_MAX_BUFFERED_BODY_BYTES).",
+            &[(&[], s.buffered_body_bytes.0 as f64)],
         )?;
         if let Some(r) = s.github_remaining {
             gauge(

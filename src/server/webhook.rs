@@ -1,6 +1,9 @@
-//! POST /webhook: verify the signature over the raw body, decide what the delivery asks for, and
-//! record it (with its job) in one transaction. Work happens in the workers; this answers in
-//! milliseconds.
+//! POST /webhook: check the delivery's headers, read its body within the bounds (its length
+//! declared, within the bytes all bodies may hold in memory together, read within the body
+//! timeout), verify the signature over the raw body, decide what the delivery asks for, and
+//! record it (with its job) in one transaction, under the store deadline. Work happens in the
+//! workers; this answers in milliseconds, and in under 2 s when the store is down (503, which the
+//! reconciler later has GitHub redeliver).
 
 use super::AppState;
 use super::payload::{
@@ -10,13 +13,18 @@ use super::payload::{
 use crate::ids::{CommitSha, InstallationId, PrNumber, RepoName};
 use crate::store::{Accepted, Delivery, DeliveryPlan, JobCause, NewJob};
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use std::sync::Arc;
+
+/// The longest `X-GitHub-Delivery` accepted (GitHub's are 36-character GUIDs).
+const MAX_DELIVERY_ID: usize = 100;
+/// The longest `X-GitHub-Event` accepted.
+const MAX_EVENT_NAME: usize = 64;
 
 /// Checks `X-Hub-Signature-256: sha256=<hex>` against HMAC-SHA256(secret, body), in constant time.
 pub fn signature_matches(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
@@ -37,17 +45,110 @@ fn reply(status: StatusCode, outcome: &str) -> Response {
     (status, axum::Json(json!({ "outcome": outcome }))).into_response()
 }
 
-pub async fn handle(
-    State(state): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+/// Why a delivery's headers are refused before its body is read, if they are.
+fn check_headers(headers: &HeaderMap) -> Result<(), (StatusCode, &'static str)> {
+    let text = |n: &str| headers.get(n).map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let printable = |s: &str| s.bytes().all(|b| b.is_ascii_graphic());
+    if let Some(id) = text("x-github-delivery")
+        && (id.len() > MAX_DELIVERY_ID || !printable(id))
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Delivery must be at most 100 printable characters",
+        ));
+    }
+    if let Some(event) = text("x-github-event")
+        && (event.len() > MAX_EVENT_NAME
+            || !event.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+    {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            "X-GitHub-Event must be an event name",
+        ));
+    }
+    Ok(())
+}
+
+/// The body, read within the bounds; or the answer that refuses it. Its bytes are counted
+/// against the shared budget until the returned permit is dropped.
+async fn read_body(
+    state: &AppState,
+    request: Request,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Response> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let Some(length) = declared else {
+        state.count("rejected_headers");
+        return Err(reply(
+            StatusCode::LENGTH_REQUIRED,
+            "a Content-Length is required",
+        ));
+    };
+    // Over REDLINE_MAX_BODY_BYTES was answered 413 by the body limit layer already.
+    let length = length.min(state.settings.max_body_bytes);
+    let Ok(permit) = state
+        .body_budget
+        .clone()
+        .try_acquire_many_owned(length.max(1) as u32)
+    else {
+        // Every byte the bound allows is taken by bodies being read: refuse this one unread.
+        state.count("busy");
+        let mut r = reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy: too many webhook bodies in memory",
+        );
+        r.headers_mut()
+            .insert("retry-after", http::HeaderValue::from_static("5"));
+        return Err(r);
+    };
+    let read = axum::body::to_bytes(request.into_body(), length);
+    match tokio::time::timeout(state.settings.body_timeout, read).await {
+        Ok(Ok(body)) => Ok((body, permit)),
+        Ok(Err(_)) => {
+            state.count("rejected_payload");
+            Err(reply(
+                StatusCode::BAD_REQUEST,
+                "the body does not match its Content-Length",
+            ))
+        }
+        Err(_) => {
+            state.count("body_timeout");
+            Err(reply(
+                StatusCode::REQUEST_TIMEOUT,
+                "the body was not sent in time",
+            ))
+        }
+    }
+}
+
+pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Response {
+    let headers = request.headers().clone();
+    if let Err((status, why)) = check_headers(&headers) {
+        state.count("rejected_headers");
+        return reply(status, why);
+    }
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    if header("x-hub-signature-256").is_none() {
+        // Unsigned: refused without reading a byte of the body.
+        state.count("rejected_signature");
+        tracing::warn!(
+            delivery = header("x-github-delivery").unwrap_or("-"),
+            "webhook without a signature"
+        );
+        return reply(StatusCode::UNAUTHORIZED, "signature missing or wrong");
+    }
+    let (body, _permit) = match read_body(&state, request).await {
+        Ok(b) => b,
+        Err(response) => return response,
+    };
     if !signature_matches(&state.secret, &body, header("x-hub-signature-256")) {
         state.count("rejected_signature");
         tracing::warn!(
             delivery = header("x-github-delivery").unwrap_or("-"),
-            "webhook with a missing or wrong signature"
+            "webhook with a wrong signature"
         );
         return reply(StatusCode::UNAUTHORIZED, "signature missing or wrong");
     }
@@ -68,13 +169,18 @@ pub async fn handle(
         );
         return reply(StatusCode::BAD_REQUEST, "the body is not a JSON object");
     };
+    drop(body);
     let action = value["action"].as_str().map(str::to_string);
-    let parsed = Event::parse(event, &value).map_err(Rejection::Malformed);
-    let plan = match parsed {
-        Ok(e) => decide(&state, e).await,
-        Err(r) => Err(r),
+    let delivery = Delivery {
+        id: delivery_id.to_string(),
+        event: event.to_string(),
+        action,
     };
-    let plan = match plan {
+    let recorded = match Event::parse(event, &value) {
+        Ok(e) => record(&state, e, &delivery).await,
+        Err(why) => Err(Rejection::Malformed(why)),
+    };
+    let (plan, accepted) = match recorded {
         Ok(p) => p,
         Err(Rejection::Malformed(why)) => {
             state.count("rejected_payload");
@@ -83,22 +189,12 @@ pub async fn handle(
         }
         Err(Rejection::Store(e)) => {
             state.count("store_error");
-            tracing::error!(delivery = delivery_id, event, error = %format!("{e:#}"), "cannot record the event");
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
-        }
-    };
-    let delivery = Delivery {
-        id: delivery_id.to_string(),
-        event: event.to_string(),
-        action,
-    };
-    let accepted = match state.store.accept_delivery(&delivery, &plan).await {
-        Ok(a) => a,
-        Err(e) => {
-            state.count("store_error");
-            tracing::error!(delivery = delivery_id, error = %format!("{e:#}"), "cannot record the delivery");
-            // GitHub can redeliver: nothing was recorded.
-            return reply(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
+            tracing::error!(delivery = delivery_id, event, error = %format!("{e:#}"), "cannot record the delivery");
+            // Nothing was recorded: the reconciler has GitHub redeliver it once the store is back.
+            let mut r = reply(StatusCode::SERVICE_UNAVAILABLE, "the store is unavailable");
+            r.headers_mut()
+                .insert("retry-after", http::HeaderValue::from_static("30"));
+            return r;
         }
     };
     match accepted {
@@ -135,6 +231,32 @@ pub async fn handle(
             tracing::info!(delivery = delivery_id, event, outcome = %plan.outcome, cancelled, "webhook handled");
             reply(StatusCode::OK, &plan.outcome)
         }
+    }
+}
+
+/// Decides what the delivery asks for and records both, all under one store deadline (an
+/// unreachable database must not hold GitHub past its 10 s: it would count a timeout).
+async fn record(
+    state: &AppState,
+    event: Event,
+    delivery: &Delivery,
+) -> Result<(DeliveryPlan, Accepted), Rejection> {
+    let work = async {
+        let plan = match decide(state, event).await {
+            Ok(p) => p,
+            Err(r) => return Ok(Err(r)),
+        };
+        let accepted = state.store.accept_delivery(delivery, &plan).await?;
+        anyhow::Ok(Ok((plan, accepted)))
+    };
+    match state.store_call(work).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(Rejection::Store(e))) => {
+            state.health.failed();
+            Err(Rejection::Store(e))
+        }
+        Ok(Err(r)) => Err(r),
+        Err(e) => Err(Rejection::Store(e)),
     }
 }
 

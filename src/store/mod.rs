@@ -13,6 +13,7 @@ use serde::Serialize;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use sqlx::migrate::Migrator;
+use std::collections::HashSet;
 use std::time::Duration;
 
 pub use jobs::{Job, JobCause, JobState, JobStatus, NewJob};
@@ -204,6 +205,31 @@ impl Store {
         })
     }
 
+    /// Which of `ids` (`X-GitHub-Delivery` values) are recorded.
+    pub async fn known_deliveries(&self, ids: &[String]) -> Result<HashSet<String>> {
+        let mut known = HashSet::new();
+        // Bound the statement's size; GitHub lists at most 100 deliveries a page anyway.
+        for chunk in ids.chunks(100) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let sql = format!(
+                "SELECT id FROM deliveries WHERE id IN ({})",
+                placeholders.join(", ")
+            );
+            let mut q = sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(sql));
+            for id in chunk {
+                q = q.bind(id);
+            }
+            known.extend(q.fetch_all(&self.pool).await?);
+        }
+        Ok(known)
+    }
+
+    /// A round trip to the database: whether it answers at all.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
     /// How many deliveries are recorded.
     pub async fn delivery_count(&self) -> Result<i64> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries")
@@ -332,6 +358,18 @@ impl Store {
         }
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// Whether job `job_id` already has the review GitHub knows as `github_review_id` recorded.
+    pub async fn review_recorded(&self, job_id: i64, github_review_id: i64) -> Result<bool> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM reviews WHERE job_id = $1 AND github_review_id = $2",
+        )
+        .bind(job_id)
+        .bind(github_review_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(n > 0)
     }
 
     /// Fingerprints of findings already reported on a pull request whose outcome makes a repeat

@@ -1,10 +1,17 @@
 //! A pull request from GitHub as a `ChangeSet`: its files and patches (paginated), the new text of
-//! the files to review at the head commit, and the repository's `.redline.toml` there. Over the
-//! size budget, the files that matter most are kept and the rest listed as not reviewed.
+//! the files to review at the head commit, and the repository's `.redline.toml` at the base
+//! commit (a pull request cannot loosen its own review; when it changes the file, its head version
+//! is fetched too, to say what it would change once merged). Over the size budget, the files
+//! that matter most are kept and the rest listed as not reviewed.
+//!
+//! Each file's diff is built from GitHub's structured fields (`filename`, `previous_filename`,
+//! `status`) and the hunks of its `patch`: a name is never read back out of text, so every name git
+//! allows (a newline, a tab, quotes, non-ASCII) reaches the review as it is.
 
 use crate::github::{GitHub, PrFile, PrRef, PullRequest};
 use anyhow::{Result, anyhow};
 use redline_core::change::{ChangeSet, ChangedFile};
+use redline_core::diff::{FileDiff, FileStatus};
 use std::collections::HashMap;
 
 /// Files whose text is fetched at once.
@@ -12,7 +19,11 @@ const FETCH_CONCURRENCY: usize = 8;
 
 pub struct Fetched {
     pub change: ChangeSet,
+    /// `.redline.toml` at the base commit (None: the repository has none): the review's settings.
     pub config_text: Option<String>,
+    /// When the pull request adds, changes, renames or deletes `.redline.toml`: its text at the
+    /// head (None: deleted there). Not applied; the summary says what it would change.
+    pub head_config: Option<Option<String>>,
     /// (path, why) for files left out before the review.
     pub not_reviewed: Vec<(String, String)>,
     /// New-side line ranges of each file's hunks: GitHub takes comments on these lines only.
@@ -56,30 +67,39 @@ fn rank(f: &PrFile) -> u8 {
     }
 }
 
-/// A unified diff for one file from GitHub's patch (which has hunks only).
-fn diff_text(f: &PrFile) -> String {
-    let new = &f.filename;
-    let old = f.previous_filename.as_deref().unwrap_or(new);
-    let mut d = format!("diff --git a/{old} b/{new}\n");
-    match f.status.as_str() {
-        "added" => d.push_str(&format!(
-            "new file mode 100644\n--- /dev/null\n+++ b/{new}\n"
-        )),
-        "removed" => d.push_str(&format!(
-            "deleted file mode 100644\n--- a/{old}\n+++ /dev/null\n"
-        )),
-        "renamed" | "copied" => d.push_str(&format!(
-            "rename from {old}\nrename to {new}\n--- a/{old}\n+++ b/{new}\n"
-        )),
-        _ => d.push_str(&format!("--- a/{old}\n+++ b/{new}\n")),
-    }
-    if let Some(p) = &f.patch {
-        d.push_str(p);
-        if !p.ends_with('\n') {
-            d.push('\n');
-        }
-    }
-    d
+/// One file's diff from GitHub's structured fields and the hunks of its patch.
+fn file_diff(f: &PrFile) -> Result<FileDiff, redline_core::diff::DiffError> {
+    let hunks = match &f.patch {
+        Some(p) => redline_core::diff::parse_hunks(p)?,
+        None => Vec::new(),
+    };
+    let new = f.filename.clone();
+    let old = f.previous_filename.clone().unwrap_or_else(|| new.clone());
+    let (status, old_path, new_path) = match f.status.as_str() {
+        "added" => (FileStatus::Added, None, Some(new)),
+        "removed" => (FileStatus::Deleted, Some(old), None),
+        "renamed" => (FileStatus::Renamed, Some(old), Some(new)),
+        "copied" => (FileStatus::Copied, Some(old), Some(new)),
+        // "modified", "changed", "unchanged"
+        _ => (FileStatus::Modified, Some(old), Some(new)),
+    };
+    Ok(FileDiff {
+        old_path,
+        new_path,
+        status,
+        binary: false,
+        old_mode: None,
+        new_mode: None,
+        hunks,
+    })
+}
+
+/// Whether the pull request touches `.redline.toml` at the repository's root.
+fn changes_config(files: &[PrFile]) -> bool {
+    let name = redline_core::config::FILE_NAME;
+    files
+        .iter()
+        .any(|f| f.filename == name || f.previous_filename.as_deref() == Some(name))
 }
 
 pub async fn fetch_change(
@@ -91,10 +111,19 @@ pub async fn fetch_change(
     let (installation, repo) = (at.installation, &at.repo);
     let head = pr.head.sha.clone();
     let mut files = gh.pull_files(at).await?;
-    let config_text = gh
-        .file_content(installation, repo, ".redline.toml", &head)
-        .await?
-        .map(|b| String::from_utf8_lossy(&b).into_owned());
+    let config_at = |sha| async move {
+        let text = gh
+            .file_content(installation, repo, redline_core::config::FILE_NAME, sha)
+            .await?;
+        Ok::<_, crate::github::GitHubError>(text.map(|b| String::from_utf8_lossy(&b).into_owned()))
+    };
+    // The settings are the base's: a pull request cannot loosen its own review.
+    let config_text = config_at(&pr.base.sha).await?;
+    let head_config = if changes_config(&files) {
+        Some(config_at(&head).await?)
+    } else {
+        None
+    };
 
     // Most important first; within a rank, larger changes first, each kept only if it fits.
     files.sort_by(|a, b| {
@@ -177,18 +206,25 @@ pub async fn fetch_change(
         })
         .collect();
     for f in kept {
-        let parsed = redline_core::diff::parse(&diff_text(&f))
-            .map_err(|e| anyhow!("GitHub's patch for {} does not parse: {e}", f.filename))?;
-        for diff in parsed {
-            let ranges: Vec<(u32, u32)> = diff.hunks.iter().filter_map(|h| h.new_range()).collect();
-            hunks.insert(diff.path().to_string(), ranges);
-            let new_content = texts.remove(diff.path());
-            change.files.push(ChangedFile {
-                diff,
-                old_content: None,
-                new_content,
-            });
-        }
+        let diff = match file_diff(&f) {
+            Ok(d) => d,
+            Err(e) => {
+                // Listed, not fatal: the rest of the pull request is still reviewed.
+                not_reviewed.push((
+                    f.filename.clone(),
+                    format!("GitHub's patch does not parse: {e}"),
+                ));
+                continue;
+            }
+        };
+        let ranges: Vec<(u32, u32)> = diff.hunks.iter().filter_map(|h| h.new_range()).collect();
+        hunks.insert(diff.path().to_string(), ranges);
+        let new_content = texts.remove(diff.path());
+        change.files.push(ChangedFile {
+            diff,
+            old_content: None,
+            new_content,
+        });
     }
     change
         .files
@@ -196,6 +232,7 @@ pub async fn fetch_change(
     Ok(Fetched {
         change,
         config_text,
+        head_config,
         not_reviewed,
         hunks,
         renamed,
@@ -219,22 +256,46 @@ mod tests {
 
     #[test]
     fn github_patches_parse_with_their_status() {
-        let added = redline_core::diff::parse(&diff_text(&file(
+        let added = file_diff(&file(
             "app/a.py",
             "added",
             Some("@@ -0,0 +1,2 @@\n+import os\n+x = 1"),
-        )))
+        ))
         .unwrap();
-        assert_eq!(added[0].path(), "app/a.py");
+        assert_eq!(added.path(), "app/a.py");
+        assert_eq!(added.status, FileStatus::Added);
         assert_eq!(
-            added[0].added_lines().into_iter().collect::<Vec<_>>(),
+            added.added_lines().into_iter().collect::<Vec<_>>(),
             vec![1, 2]
         );
         let mut renamed = file("b.go", "renamed", None);
         renamed.previous_filename = Some("a.go".into());
-        let r = redline_core::diff::parse(&diff_text(&renamed)).unwrap();
-        assert_eq!(r[0].old_path.as_deref(), Some("a.go"));
-        assert_eq!(r[0].new_path.as_deref(), Some("b.go"));
+        let r = file_diff(&renamed).unwrap();
+        assert_eq!(r.old_path.as_deref(), Some("a.go"));
+        assert_eq!(r.new_path.as_deref(), Some("b.go"));
+        let removed = file_diff(&file("gone.py", "removed", Some("@@ -1 +0,0 @@\n-x"))).unwrap();
+        assert_eq!(
+            (removed.path(), removed.status),
+            ("gone.py", FileStatus::Deleted)
+        );
+    }
+
+    #[test]
+    fn any_name_git_allows_keeps_its_path() {
+        for name in [
+            "app/new\nline.py",
+            "app/tab\there.py",
+            "app/\"quoted\" b/x.py",
+            "app/caf\u{e9} \u{1F600}.py",
+            "app/..hidden/a..b.py",
+            "diff --git a/x b/y.py",
+            "app/ spaced name .py",
+        ] {
+            let d = file_diff(&file(name, "modified", Some("@@ -1 +1 @@\n-a\n+b"))).unwrap();
+            assert_eq!(d.path(), name);
+            assert_eq!(d.old_path.as_deref(), Some(name));
+            assert_eq!(d.added_lines().into_iter().collect::<Vec<_>>(), vec![1]);
+        }
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! whose head is no longer the pull request's head posts nothing. The lease is renewed while the
 //! job runs; losing it (cancelled by a newer push, or taken over) stops the job before posting.
 
+mod config_change;
 mod fetch;
 mod outcomes;
 
@@ -166,14 +167,19 @@ fn rate_limited(e: &anyhow::Error) -> Option<Duration> {
         .and_then(|g| g.retry_after)
 }
 
-/// Resolves once shutdown is asked for and the grace period for in-flight jobs has passed.
-async fn wait_shutdown(shutdown: &CancellationToken) {
-    shutdown.cancelled().await;
-    let grace = std::env::var("REDLINE_SHUTDOWN_GRACE_SECS")
+/// How long in-flight work may run on after SIGTERM (`REDLINE_SHUTDOWN_GRACE_SECS`, 20).
+pub fn shutdown_grace() -> Duration {
+    let secs = std::env::var("REDLINE_SHUTDOWN_GRACE_SECS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20u64);
-    tokio::time::sleep(Duration::from_secs(grace)).await;
+    Duration::from_secs(secs)
+}
+
+/// Resolves once shutdown is asked for and the grace period for in-flight jobs has passed.
+async fn wait_shutdown(shutdown: &CancellationToken) {
+    shutdown.cancelled().await;
+    tokio::time::sleep(shutdown_grace()).await;
 }
 
 /// The job itself. Ok carries a one-line outcome for `redline jobs`.
@@ -258,9 +264,16 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     }
     let posted = post(ctx, job, &at, &head_sha, &review, &fetched, &existing).await?;
     if posted.already_posted {
+        // An earlier attempt posted and then died, or the store failed before it recorded:
+        // record it now (once), with its findings, so that jobs, stats and outcomes see it.
+        let review_id = posted.review_id.unwrap_or(0);
+        if ctx.store.review_recorded(job.id, review_id as i64).await? {
+            return Ok(format!("already posted and recorded as review {review_id}"));
+        }
+        record(ctx, job, &head_sha, &review, &posted, start.elapsed()).await?;
         return Ok(format!(
-            "already posted as review {}",
-            posted.review_id.unwrap_or(0)
+            "already posted as review {review_id}; recorded now with {} finding(s)",
+            posted.findings.len()
         ));
     }
     let partial = !fetched.not_reviewed.is_empty()
@@ -427,15 +440,16 @@ fn outcome_line(
     outcome
 }
 
-/// Reviews the fetched change under the repository's `.redline.toml`. A broken one is the
-/// repository's to fix: the review uses the defaults, without an LLM (no code goes to an LLM
-/// without a readable policy), and says so.
+/// Reviews the fetched change under the repository's `.redline.toml` at the base commit. A broken
+/// one is the repository's to fix: the review uses the defaults, without an LLM (no code goes to
+/// an LLM without a readable policy), and says so. A pull request that changes the file is told
+/// what its change would do once merged.
 async fn run_review(
     ctx: &Context,
     fetched: &fetch::Fetched,
     job: &crate::store::Job,
 ) -> Result<redline_core::model::Review> {
-    let origin = format!("{}/.redline.toml", job.repo);
+    let origin = format!("{}/.redline.toml on the base branch", job.repo);
     let (loaded, config_error) =
         match redline_core::config::from_text(fetched.config_text.as_deref(), &origin) {
             Ok(l) => (l, None),
@@ -460,6 +474,12 @@ async fn run_review(
     if let Some(e) = config_error {
         review.notes.push(format!(
             "{e}; reviewed with the default settings (rules only: no LLM without a readable policy)"
+        ));
+    }
+    if let Some(head) = &fetched.head_config {
+        review.notes.push(config_change::note(
+            fetched.config_text.as_deref(),
+            head.as_deref(),
         ));
     }
     Ok(review)

@@ -599,7 +599,13 @@ async fn agent_reviews_are_audited_and_local_only_repositories_keep_their_code()
             vec![fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()))],
         ),
     );
-    gh.set_content(REPO, head_3, ".redline.toml", "llm = \"local-only\"\n");
+    // Repository settings are read at the pull request's base commit.
+    gh.set_content(
+        REPO,
+        &"b".repeat(40),
+        ".redline.toml",
+        "llm = \"local-only\"\n",
+    );
     let body = payload("pull_request.opened.json", |v| {
         v["number"] = json!(8);
         v["pull_request"]["number"] = json!(8);

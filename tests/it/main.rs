@@ -9,6 +9,7 @@ mod bench_cli;
 mod data_boundary;
 mod fake_github;
 mod github_app;
+mod hardening;
 mod knowledge_retrieval;
 mod queue_store;
 mod replay;

@@ -135,6 +135,11 @@ pub fn app_env(dir: &Path, gh: &FakeGitHub) -> Vec<(String, String)> {
 
 /// Starts `redline <command>` with `env`; for `serve`, waits for the address it prints.
 pub fn start(command: &str, dir: &Path, env: &[(String, String)]) -> Proc {
+    start_under(&[], command, dir, env)
+}
+
+/// As `start`, run by `wrapper` (e.g. `prlimit --nofile=512:512`).
+pub fn start_under(wrapper: &[&str], command: &str, dir: &Path, env: &[(String, String)]) -> Proc {
     let log = dir.join(format!(
         "{command}-{}.log",
         std::time::SystemTime::now()
@@ -142,7 +147,14 @@ pub fn start(command: &str, dir: &Path, env: &[(String, String)]) -> Proc {
             .unwrap()
             .as_nanos()
     ));
-    let mut cmd = redline();
+    let mut cmd = match wrapper {
+        [] => redline(),
+        [program, args @ ..] => {
+            let mut c = std::process::Command::new(program);
+            c.args(args).arg(super::redline_bin()).env("NO_COLOR", "1");
+            c
+        }
+    };
     cmd.arg(command)
         .current_dir(dir)
         .env_remove("REDLINE_LLM_BASE_URL")
@@ -205,7 +217,10 @@ pub async fn deliver(
     body: &[u8],
     signature: Option<String>,
 ) -> (u16, Value) {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
     let mut req = client
         .post(format!("{addr}/webhook"))
         .header("content-type", "application/json")

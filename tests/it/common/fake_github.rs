@@ -15,6 +15,11 @@
 //!   review per pull request may exist (the bot is the only reviewer here).
 //! - Listings paginate with `per_page` (default 30, max 100) and `page`, with a `Link` header
 //!   (`prev`, `next`, `last`, `first`) built from the request's `Host`.
+//! - It sends webhooks as GitHub does (`send_webhook`: signed with the webhook secret, answered
+//!   within 10 s or counted as failed) and keeps a log of every delivery, which the App lists with
+//!   its JWT (`GET /app/hook/deliveries`, newest first, paginated with `cursor`) and asks to
+//!   redeliver (`POST /app/hook/deliveries/{id}/attempts`: 202, then the same delivery, same
+//!   `X-GitHub-Delivery`, is sent again and logged with `redelivery: true`).
 //!
 //! Deliberate differences from GitHub are noted where they happen (e.g. a `commit_id` that is not
 //! the PR's *current* head is refused, where GitHub would accept an older commit of the PR).
@@ -181,8 +186,31 @@ struct StoredCheckRun {
     annotations: Vec<Value>,
 }
 
+/// One attempt at delivering a webhook, as GitHub logs it.
+#[derive(Debug, Clone)]
+pub struct FakeDelivery {
+    pub id: u64,
+    pub guid: String,
+    pub event: String,
+    pub action: Option<String>,
+    pub redelivery: bool,
+    /// The server's answer; 0 when it did not answer within GitHub's 10 s.
+    pub status_code: u16,
+    pub delivered_at: u64,
+    pub duration: Duration,
+    body: Vec<u8>,
+}
+
+/// GitHub waits this long for a webhook's answer.
+const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
 struct Shared {
     base_url: String,
+    /// Where webhooks go and the secret they are signed with.
+    webhook: Option<(String, String)>,
+    hook_deliveries: Vec<FakeDelivery>,
+    /// A review creation waits this long after storing the review, before answering.
+    review_answer_delay: Option<Duration>,
     app_id: u64,
     public_key: octocrab::jsonwebtoken::DecodingKey,
     installations: HashMap<u64, Installation>,
@@ -247,6 +275,9 @@ impl FakeGitHub {
         let url = format!("http://{addr}");
         let state = Arc::new(Mutex::new(Shared {
             base_url: url.clone(),
+            webhook: None,
+            hook_deliveries: Vec::new(),
+            review_answer_delay: None,
             app_id,
             public_key,
             installations: HashMap::new(),
@@ -475,6 +506,29 @@ impl FakeGitHub {
             .push((path.to_string(), line));
     }
 
+    /// Where GitHub sends the App's webhooks (`{server}/webhook`), signed with `secret`.
+    pub fn set_webhook(&self, url: &str, secret: &str) {
+        lock(&self.state).webhook = Some((url.to_string(), secret.to_string()));
+    }
+
+    /// Sends a webhook as GitHub does and logs the delivery; returns the server's status (0: no
+    /// answer within 10 s, or no connection) and how long it took.
+    pub async fn send_webhook(&self, event: &str, guid: &str, body: &[u8]) -> (u16, Duration) {
+        let id = lock(&self.state).id();
+        let d = deliver_webhook(&self.state, id, event, guid, body.to_vec(), false).await;
+        (d.status_code, d.duration)
+    }
+
+    /// Every delivery attempt so far, oldest first.
+    pub fn hook_deliveries(&self) -> Vec<FakeDelivery> {
+        lock(&self.state).hook_deliveries.clone()
+    }
+
+    /// Review creations store the review, then wait `d` before answering.
+    pub fn delay_review_answers(&self, d: Duration) {
+        lock(&self.state).review_answer_delay = if d.is_zero() { None } else { Some(d) };
+    }
+
     /// The files listing waits `d` before answering (its answer is computed before the wait).
     pub fn delay_files(&self, d: Duration) {
         lock(&self.state).files_delay = if d.is_zero() { None } else { Some(d) };
@@ -663,6 +717,16 @@ async fn route(st: &St, req: &Req) -> Response {
             mint_token(st, req, id)
         }
         ["rate_limit"] if *m == Method::GET => rate_limit(st),
+        ["app", "hook", "deliveries"] if *m == Method::GET => match check_app_jwt(st, req) {
+            Ok(()) => list_hook_deliveries(st, req),
+            Err(resp) => resp,
+        },
+        ["app", "hook", "deliveries", id, "attempts"] if *m == Method::POST => {
+            match check_app_jwt(st, req) {
+                Ok(()) => redeliver(st, id),
+                Err(resp) => resp,
+            }
+        }
         ["repos", owner, name, rest @ ..] => {
             let repo = format!("{owner}/{name}").to_ascii_lowercase();
             if let Err(resp) = check_token(st, req, &repo) {
@@ -699,7 +763,14 @@ async fn repo_route(st: &St, req: &Req, repo: &str, rest: &[&str]) -> Response {
             None => not_found(),
         },
         ["pulls", n, "reviews"] if *m == Method::POST => match num(n) {
-            Some(n) => create_review(st, req, repo, n),
+            Some(n) => {
+                let resp = create_review(st, req, repo, n);
+                let delay = lock(st).review_answer_delay;
+                if let Some(d) = delay.filter(|_| resp.status() == StatusCode::OK) {
+                    tokio::time::sleep(d).await;
+                }
+                resp
+            }
             None => not_found(),
         },
         ["pulls", n, "reviews", id] if *m == Method::DELETE => match (num(n), num(id)) {
@@ -721,6 +792,171 @@ async fn repo_route(st: &St, req: &Req, repo: &str, rest: &[&str]) -> Response {
         },
         _ => not_found(),
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook deliveries
+
+/// Posts one delivery to the webhook URL, signed, and logs the attempt.
+async fn deliver_webhook(
+    st: &St,
+    id: u64,
+    event: &str,
+    guid: &str,
+    body: Vec<u8>,
+    redelivery: bool,
+) -> FakeDelivery {
+    use hmac::{Hmac, KeyInit, Mac};
+    let target = lock(st).webhook.clone();
+    let started = Instant::now();
+    let status_code = match target {
+        None => 0,
+        Some((url, secret)) => {
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(&body);
+            let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            let client = reqwest::Client::builder()
+                .timeout(WEBHOOK_TIMEOUT)
+                .build()
+                .unwrap();
+            client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("user-agent", "GitHub-Hookshot/fake")
+                .header("x-github-event", event)
+                .header("x-github-delivery", guid)
+                .header("x-github-hook-id", "1")
+                .header("x-hub-signature-256", signature)
+                .body(body.clone())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    let action = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .and_then(|v| v["action"].as_str().map(str::to_string));
+    let d = FakeDelivery {
+        id,
+        guid: guid.to_string(),
+        event: event.to_string(),
+        action,
+        redelivery,
+        status_code,
+        delivered_at: now_secs(),
+        duration: started.elapsed(),
+        body,
+    };
+    lock(st).hook_deliveries.push(d.clone());
+    d
+}
+
+fn delivery_json(d: &FakeDelivery) -> Value {
+    json!({
+        "id": d.id,
+        "guid": d.guid,
+        "delivered_at": rfc3339(d.delivered_at),
+        "redelivery": d.redelivery,
+        "duration": d.duration.as_secs_f64(),
+        "status": match d.status_code { 0 => "timed out".to_string(), 200..=299 => "OK".to_string(), s => format!("Invalid HTTP Response: {s}") },
+        "status_code": d.status_code,
+        "event": d.event,
+        "action": d.action,
+        "installation_id": 42,
+        "repository_id": 1,
+        "throttled_at": null,
+    })
+}
+
+/// `GET /app/hook/deliveries`: newest first, `per_page` (default 30, max 100), `cursor` (the
+/// delivery to start after) and `status` (`success`, `failure`); the next page in `Link`.
+fn list_hook_deliveries(st: &St, req: &Req) -> Response {
+    let s = lock(st);
+    let per_page = req
+        .q("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(30)
+        .min(100);
+    let after: Option<u64> = req
+        .q("cursor")
+        .and_then(|c| c.strip_prefix("v1_"))
+        .and_then(|c| c.parse().ok());
+    let mut all: Vec<&FakeDelivery> = s
+        .hook_deliveries
+        .iter()
+        .filter(|d| match req.q("status") {
+            Some("success") => (200..400).contains(&d.status_code),
+            Some("failure") => !(200..400).contains(&d.status_code),
+            _ => true,
+        })
+        .collect();
+    all.sort_by_key(|d| std::cmp::Reverse(d.id));
+    let start = after
+        .and_then(|a| all.iter().position(|d| d.id < a))
+        .unwrap_or(if after.is_some() { all.len() } else { 0 });
+    let page: Vec<&FakeDelivery> = all[start..].iter().take(per_page).copied().collect();
+    let mut resp = json_resp(
+        200,
+        Value::Array(page.iter().map(|d| delivery_json(d)).collect()),
+    );
+    if start + page.len() < all.len()
+        && let Some(last) = page.last()
+    {
+        let host = req
+            .headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        let link = format!(
+            "<http://{host}/app/hook/deliveries?per_page={per_page}&cursor=v1_{}>; rel=\"next\"",
+            last.id
+        );
+        resp.headers_mut()
+            .insert("link", HeaderValue::from_str(&link).unwrap());
+    }
+    resp
+}
+
+/// `POST /app/hook/deliveries/{id}/attempts`: 202, then the delivery is sent again.
+fn redeliver(st: &St, id: &str) -> Response {
+    let Some(id) = id.parse::<u64>().ok() else {
+        return not_found();
+    };
+    let (original, new_id) = {
+        let mut s = lock(st);
+        let Some(d) = s.hook_deliveries.iter().find(|d| d.id == id).cloned() else {
+            return not_found();
+        };
+        (d, s.id())
+    };
+    let st = st.clone();
+    tokio::spawn(async move {
+        deliver_webhook(
+            &st,
+            new_id,
+            &original.event,
+            &original.guid,
+            original.body,
+            true,
+        )
+        .await;
+    });
+    json_resp(202, json!({}))
+}
+
+/// The request is the App's own: a valid JWT (`Bearer`), as for minting tokens; else 401.
+fn check_app_jwt(st: &St, req: &Req) -> Result<(), Response> {
+    let Some(jwt) = bearer(&req.headers) else {
+        return Err(error(
+            401,
+            "A JSON web token could not be decoded",
+            DOCS_TOKEN,
+        ));
+    };
+    let s = lock(st);
+    verify_jwt(&jwt, s.app_id, &s.public_key).map_err(|msg| error(401, &msg, DOCS_TOKEN))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -8,9 +8,17 @@ pub mod services;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+/// The `redline` binary under test: this build's, or the one `REDLINE_TEST_BIN` names (to run
+/// the same tests against another build, such as the release before a change).
+pub fn redline_bin() -> PathBuf {
+    std::env::var_os("REDLINE_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_redline")))
+}
+
 /// The built `redline` binary.
 pub fn redline() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_redline"));
+    let mut c = Command::new(redline_bin());
     c.env("NO_COLOR", "1");
     c
 }

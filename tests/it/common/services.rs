@@ -57,6 +57,8 @@ fn pg_command(tool: &str) -> Command {
 pub struct TempPg {
     pub url: String,
     dir: tempfile::TempDir,
+    /// `pg_ctl -o` options (the port among them), to start it again the same way.
+    opts: String,
 }
 
 impl TempPg {
@@ -97,11 +99,38 @@ impl TempPg {
             "-k {} -p {port} -h 127.0.0.1 -F -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             dir.path().display()
         );
+        let pg = TempPg {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir,
+            opts,
+        };
+        pg.start_again();
+        pg
+    }
+
+    /// Stops the server (its sessions are cut), keeping its data: an outage. A fast shutdown,
+    /// not an immediate one: with `synchronous_commit=off` a crash could lose the last commits.
+    pub fn stop(&self) {
         let out = pg_command("pg_ctl")
             .arg("-D")
-            .arg(&data)
-            .args(["-o", &opts, "-l"])
-            .arg(dir.path().join("log"))
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "fast", "-w", "stop"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl stop failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Starts the server (again) on its port, and waits until it accepts connections.
+    pub fn start_again(&self) {
+        let out = pg_command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-o", &self.opts, "-l"])
+            .arg(self.dir.path().join("log"))
             .args(["-w", "start"])
             .output()
             .unwrap();
@@ -110,10 +139,6 @@ impl TempPg {
             "pg_ctl start failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        TempPg {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            dir,
-        }
     }
 }
 

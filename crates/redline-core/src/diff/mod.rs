@@ -226,10 +226,10 @@ pub fn parse(input: &str) -> Result<Vec<FileDiff>, DiffError> {
             continue;
         }
 
-        if let Some(f) = current.as_mut() {
-            if git_header || f.hunks.is_empty() {
-                apply_extended_header(f, line);
-            }
+        if let Some(f) = current.as_mut()
+            && (git_header || f.hunks.is_empty())
+        {
+            apply_extended_header(f, line);
         }
         i += 1;
     }
@@ -248,6 +248,28 @@ pub fn parse(input: &str) -> Result<Vec<FileDiff>, DiffError> {
         }
     }
     Ok(files)
+}
+
+/// Parses the hunks of one file's patch as GitHub's files API gives it (`@@` hunks only, no
+/// header). The file's names and status come from elsewhere (the API's structured fields): no
+/// path is read out of text here, so any name git allows (a newline, a tab, quotes) is safe.
+pub fn parse_hunks(patch: &str) -> Result<Vec<Hunk>, DiffError> {
+    let lines: Vec<&str> = patch.split('\n').collect();
+    let mut hunks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].strip_suffix('\r').unwrap_or(lines[i]);
+        if line.starts_with("@@") {
+            let (hunk, next) = parse_hunk(&lines, i)?;
+            hunks.push(hunk);
+            i = next;
+        } else if line.is_empty() || line.starts_with('\\') {
+            i += 1;
+        } else {
+            return Err(err(i + 1, "a line outside any hunk of the patch"));
+        }
+    }
+    Ok(hunks)
 }
 
 fn err(line: usize, message: &str) -> DiffError {
@@ -431,15 +453,15 @@ fn strip_prefix(p: &str) -> &str {
 /// ---/+++ or rename lines that follow override these guesses.
 fn split_git_header_paths(rest: &str) -> (Option<String>, Option<String>) {
     let rest = rest.trim();
-    if rest.starts_with('"') {
-        if let Some(end) = rest[1..].find("\" ") {
-            let a = unquote(&rest[..end + 2]);
-            let b = unquote(rest[end + 3..].trim());
-            return (
-                Some(strip_prefix(&a).to_string()),
-                Some(strip_prefix(&b).to_string()),
-            );
-        }
+    if let Some(quoted) = rest.strip_prefix('"')
+        && let Some(end) = quoted.find("\" ")
+    {
+        let a = unquote(&rest[..end + 2]);
+        let b = unquote(rest[end + 3..].trim());
+        return (
+            Some(strip_prefix(&a).to_string()),
+            Some(strip_prefix(&b).to_string()),
+        );
     }
     // Both sides are equal in the common case: split in the middle at " b/".
     if let Some(pos) = rest.find(" b/") {
@@ -539,3 +561,26 @@ pub fn diff_texts(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod patch_tests {
+    use super::*;
+
+    #[test]
+    fn a_github_patch_parses_to_hunks_whatever_the_file_is_called() {
+        let hunks = parse_hunks(
+            "@@ -1,2 +1,3 @@\n a\n-b\n+c\n+d\n\\ No newline at end of file\n@@ -9 +10,0 @@\n-z",
+        )
+        .unwrap();
+        assert_eq!(hunks.len(), 2);
+        assert_eq!(hunks[0].new_range(), Some((1, 3)));
+        assert_eq!(hunks[0].added_lines().collect::<Vec<_>>(), vec![2, 3]);
+        assert_eq!(hunks[1].new_range(), None);
+        assert!(parse_hunks("").unwrap().is_empty());
+        assert!(parse_hunks("diff --git a/x b/x\n@@ -1 +1 @@\n-a\n+b").is_err());
+        assert!(
+            parse_hunks("@@ -1,2 +1,2 @@\n a").is_err(),
+            "a hunk cut short"
+        );
+    }
+}
