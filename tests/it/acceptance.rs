@@ -252,6 +252,8 @@ fn bench_compares_prompt_versions_on_the_same_cases() {
         .arg(&json_out)
         .env("REDLINE_LLM_BASE_URL", &llm.base_url)
         .env("REDLINE_LLM_MODEL", "fake-large")
+        // The script plays the review loop only; verification is tested on its own.
+        .env("REDLINE_AGENT_VERIFY", "0")
         .env_remove("OPENAI_API_KEY")
         .env_remove("OPENAI_BASE_URL")
         .output()

@@ -365,7 +365,7 @@ fn redline_toml_ignores_disables_and_filters() {
 }
 
 #[test]
-fn findings_in_test_files_are_one_level_lower_except_secrets() {
+fn findings_in_test_files_are_one_level_lower_secrets_included() {
     let repo = repo_with(&[("a.py", b"x = 1\n")]);
     write_files(
         repo.path(),
@@ -397,5 +397,7 @@ fn findings_in_test_files_are_one_level_lower_except_secrets() {
     };
     assert_eq!(sev("app/client.py").as_deref(), Some("critical"));
     assert_eq!(sev("tests/test_client.py").as_deref(), Some("warning"));
-    assert_eq!(sev("tests/test_keys.py").as_deref(), Some("critical"));
+    // A key-shaped value in a test is still reported, a level lower: in real code such values
+    // are mostly test vectors (the real-fix corpus and the real-code scans), not leaks.
+    assert_eq!(sev("tests/test_keys.py").as_deref(), Some("warning"));
 }

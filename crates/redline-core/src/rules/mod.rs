@@ -8,6 +8,7 @@
 
 mod analysis;
 mod predicates;
+mod prefilter;
 pub mod profile;
 pub mod removed;
 mod set;

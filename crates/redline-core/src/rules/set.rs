@@ -4,11 +4,13 @@
 
 use super::analysis::Analysis;
 use super::predicates::{self, Predicate};
+use super::prefilter;
 use super::{Expect, Rule, RuleHit, parse_rules, profile};
 use crate::lang::Language;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use tree_sitter::{Query, QueryCursor, StreamingIterator, Tree};
 
 /// A predicate call parsed from a `when` entry.
@@ -76,12 +78,158 @@ pub(super) struct Combined {
 
 type CombinedByLanguage = HashMap<Language, std::sync::OnceLock<Option<Combined>>>;
 
+/// One top-level pattern of a rule's query, with the words it cannot match without.
+struct Pattern {
+    rule: usize,
+    text: String,
+    needs: prefilter::Needs,
+}
+
+/// A grammar's patterns, the words they need, and the queries compiled from them: the whole set
+/// (for files that need most of it) and the subsets files asked for, each compiled once.
+struct LangRules {
+    patterns: Vec<Pattern>,
+    /// Every needed word, and a matcher that finds them all in one pass over a file.
+    words: Vec<String>,
+    finder: Option<aho_corasick::AhoCorasick>,
+    full: std::sync::OnceLock<Option<Arc<Combined>>>,
+    subsets: std::sync::Mutex<HashMap<Vec<bool>, Arc<Combined>>>,
+}
+
+/// Distinct pattern subsets kept compiled per grammar; past that, files use the whole set.
+const MAX_SUBSETS: usize = 24;
+
+impl LangRules {
+    fn new(compiled: &[Compiled], lang: Language) -> LangRules {
+        let mut patterns = Vec::new();
+        for (i, c) in compiled.iter().enumerate() {
+            if !c.langs.contains(&lang) || c.removed.is_some() || c.rule.query.trim().is_empty() {
+                continue;
+            }
+            for text in prefilter::split_patterns(&c.rule.query) {
+                let needs = prefilter::needs(&text);
+                patterns.push(Pattern {
+                    rule: i,
+                    text,
+                    needs,
+                });
+            }
+        }
+        let mut words: Vec<String> = patterns
+            .iter()
+            .flat_map(|p| p.needs.iter().flatten().cloned())
+            .collect();
+        words.sort();
+        words.dedup();
+        let finder = (!words.is_empty())
+            .then(|| aho_corasick::AhoCorasick::new(&words).ok())
+            .flatten();
+        LangRules {
+            patterns,
+            words,
+            finder,
+            full: std::sync::OnceLock::new(),
+            subsets: std::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Which patterns can match in `src`: those whose every need has a word in it.
+    fn selection(&self, src: &str) -> Vec<bool> {
+        // For checking that the prefilter changes no finding: REDLINE_NO_PREFILTER=1 runs all.
+        if std::env::var_os("REDLINE_NO_PREFILTER").is_some() {
+            return vec![true; self.patterns.len()];
+        }
+        let mut present: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        if let Some(f) = &self.finder {
+            for m in f.find_overlapping_iter(src) {
+                present.insert(self.words[m.pattern().as_usize()].as_str());
+            }
+        }
+        self.patterns
+            .iter()
+            .map(|p| {
+                p.needs
+                    .iter()
+                    .all(|any| any.iter().any(|w| present.contains(w.as_str())))
+            })
+            .collect()
+    }
+
+    /// The query for `src`: its patterns compiled together, only those it can match.
+    fn query_for(&self, lang: Language, src: &str) -> Option<Arc<Combined>> {
+        let selection = self.selection(src);
+        let chosen = selection.iter().filter(|s| **s).count();
+        if chosen == 0 {
+            return None;
+        }
+        let full = || {
+            self.full
+                .get_or_init(|| {
+                    self.compile(lang, &vec![true; self.patterns.len()])
+                        .map(Arc::new)
+                })
+                .clone()
+        };
+        if chosen == self.patterns.len()
+            || self.full.get().is_some_and(|f| f.is_some()) && chosen * 2 > self.patterns.len()
+        {
+            return full();
+        }
+        let mut subsets = self.subsets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(q) = subsets.get(&selection) {
+            return Some(q.clone());
+        }
+        if subsets.len() >= MAX_SUBSETS {
+            drop(subsets);
+            return full();
+        }
+        let q = Arc::new(self.compile(lang, &selection)?);
+        subsets.insert(selection, q.clone());
+        Some(q)
+    }
+
+    fn compile(&self, lang: Language, selection: &[bool]) -> Option<Combined> {
+        let mut text = String::new();
+        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+        for (p, _) in self.patterns.iter().zip(selection).filter(|(_, s)| **s) {
+            let start = text.len();
+            text.push_str(&p.text);
+            spans.push((start, text.len(), p.rule));
+            text.push('\n');
+        }
+        // Rules are compiled one by one when loaded or checked; a failure here is a bug.
+        let query = match Query::new(&lang.grammar(), &text) {
+            Ok(q) => q,
+            Err(e) => {
+                eprintln!(
+                    "warning: the {lang:?} rules do not compile together ({e}); run `redline knowledge check`"
+                );
+                return None;
+            }
+        };
+        let pattern_rule = (0..query.pattern_count())
+            .map(|p| {
+                let at = query.start_byte_for_pattern(p);
+                spans
+                    .iter()
+                    .find(|(s, e, _)| (*s..*e).contains(&at))
+                    .map(|x| x.2)
+                    .unwrap_or(0)
+            })
+            .collect();
+        Some(Combined {
+            query,
+            pattern_rule,
+        })
+    }
+}
+
 /// Every rule, and per grammar all of them compiled into one query on first use: compiling
 /// queries is the slowest part of start-up, and most reviews touch one or two languages.
 /// Removed-check rules' sink queries are combined apart: they run only on changes that delete.
 pub struct RuleSet {
     pub(super) compiled: Vec<Compiled>,
-    combined: CombinedByLanguage,
+    by_lang: HashMap<Language, LangRules>,
     combined_removed: CombinedByLanguage,
 }
 
@@ -159,9 +307,13 @@ impl RuleSet {
                 .map(|l| (l, std::sync::OnceLock::new()))
                 .collect()
         };
+        let by_lang = Language::ALL
+            .into_iter()
+            .map(|l| (l, LangRules::new(&compiled, l)))
+            .collect();
         Ok(RuleSet {
             compiled,
-            combined: slots(),
+            by_lang,
             combined_removed: slots(),
         })
     }
@@ -172,11 +324,6 @@ impl RuleSet {
             .iter()
             .filter_map(|c| compile_rule(&c.rule).err().map(|e| format!("{e:#}")))
             .collect()
-    }
-
-    /// The combined query of a grammar, compiled on first use (None when no rule applies).
-    fn combined(&self, lang: Language) -> Option<&Combined> {
-        self.combine(&self.combined, lang, false)
     }
 
     /// The combined sink queries of the removed-check rules of a grammar.
@@ -257,11 +404,11 @@ impl RuleSet {
         tree: &Tree,
         disabled: &[String],
     ) -> Vec<RuleHit> {
-        let Some(combined) = self.combined(lang) else {
+        let Some(combined) = self.by_lang[&lang].query_for(lang, src) else {
             return Vec::new();
         };
         let analysis = Analysis::new(lang, src, tree);
-        let mut found = self.matches(combined, &analysis, tree, disabled);
+        let mut found = self.matches(&combined, &analysis, tree, disabled);
         let mut keep = self.helper_repeats(&analysis, &found);
         self.covered_fallbacks(&found, &mut keep);
         let mut it = keep.into_iter();
