@@ -89,22 +89,30 @@ impl ReviewService {
     ) -> Result<Reviewed> {
         let start = Instant::now();
         let rules = self.rules_for(repo)?;
+        // Whether an LLM reviews, and if not, why: decided first, since only then are the
+        // context's tokens worth counting.
+        let llm = self
+            .llm
+            .as_ref()
+            .filter(|_| !options.rules_only)
+            .map(|llm| allowed_endpoints(llm, repo));
         let reviewer = Reviewer {
             rules: &rules,
             config: repo,
             min_severity: options.min_severity.unwrap_or(Severity::Suggestion),
+            count_tokens: matches!(llm, Some(Ok(_))),
         };
         // Parsing and rules are CPU work: keep it off the threads that drive I/O.
         let prepared = tokio::task::block_in_place(|| reviewer.prepare(change));
-        let Some(llm) = self.llm.as_ref().filter(|_| !options.rules_only) else {
-            return Ok(Reviewed {
-                review: pipeline::assemble(change, prepared, start),
-                llm: None,
-            });
-        };
-        let llm = match allowed_endpoints(llm, repo) {
-            Ok(llm) => llm,
-            Err(why) => {
+        let llm = match llm {
+            None => {
+                return Ok(Reviewed {
+                    review: pipeline::assemble(change, prepared, start),
+                    llm: None,
+                });
+            }
+            Some(Ok(llm)) => llm,
+            Some(Err(why)) => {
                 let mut review = pipeline::assemble(change, prepared, start);
                 review
                     .notes

@@ -6,6 +6,7 @@ use clap::{Args, ValueEnum};
 use redline_core::change::{self, ChangeSet, GitRange};
 use redline_core::config;
 use redline_core::model::{Review, Severity};
+use redline_core::pipeline::Reviewer;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -150,15 +151,28 @@ pub async fn review_change(
 
 pub async fn run(args: ReviewArgs) -> Result<i32> {
     let llm = resolve_engine(args.engine)?;
-    redline_core::context::tokens::warm_up();
-    let (change, root): (ChangeSet, PathBuf) = if let Some(case) = &args.case_dir {
-        (change::from_case_dir(case)?, case.join("head"))
+    if llm.is_some() {
+        // Only an LLM review counts tokens: load the tokenizer meanwhile.
+        redline_core::context::tokens::warm_up();
+    }
+    let (source, root): (Source, PathBuf) = if let Some(case) = &args.case_dir {
+        (
+            Source::Loaded(change::from_case_dir(case)?),
+            case.join("head"),
+        )
     } else if let (Some(b), Some(h)) = (&args.base_dir, &args.head_dir) {
-        (change::from_dirs(Some(b), h)?, h.clone())
+        let dirs = change::DirChange::new(Some(b), h)?;
+        // A rules review of two folders reads one file at a time: a whole tree streams.
+        let source = if llm.is_none() {
+            Source::Dirs(dirs)
+        } else {
+            Source::Loaded(change::from_dirs(Some(b), h)?)
+        };
+        (source, h.clone())
     } else if let Some(d) = &args.diff {
         let repo = args.repo.clone();
         (
-            change::from_diff(d, repo.as_deref())?,
+            Source::Loaded(change::from_diff(d, repo.as_deref())?),
             repo.unwrap_or_else(|| PathBuf::from(".")),
         )
     } else {
@@ -174,7 +188,7 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
                 },
             )?
         };
-        (change, repo)
+        (Source::Loaded(change), repo)
     };
     let loaded = config::load(Some(&root), args.config.as_deref())?;
     let min_severity = match args.min_severity {
@@ -184,11 +198,29 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
     };
     let service = ReviewService::new(llm)?;
     let rules = service.rules_for(&loaded)?;
-    let options = ReviewOptions {
-        min_severity: Some(min_severity),
-        ..Default::default()
+    let review = match &source {
+        Source::Loaded(change) => {
+            let options = ReviewOptions {
+                min_severity: Some(min_severity),
+                ..Default::default()
+            };
+            review_change(&service, change, &loaded, options).await?
+        }
+        Source::Dirs(dirs) => {
+            let reviewer = Reviewer {
+                rules: &rules,
+                config: &loaded,
+                min_severity,
+                count_tokens: false,
+            };
+            let progress = ProgressLine::new(dirs.paths.len());
+            let review = tokio::task::block_in_place(|| {
+                reviewer.review_dirs(dirs, &|p| progress.update(p))
+            })?;
+            progress.finish();
+            review
+        }
     };
-    let review = review_change(&service, &change, &loaded, options).await?;
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&redline_core::report::json(&review))? + "\n",
         Format::Sarif => {
@@ -206,12 +238,15 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
                 }
             };
             let sources = |path: &str| -> Option<String> {
-                change
-                    .files
-                    .iter()
-                    .find(|f| f.diff.path() == path)
-                    .and_then(|f| f.new_content.as_deref())
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                match &source {
+                    Source::Loaded(change) => change
+                        .files
+                        .iter()
+                        .find(|f| f.diff.path() == path)
+                        .and_then(|f| f.new_content.as_deref())
+                        .map(|b| String::from_utf8_lossy(b).into_owned()),
+                    Source::Dirs(dirs) => dirs.head_text(path),
+                }
             };
             redline_core::report::text(&review, &sources, color)
         }
@@ -225,4 +260,70 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
     };
     let failed = threshold.is_some_and(|t| review.findings.iter().any(|f| f.severity <= t));
     Ok(if failed { 1 } else { 0 })
+}
+
+/// Where a review's change is: read whole, or two folders streamed file by file.
+enum Source {
+    Loaded(ChangeSet),
+    Dirs(change::DirChange),
+}
+
+/// A progress line on stderr for reviews of many files: rewritten in place on a terminal, a line
+/// every tenth of the way otherwise.
+struct ProgressLine {
+    total: usize,
+    tty: bool,
+    start: std::time::Instant,
+    last: std::sync::Mutex<(std::time::Instant, usize)>,
+}
+
+impl ProgressLine {
+    /// Below this many files a review is quick and says nothing while it runs.
+    const MIN_FILES: usize = 200;
+
+    fn new(total: usize) -> ProgressLine {
+        let now = std::time::Instant::now();
+        ProgressLine {
+            total,
+            tty: std::io::stderr().is_terminal(),
+            start: now,
+            last: std::sync::Mutex::new((now, 0)),
+        }
+    }
+
+    fn update(&self, p: redline_core::pipeline::Progress) {
+        if self.total < Self::MIN_FILES {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        let tenth = (p.done * 10 / self.total.max(1)) > (last.1 * 10 / self.total.max(1));
+        let due = if self.tty {
+            last.0.elapsed() >= std::time::Duration::from_millis(200)
+        } else {
+            tenth
+        };
+        if !due && p.done != p.total {
+            return;
+        }
+        *last = (std::time::Instant::now(), p.done);
+        let secs = self.start.elapsed().as_secs_f64().max(0.001);
+        let line = format!(
+            "reviewed {}/{} files, {} lines ({:.0} lines/s)",
+            p.done,
+            p.total,
+            p.lines,
+            p.lines as f64 / secs
+        );
+        if self.tty {
+            eprint!("\r\x1b[2K{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    }
+
+    fn finish(&self) {
+        if self.tty && self.total >= Self::MIN_FILES {
+            eprintln!();
+        }
+    }
 }

@@ -115,6 +115,9 @@ fn clean_run_posts_validated_comments_and_finishes() {
     assert_eq!(agent["files"][0]["route"], "large");
     assert_eq!(agent["files"][0]["summary"], "one problem");
     assert_eq!(v["summary"]["verdict"], "request_changes");
+    let ctx = &v["summary"]["files"][0]["context"];
+    assert!(ctx["context_tokens"].as_u64().unwrap() > 0, "{ctx}");
+    assert!(ctx["file_tokens"].as_u64().unwrap() > 0, "{ctx}");
     // What the model was sent: the system prompt, the numbered diff, the rule evidence, the tools.
     let req = &fake.chat_requests()[0];
     assert_eq!(

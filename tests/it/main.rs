@@ -16,6 +16,6 @@ mod replay;
 mod review_inputs;
 mod review_outputs;
 mod rules_examples;
+mod rules_real;
 mod verification;
 mod worker_crash;
-mod rules_real;

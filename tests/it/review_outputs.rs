@@ -44,8 +44,9 @@ fn json_has_findings_and_summary() {
     );
     assert!(s["timings_ms"]["total_ms"].as_f64().unwrap() >= 0.0);
     let ctx = &s["files"][0]["context"];
-    assert!(ctx["context_tokens"].as_u64().unwrap() > 0);
-    assert!(ctx["file_tokens"].as_u64().unwrap() > 0);
+    assert!(ctx["context_lines"].as_u64().unwrap() > 0);
+    // Tokens are counted only when an LLM reads the context (tests/it/agent.rs checks them).
+    assert!(ctx["context_tokens"].is_null() && s["context_tokens"].is_null());
 }
 
 #[test]

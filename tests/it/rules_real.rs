@@ -55,8 +55,10 @@ fn redline_ignore_on_the_line_suppresses_that_rule_and_says_so_in_the_notes() {
     assert!(findings(&v).is_empty(), "{:?}", findings(&v));
     let n = notes(&v);
     assert!(
-        n.iter().any(|n| n.contains("suppressed by a comment: py.code.eval at calc.py:2")
-            && n.contains("expr comes from our own config file")),
+        n.iter().any(
+            |n| n.contains("suppressed by a comment: py.code.eval at calc.py:2")
+                && n.contains("expr comes from our own config file")
+        ),
         "{n:?}"
     );
 }

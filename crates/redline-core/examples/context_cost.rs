@@ -30,6 +30,7 @@ fn main() {
         rules: &rules,
         config: &loaded,
         min_severity: Severity::Suggestion,
+        count_tokens: false,
     };
     for arg in std::env::args().skip(1) {
         let (mut view, mut file, mut files) = (0usize, 0usize, 0usize);

@@ -9,12 +9,13 @@ fn main() {
         rules: &rules,
         config: &loaded,
         min_severity: redline_core::model::Severity::Suggestion,
+        count_tokens: false,
     };
     for p in r.prepare(&change) {
-        if let Some(m) = p.material {
-            if m.diff.path() == a[2] {
-                print!("{}", m.context.review_view(&m.text, &m.diff));
-            }
+        if let Some(m) = p.material
+            && m.diff.path() == a[2]
+        {
+            print!("{}", m.context.review_view(&m.text, &m.diff));
         }
     }
 }

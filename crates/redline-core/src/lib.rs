@@ -12,6 +12,9 @@
 //! - `config`: `.redline.toml`; `pipeline`: a change through rules and context to a review
 //! - `report`: text, JSON, SARIF and Markdown; `bench`: cases, scoring, retrieval evaluation
 
+// Nested conditions are kept where each level reads as its own step of an analysis.
+#![allow(clippy::collapsible_if, clippy::collapsible_match)]
+
 pub mod bench;
 pub mod builtin;
 pub mod change;

@@ -121,8 +121,11 @@ pub struct FileReport {
 pub struct ContextStats {
     pub context_lines: u32,
     pub file_lines: u32,
-    pub context_tokens: usize,
-    pub file_tokens: usize,
+    /// Tokens (cl100k) of the context and of the whole file; counted only when an LLM reviews.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_tokens: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_tokens: Option<usize>,
     pub capped: bool,
 }
 

@@ -4,23 +4,66 @@ use super::{ChangeSet, ChangedFile, require_dir};
 use crate::diff::{FileDiff, FileStatus, diff_texts};
 use anyhow::{Context, Result, bail};
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The change from folder `base` to folder `head` (as `git diff --no-index base head`).
 pub fn from_dirs(base: Option<&Path>, head: &Path) -> Result<ChangeSet> {
-    if let Some(b) = base {
-        require_dir(b, "base folder")?;
-    }
-    require_dir(head, "head folder")?;
-    let mut paths = BTreeSet::new();
-    if let Some(b) = base {
-        walk(b, b, &mut paths)?;
-    }
-    walk(head, head, &mut paths)?;
+    let dirs = DirChange::new(base, head)?;
     let mut files = Vec::new();
-    for rel in paths {
-        let old = base.map(|b| b.join(&rel)).filter(|p| p.is_file());
-        let new = Some(head.join(&rel)).filter(|p| p.is_file());
+    for rel in &dirs.paths {
+        if let Some(f) = dirs.file(rel)? {
+            files.push(f);
+        }
+    }
+    Ok(ChangeSet {
+        description: dirs.description.clone(),
+        files,
+        notes: Vec::new(),
+    })
+}
+
+/// A change between two folders whose files are read one at a time, so that a review of a
+/// whole tree never holds every file at once.
+#[derive(Debug, Clone)]
+pub struct DirChange {
+    base: Option<PathBuf>,
+    head: PathBuf,
+    /// Every path under either folder, relative, sorted (unchanged ones included).
+    pub paths: Vec<String>,
+    pub description: String,
+}
+
+impl DirChange {
+    /// Lists the files of both folders.
+    pub fn new(base: Option<&Path>, head: &Path) -> Result<DirChange> {
+        if let Some(b) = base {
+            require_dir(b, "base folder")?;
+        }
+        require_dir(head, "head folder")?;
+        let mut paths = BTreeSet::new();
+        if let Some(b) = base {
+            walk(b, b, &mut paths)?;
+        }
+        walk(head, head, &mut paths)?;
+        Ok(DirChange {
+            base: base.map(Path::to_path_buf),
+            head: head.to_path_buf(),
+            paths: paths.into_iter().collect(),
+            description: match base {
+                Some(b) => format!("{} -> {}", b.display(), head.display()),
+                None => format!("(nothing) -> {}", head.display()),
+            },
+        })
+    }
+
+    /// One path's change, read now; None when the two sides are the same.
+    pub fn file(&self, rel: &str) -> Result<Option<ChangedFile>> {
+        let old = self
+            .base
+            .as_ref()
+            .map(|b| b.join(rel))
+            .filter(|p| p.is_file());
+        let new = Some(self.head.join(rel)).filter(|p| p.is_file());
         let old_bytes = old
             .as_ref()
             .map(std::fs::read)
@@ -32,23 +75,22 @@ pub fn from_dirs(base: Option<&Path>, head: &Path) -> Result<ChangeSet> {
             .transpose()
             .with_context(|| format!("cannot read head file {rel}"))?;
         if old_bytes == new_bytes {
-            continue;
+            return Ok(None);
         }
-        let diff = file_diff(&rel, old_bytes.as_deref(), new_bytes.as_deref());
-        files.push(ChangedFile {
+        let diff = file_diff(rel, old_bytes.as_deref(), new_bytes.as_deref());
+        Ok(Some(ChangedFile {
             diff,
             old_content: old_bytes,
             new_content: new_bytes,
-        });
+        }))
     }
-    Ok(ChangeSet {
-        description: match base {
-            Some(b) => format!("{} -> {}", b.display(), head.display()),
-            None => format!("(nothing) -> {}", head.display()),
-        },
-        files,
-        notes: Vec::new(),
-    })
+
+    /// The head side of a path, read now (for excerpts in the text report).
+    pub fn head_text(&self, rel: &str) -> Option<String> {
+        std::fs::read(self.head.join(rel))
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
 }
 
 /// The change a benchmark case folder describes (see bench-format.md).

@@ -9,7 +9,7 @@ use crate::diff::FileDiff;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
-pub use dirs::{from_case_dir, from_dirs};
+pub use dirs::{DirChange, from_case_dir, from_dirs};
 pub use git::{GitRange, from_git, from_worktree};
 
 /// One changed file: its diff and, where available, the bytes of each side.

@@ -131,7 +131,7 @@ pub fn trim(lang: Language, text: &str, tree: &Tree, diff: &FileDiff) -> FileCon
     }
     let outline = outline(lang, root, text);
     let context_lines = kept.iter().map(|s| s.end - s.start + 1).sum();
-    let mut ctx = FileContext {
+    let ctx = FileContext {
         spans: kept,
         outline,
         context_lines,
@@ -140,8 +140,8 @@ pub fn trim(lang: Language, text: &str, tree: &Tree, diff: &FileDiff) -> FileCon
         file_tokens: 0,
         capped,
     };
-    ctx.context_tokens = tokens::count(&ctx.render(text));
-    ctx.file_tokens = tokens::count(text);
+    // Token counts are filled in by `count_tokens`, only when an LLM will read the context:
+    // loading the tokenizer costs a rules review more than its own work.
     ctx
 }
 
@@ -194,8 +194,8 @@ fn enclosing_unit<'t>(
     loop {
         let kind = node.kind();
         let lines = (node.end_position().row - node.start_position().row) as u32 + 1;
-        let covers = node.start_position().row as u32 + 1 <= start
-            && node.end_position().row as u32 + 1 >= end;
+        let covers =
+            (node.start_position().row as u32) < start && node.end_position().row as u32 + 1 >= end;
         if covers && function_kinds(lang).contains(&kind) && lines >= MIN_UNIT_LINES {
             return Some((with_decorators(node), "function"));
         }
@@ -316,12 +316,13 @@ mod tests {
             ));
         }
         let new = old.replace("def f10(x):\n    a = x\n", "def f10(x):\n    a = x + 1\n");
-        let c = ctx(Language::Python, &old, &new);
+        let mut c = ctx(Language::Python, &old, &new);
         assert_eq!(c.spans.len(), 1);
         assert_eq!(c.spans[0].kind, "function");
         assert_eq!(c.spans[0].name.as_deref(), Some("f10"));
         assert_eq!(c.spans[0].end - c.spans[0].start + 1, 4);
         assert!(c.outline.iter().any(|(_, l)| l == "import os"));
+        c.count_tokens(&new);
         assert!(c.context_tokens < c.file_tokens);
     }
 

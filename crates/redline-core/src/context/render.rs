@@ -289,6 +289,13 @@ impl FileContext {
 }
 
 impl FileContext {
+    /// Counts the tokens of the context and of the whole file (cl100k): what an LLM would be
+    /// sent, against the file.
+    pub fn count_tokens(&mut self, text: &str) {
+        self.context_tokens = tokens::count(&self.render(text));
+        self.file_tokens = tokens::count(text);
+    }
+
     /// What the agent is sent of a changed file: the trimmed view, or the whole file with its
     /// markers when that is smaller (a change that touches most of its file).
     ///

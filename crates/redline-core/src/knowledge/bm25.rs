@@ -69,9 +69,7 @@ pub fn stem(term: &str) -> String {
         t[..n - 2].to_string()
     } else if cut("ing", 3) {
         t[..n - 3].to_string()
-    } else if cut("ed", 3) {
-        t[..n - 2].to_string()
-    } else if cut("ly", 3) {
+    } else if cut("ed", 3) || cut("ly", 3) {
         t[..n - 2].to_string()
     } else if cut("s", 3) && !t.ends_with("ss") && !t.ends_with("us") && !t.ends_with("is") {
         t[..n - 1].to_string()

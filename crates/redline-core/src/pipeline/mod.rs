@@ -47,6 +47,8 @@ pub struct Reviewer<'a> {
     pub config: &'a config::Loaded,
     /// Findings below this are dropped (the stricter of this and the config's).
     pub min_severity: Severity,
+    /// Count the context's tokens (an LLM will read it); a rules review does not need them.
+    pub count_tokens: bool,
 }
 
 /// The version of the built-in rules: a short hash of their files, so results can be compared.
@@ -145,14 +147,17 @@ impl Reviewer<'_> {
         let findings = self.changed_line_findings(&report.path, &file.diff, hits, removed_hits);
         let (findings, notes) = suppress(&report.path, &text, findings);
         let t2 = Instant::now();
-        let ctx: FileContext = context::trim(language, &text, &tree, &file.diff);
+        let mut ctx: FileContext = context::trim(language, &text, &tree, &file.diff);
+        if self.count_tokens {
+            ctx.count_tokens(&text);
+        }
         let t3 = Instant::now();
         let mut report = report;
         report.context = Some(ContextStats {
             context_lines: ctx.context_lines,
             file_lines: ctx.file_lines,
-            context_tokens: ctx.context_tokens,
-            file_tokens: ctx.file_tokens,
+            context_tokens: self.count_tokens.then_some(ctx.context_tokens),
+            file_tokens: self.count_tokens.then_some(ctx.file_tokens),
             capped: ctx.capped,
         });
         let ms = |a: Instant, b: Instant| (b - a).as_secs_f64() * 1000.0;
@@ -316,6 +321,96 @@ fn suppress(path: &str, text: &str, findings: Vec<Finding>) -> (Vec<Finding>, Ve
         })
         .collect();
     (kept, notes)
+}
+
+/// How far a streamed review has got: files done of all, and lines read.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    pub done: usize,
+    pub total: usize,
+    pub lines: usize,
+}
+
+impl Reviewer<'_> {
+    /// A rules review of a change between two folders, reading and reviewing its files on all
+    /// cores, one file per thread at a time: a whole tree is never held in memory, only each
+    /// file's report and findings. `progress` hears of every file as it is done.
+    pub fn review_dirs(
+        &self,
+        change: &crate::change::DirChange,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> anyhow::Result<Review> {
+        use std::sync::Mutex;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let start = Instant::now();
+        let total = change.paths.len();
+        let next = AtomicUsize::new(0);
+        let done = AtomicUsize::new(0);
+        let lines = AtomicUsize::new(0);
+        let results: Mutex<Vec<(usize, PreparedFile)>> = Mutex::new(Vec::new());
+        let failure: Mutex<Option<anyhow::Error>> = Mutex::new(None);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(total.max(1));
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total || failure.lock().is_ok_and(|f| f.is_some()) {
+                            break;
+                        }
+                        match change.file(&change.paths[i]) {
+                            Ok(Some(file)) => {
+                                let n = file
+                                    .new_content
+                                    .as_deref()
+                                    .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+                                    .unwrap_or(0);
+                                let mut prepared = self.prepare_file(&file);
+                                // Only what the report needs is kept: not the text or the context.
+                                prepared.material = None;
+                                results
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .push((i, prepared));
+                                lines.fetch_add(n, Ordering::Relaxed);
+                            }
+                            Ok(None) => {}
+                            Err(e) => {
+                                failure
+                                    .lock()
+                                    .unwrap_or_else(|e| e.into_inner())
+                                    .get_or_insert(e);
+                                break;
+                            }
+                        }
+                        progress(Progress {
+                            done: done.fetch_add(1, Ordering::Relaxed) + 1,
+                            total,
+                            lines: lines.load(Ordering::Relaxed),
+                        });
+                    }
+                });
+            }
+        });
+        if let Some(e) = failure.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            return Err(e);
+        }
+        let mut results = results.into_inner().unwrap_or_else(|e| e.into_inner());
+        results.sort_by_key(|(i, _)| *i);
+        let set = ChangeSet {
+            description: change.description.clone(),
+            files: Vec::new(),
+            notes: Vec::new(),
+        };
+        Ok(assemble(
+            &set,
+            results.into_iter().map(|(_, p)| p).collect(),
+            start,
+        ))
+    }
 }
 
 /// Builds a rules review from the prepared files.

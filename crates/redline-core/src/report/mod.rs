@@ -16,12 +16,20 @@ pub fn json(review: &Review) -> serde_json::Value {
         .skipped()
         .map(|f| json!({"path": f.path, "reason": f.skipped}))
         .collect();
-    let (ctx_tokens, file_tokens) = review
+    // Token counts exist when an LLM reviewed (a rules review does not count them).
+    let counted: Vec<_> = review
         .reviewed()
         .filter_map(|f| f.context.as_ref())
-        .fold((0usize, 0usize), |(a, b), c| {
-            (a + c.context_tokens, b + c.file_tokens)
-        });
+        .filter_map(|c| Some((c.context_tokens?, c.file_tokens?)))
+        .collect();
+    let (ctx_tokens, file_tokens) = if counted.is_empty() {
+        (None, None)
+    } else {
+        let (a, b) = counted
+            .iter()
+            .fold((0usize, 0usize), |(a, b), (c, f)| (a + c, b + f));
+        (Some(a), Some(b))
+    };
     json!({
         "findings": review.findings,
         "summary": {

@@ -14,7 +14,7 @@ pub type Needs = Vec<Vec<String>>;
 
 /// The top-level patterns of a query, each as its own source text (comments dropped).
 pub fn split_patterns(query: &str) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out: Vec<String> = Vec::new();
     let mut depth = 0i32;
     let mut start: Option<usize> = None;
     let mut chars = query.char_indices().peekable();
@@ -49,18 +49,23 @@ pub fn split_patterns(query: &str) -> Vec<String> {
             ')' | ']' => {
                 depth -= 1;
                 if depth == 0 {
-                    // A quantifier or capture right after the outer group belongs to it.
-                    let mut end = i + c.len_utf8();
-                    while let Some(&(j, n)) = chars.peek() {
-                        if n == '?' || n == '*' || n == '+' {
-                            end = j + 1;
-                            chars.next();
-                        } else {
-                            break;
-                        }
+                    // A quantifier or capture right after the outer group belongs to it
+                    // (`(call ...) @sink`, `(a)?`), whitespace between them included.
+                    let end = group_suffix_end(query, i + c.len_utf8());
+                    while chars.peek().is_some_and(|&(j, _)| j < end) {
+                        chars.next();
                     }
                     if let Some(s) = start.take() {
-                        out.push(query[s..end].to_string());
+                        let text = &query[s..end];
+                        // A top-level predicate (`(#match? @x "...")`) constrains the pattern
+                        // before it: it is part of that pattern, not one of its own.
+                        match out.last_mut() {
+                            Some(prev) if text.starts_with("(#") => {
+                                prev.push('\n');
+                                prev.push_str(text);
+                            }
+                            _ => out.push(text.to_string()),
+                        }
                     }
                 }
             }
@@ -68,6 +73,34 @@ pub fn split_patterns(query: &str) -> Vec<String> {
         }
     }
     out
+}
+
+/// Where the quantifiers and captures that follow a top-level group (from byte `from`) end.
+fn group_suffix_end(query: &str, from: usize) -> usize {
+    let bytes = query.as_bytes();
+    let mut end = from;
+    let mut i = from;
+    loop {
+        while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        match bytes.get(i) {
+            Some(b'?' | b'*' | b'+') => {
+                i += 1;
+                end = i;
+            }
+            Some(b'@') => {
+                i += 1;
+                while i < bytes.len()
+                    && (bytes[i].is_ascii_alphanumeric() || matches!(bytes[i], b'_' | b'-' | b'.'))
+                {
+                    i += 1;
+                }
+                end = i;
+            }
+            _ => return end,
+        }
+    }
 }
 
 /// A pattern parsed enough to know which captures every match binds.
@@ -375,8 +408,20 @@ mod tests {
         let p = split_patterns(q);
         assert_eq!(p.len(), 3, "{p:?}");
         assert!(p[0].ends_with("\"a)b\"))"));
-        assert_eq!(p[1], "[(x) (y)]");
+        // The capture after a top-level group is part of the pattern: rules report it.
+        assert_eq!(p[1], "[(x) (y)] @z");
         assert_eq!(p[2], "(a)?");
+        // A capture on the next line, a quantifier then a capture, and a top-level predicate.
+        let p =
+            split_patterns("(call (x) @a)\n  @sink\n(b)* @c\n(identifier) @i (#match? @i \"^x$\")");
+        assert_eq!(
+            p,
+            vec![
+                "(call (x) @a)\n  @sink",
+                "(b)* @c",
+                "(identifier) @i\n(#match? @i \"^x$\")"
+            ]
+        );
     }
 
     #[test]

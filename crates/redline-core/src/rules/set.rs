@@ -64,9 +64,40 @@ pub(super) struct Compiled {
     pub(super) langs: Vec<Language>,
     pub(super) conditions: Vec<Condition>,
     /// A removed-check rule's regex on deleted lines, and its sink regex on head lines.
-    pub(super) removed: Option<regex::Regex>,
-    pub(super) removed_unless: Option<regex::Regex>,
-    pub(super) sink: Option<regex::Regex>,
+    pub(super) removed: Option<LazyRegex>,
+    pub(super) removed_unless: Option<LazyRegex>,
+    pub(super) sink: Option<LazyRegex>,
+}
+
+/// A regex whose syntax is checked when the rules load and that is compiled on first use:
+/// compiling every rule's regexes up front cost a one-line review more than its own work.
+pub(super) struct LazyRegex {
+    pattern: String,
+    compiled: std::sync::OnceLock<regex::Regex>,
+}
+
+impl LazyRegex {
+    /// Checks the syntax now; compiles later.
+    pub(super) fn checked(pattern: &str) -> Result<LazyRegex, Box<regex_syntax::Error>> {
+        regex_syntax::Parser::new()
+            .parse(pattern)
+            .map_err(Box::new)?;
+        Ok(LazyRegex {
+            pattern: pattern.to_string(),
+            compiled: std::sync::OnceLock::new(),
+        })
+    }
+}
+
+impl std::ops::Deref for LazyRegex {
+    type Target = regex::Regex;
+
+    fn deref(&self) -> &regex::Regex {
+        self.compiled.get_or_init(|| {
+            // The syntax was checked at load; a size limit is the only way this can fail.
+            regex::Regex::new(&self.pattern).unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
+        })
+    }
 }
 
 /// A grammar's rules in one query, so that a file is walked once rather than once per rule.
@@ -88,6 +119,8 @@ struct Pattern {
 /// A grammar's patterns, the words they need, and the queries compiled from them: the whole set
 /// (for files that need most of it) and the subsets files asked for, each compiled once.
 struct LangRules {
+    /// Each rule's whole query (rule index, text): the whole set compiles from these, as written.
+    queries: Vec<(usize, String)>,
     patterns: Vec<Pattern>,
     /// Every needed word, and a matcher that finds them all in one pass over a file.
     words: Vec<String>,
@@ -102,10 +135,12 @@ const MAX_SUBSETS: usize = 24;
 impl LangRules {
     fn new(compiled: &[Compiled], lang: Language) -> LangRules {
         let mut patterns = Vec::new();
+        let mut queries = Vec::new();
         for (i, c) in compiled.iter().enumerate() {
             if !c.langs.contains(&lang) || c.removed.is_some() || c.rule.query.trim().is_empty() {
                 continue;
             }
+            queries.push((i, c.rule.query.clone()));
             for text in prefilter::split_patterns(&c.rule.query) {
                 let needs = prefilter::needs(&text);
                 patterns.push(Pattern {
@@ -125,6 +160,7 @@ impl LangRules {
             .then(|| aho_corasick::AhoCorasick::new(&words).ok())
             .flatten();
         LangRules {
+            queries,
             patterns,
             words,
             finder,
@@ -135,7 +171,8 @@ impl LangRules {
 
     /// Which patterns can match in `src`: those whose every need has a word in it.
     fn selection(&self, src: &str) -> Vec<bool> {
-        // For checking that the prefilter changes no finding: REDLINE_NO_PREFILTER=1 runs all.
+        // For checking that the prefilter changes no finding: REDLINE_NO_PREFILTER=1 selects every
+        // pattern, so the whole set runs as the rules are written.
         if std::env::var_os("REDLINE_NO_PREFILTER").is_some() {
             return vec![true; self.patterns.len()];
         }
@@ -165,7 +202,7 @@ impl LangRules {
         let full = || {
             self.full
                 .get_or_init(|| {
-                    self.compile(lang, &vec![true; self.patterns.len()])
+                    compile_together(lang, self.queries.iter().map(|(r, q)| (*r, q.as_str())))
                         .map(Arc::new)
                 })
                 .clone()
@@ -189,39 +226,54 @@ impl LangRules {
     }
 
     fn compile(&self, lang: Language, selection: &[bool]) -> Option<Combined> {
-        let mut text = String::new();
-        let mut spans: Vec<(usize, usize, usize)> = Vec::new();
-        for (p, _) in self.patterns.iter().zip(selection).filter(|(_, s)| **s) {
-            let start = text.len();
-            text.push_str(&p.text);
-            spans.push((start, text.len(), p.rule));
-            text.push('\n');
-        }
-        // Rules are compiled one by one when loaded or checked; a failure here is a bug.
-        let query = match Query::new(&lang.grammar(), &text) {
-            Ok(q) => q,
-            Err(e) => {
-                eprintln!(
-                    "warning: the {lang:?} rules do not compile together ({e}); run `redline knowledge check`"
-                );
-                return None;
-            }
-        };
-        let pattern_rule = (0..query.pattern_count())
-            .map(|p| {
-                let at = query.start_byte_for_pattern(p);
-                spans
-                    .iter()
-                    .find(|(s, e, _)| (*s..*e).contains(&at))
-                    .map(|x| x.2)
-                    .unwrap_or(0)
-            })
-            .collect();
-        Some(Combined {
-            query,
-            pattern_rule,
-        })
+        compile_together(
+            lang,
+            self.patterns
+                .iter()
+                .zip(selection)
+                .filter(|(_, s)| **s)
+                .map(|(p, _)| (p.rule, p.text.as_str())),
+        )
     }
+}
+
+/// Query texts (each with the index of its rule) compiled into one query.
+fn compile_together<'q>(
+    lang: Language,
+    parts: impl Iterator<Item = (usize, &'q str)>,
+) -> Option<Combined> {
+    let mut text = String::new();
+    let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+    for (rule, part) in parts {
+        let start = text.len();
+        text.push_str(part);
+        spans.push((start, text.len(), rule));
+        text.push('\n');
+    }
+    // Rules are compiled one by one when loaded or checked; a failure here is a bug.
+    let query = match Query::new(&lang.grammar(), &text) {
+        Ok(q) => q,
+        Err(e) => {
+            eprintln!(
+                "warning: the {lang:?} rules do not compile together ({e}); run `redline knowledge check`"
+            );
+            return None;
+        }
+    };
+    let pattern_rule = (0..query.pattern_count())
+        .map(|p| {
+            let at = query.start_byte_for_pattern(p);
+            spans
+                .iter()
+                .find(|(s, e, _)| (*s..*e).contains(&at))
+                .map(|x| x.2)
+                .unwrap_or(0)
+        })
+        .collect();
+    Some(Combined {
+        query,
+        pattern_rule,
+    })
 }
 
 /// Every rule, and per grammar all of them compiled into one query on first use: compiling
@@ -281,10 +333,10 @@ impl RuleSet {
                 .iter()
                 .map(|w| parse_condition(&rule.id, w))
                 .collect::<Result<Vec<_>>>()?;
-            let regex_field = |name: &str, v: &Option<String>| -> Result<Option<regex::Regex>> {
+            let regex_field = |name: &str, v: &Option<String>| -> Result<Option<LazyRegex>> {
                 v.as_deref()
                     .map(|p| {
-                        regex::Regex::new(p)
+                        LazyRegex::checked(p)
                             .map_err(|e| anyhow!("rule {}: bad `{name}` regex: {e}", rule.id))
                     })
                     .transpose()
@@ -721,10 +773,13 @@ fn parse_condition(rule: &str, s: &str) -> Result<Condition> {
         Some(r) if r.starts_with('@') => (Some(r[1..].to_string()), None),
         other => (None, other),
     };
-    if let Some(a) = &arg {
-        if predicate.takes_regex() {
-            regex::Regex::new(a).map_err(|e| anyhow!("rule {rule}: bad regex in `{s}`: {e}"))?;
-        }
+    // The syntax only: the predicate compiles its regex on first use.
+    if let Some(a) = &arg
+        && predicate.takes_regex()
+    {
+        regex_syntax::Parser::new()
+            .parse(a)
+            .map_err(|e| anyhow!("rule {rule}: bad regex in `{s}`: {e}"))?;
     }
     Ok(Condition {
         negate,

@@ -37,6 +37,9 @@ pub enum Trust {
 }
 
 /// Per-file analysis, computed lazily per function.
+/// Every call in a file, by the last segment of its callee's name.
+type CallsByName<'t> = HashMap<String, Vec<Node<'t>>>;
+
 pub struct Analysis<'t> {
     pub lang: Language,
     pub src: &'t str,
@@ -52,7 +55,7 @@ pub struct Analysis<'t> {
     /// Functions whose scope is being built (call-site taint can loop through recursion).
     building: RefCell<HashSet<usize>>,
     /// Every call in the file, by the last segment of its callee's name.
-    calls: RefCell<Option<Rc<HashMap<String, Vec<Node<'t>>>>>>,
+    calls: RefCell<Option<Rc<CallsByName<'t>>>>,
     async_names: RefCell<Option<Rc<HashSet<String>>>>,
     /// Per-file answers that predicates would otherwise recompute for every match: `file-matches`
     /// by pattern, and the like (keyed by the predicate's own name).
@@ -283,8 +286,7 @@ impl<'t> Analysis<'t> {
 
 fn has_async_keyword(n: Node<'_>) -> bool {
     let mut c = n.walk();
-    let found = n.children(&mut c).any(|ch| ch.kind() == "async");
-    found
+    n.children(&mut c).any(|ch| ch.kind() == "async")
 }
 
 fn is_simple_name(s: &str) -> bool {

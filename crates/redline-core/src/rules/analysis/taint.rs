@@ -116,9 +116,9 @@ impl<'t> Analysis<'t> {
                 let obj = callee
                     .child_by_field_name("object")
                     .or_else(|| callee.child_by_field_name("operand"))?;
-                if !matches!(self.text(obj), "self" | "this" | "cls")
-                    && !(self.lang == Language::Go && obj.kind() == "identifier")
-                {
+                let own_receiver = matches!(self.text(obj), "self" | "this" | "cls")
+                    || (self.lang == Language::Go && obj.kind() == "identifier");
+                if !own_receiver {
                     return None;
                 }
                 let prop = callee
@@ -421,9 +421,9 @@ impl<'t> Analysis<'t> {
                     // Other calls pass taint from their arguments only when they are known to return
                     // (a transformation of) their input; an unknown function (a database lookup by
                     // id, a validator) is not assumed to.
-                    if !PASSTHROUGH.is_match(last)
-                        && !(f.kind() == "identifier" && kind == "new_expression")
-                    {
+                    let passes_input = PASSTHROUGH.is_match(last)
+                        || (f.kind() == "identifier" && kind == "new_expression");
+                    if !passes_input {
                         return false;
                     }
                     if let Some(args) = n.child_by_field_name("arguments") {

@@ -72,13 +72,11 @@ pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                 return false;
             };
             let mut c = args.walk();
-            let found = args
-                .named_children(&mut c)
+            args.named_children(&mut c)
                 .filter_map(|x| a.string_parts(x))
                 .map(|(l, _)| l)
                 .collect::<Vec<_>>()
-                .join(" ");
-            found
+                .join(" ")
         }
         _ => match a.string_parts(n) {
             Some((l, _)) => l,

@@ -201,10 +201,8 @@ pub(super) fn secret_literal<'t>(
         .unwrap_or(value);
     if n.kind() == "string" && {
         let mut c = n.walk();
-        let has = n
-            .named_children(&mut c)
-            .any(|ch| ch.kind() == "interpolation" || ch.kind() == "template_substitution");
-        has
+        n.named_children(&mut c)
+            .any(|ch| ch.kind() == "interpolation" || ch.kind() == "template_substitution")
     } {
         return false;
     }

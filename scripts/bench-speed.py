@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""How fast a review is, as a user sees it (release build, wall time including process start,
+median of N runs): a one-line change in each language, a 2,000-line change of 10 files, a whole
+real tree, and the worker's CPU for a 2,000-line review after its first job.
+
+    cargo build --release && scripts/bench-speed.py [--runs 10] [--tree DIR] [--only one,change,tree,worker]
+
+The one-line changes add a line to a file of the shipped cases (fixtures/cases), one per
+language; the 2,000-line change comes from scripts/gen-change.py; the tree defaults to this
+Python's standard library (a real tree of more than 500k lines). Timings are printed, never
+asserted: this machine is shared and noisy.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "target" / "release" / "redline"
+
+
+def biggest(lang_dir, exts):
+    files = [p for p in (ROOT / "fixtures" / "cases" / lang_dir).rglob("head/**/*") if p.suffix in exts]
+    return max(files, key=lambda p: p.stat().st_size)
+
+
+def one_line_change(work, name, src):
+    base, head = work / name / "base", work / name / "head"
+    for d in (base, head):
+        d.mkdir(parents=True, exist_ok=True)
+    lines = src.read_text().splitlines(keepends=True)
+    comment = "# " if src.suffix == ".py" else "// "
+    mid = len(lines) // 2
+    (base / src.name).write_text("".join(lines))
+    (head / src.name).write_text("".join(lines[:mid] + [comment + "one more line\n"] + lines[mid:]))
+    return base, head
+
+
+def timed(args, runs, env=None):
+    walls, last = [], None
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.run(args, capture_output=True, text=True, env=env)
+        walls.append((time.perf_counter() - t) * 1000)
+        last = p
+    return statistics.median(walls), last
+
+
+def rules_ms(stdout):
+    try:
+        s = json.loads(stdout)["summary"]["timings_ms"]
+        return s.get("rules_ms", 0), s.get("context_ms", 0)
+    except Exception:
+        return None, None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--tree", default=None)
+    ap.add_argument("--only", default="one,change,tree,worker")
+    args = ap.parse_args()
+    only = set(args.only.split(","))
+    if not BIN.exists():
+        sys.exit("build first: cargo build --release")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REDLINE_LLM", "OPENAI"))}
+    work = Path(tempfile.mkdtemp(prefix="redline-speed-"))
+    try:
+        if "one" in only:
+            print(f"one added line, median of {args.runs} (wall incl. process start; rules and context ms of the last run)")
+            for name, lang_dir, exts in [("python", "python", {".py"}), ("javascript", "javascript", {".js", ".mjs"}),
+                                         ("go", "go", {".go"}), ("typescript", "typescript", {".ts", ".tsx"})]:
+                src = biggest(lang_dir, exts)
+                base, head = one_line_change(work, name, src)
+                wall, p = timed([str(BIN), "review", "--base-dir", str(base), "--head-dir", str(head), "--format", "json"],
+                                args.runs, env)
+                r, c = rules_ms(p.stdout)
+                print(f"  {name:<11} {wall:7.1f} ms   rules {r} ms, context {c} ms   ({src.name}, {len(src.read_text().splitlines())} lines)")
+        if "change" in only or "worker" in only:
+            change = work / "change"
+            subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-change.py"), str(change)], check=True,
+                           capture_output=True)
+        if "change" in only:
+            wall, p = timed([str(BIN), "review", "--base-dir", str(change / "base"), "--head-dir", str(change / "head"),
+                             "--format", "json"], args.runs, env)
+            r, c = rules_ms(p.stdout)
+            print(f"2,000 changed lines in 10 files: {wall:.1f} ms median   rules {r} ms, context {c} ms (summed over files)")
+        if "tree" in only:
+            tree = Path(args.tree) if args.tree else Path(
+                subprocess.run([sys.executable, "-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"],
+                               capture_output=True, text=True).stdout.strip())
+            empty = work / "empty"
+            empty.mkdir()
+            lines = 0
+            for p in tree.rglob("*"):
+                if p.is_file() and p.suffix in {".py", ".js", ".mjs", ".cjs", ".ts", ".tsx", ".go"}:
+                    try:
+                        lines += p.read_bytes().count(b"\n")
+                    except OSError:
+                        pass
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            t = time.perf_counter()
+            p = subprocess.run([str(BIN), "review", "--base-dir", str(empty), "--head-dir", str(tree), "--format", "json",
+                                "-o", str(work / "tree.json")], capture_output=True, text=True, env=env)
+            wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+            cores = os.cpu_count() or 1
+            peak_mb = after.ru_maxrss / 1024
+            print(f"whole tree {tree}: {lines} lines in {wall:.1f} s wall, {cpu:.1f} s CPU on {cores} cores: "
+                  f"{lines / wall / cores:,.0f} lines/s/core (wall), {lines / cpu:,.0f} lines per CPU-second; "
+                  f"peak RSS {peak_mb:.0f} MiB; exit {p.returncode}")
+        if "worker" in only:
+            p = subprocess.run(["cargo", "bench", "--quiet", "--bench", "review_cpu", "--",
+                                str(change / "base"), str(change / "head"), "5"], cwd=ROOT, capture_output=True, text=True)
+            print(p.stdout.strip() or p.stderr.strip()[-500:])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
