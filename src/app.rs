@@ -55,7 +55,9 @@ impl App {
         let store = Store::open(settings.database_url.expose_secret()).await?;
         let queue = open_queue(&settings, &store).await?;
         let reviews = Arc::new(ReviewService::new(LlmConfig::from_env())?);
-        redline_core::context::tokens::warm_up();
+        if reviews.has_llm() {
+            redline_core::context::tokens::warm_up();
+        }
         Ok(App {
             settings,
             store,
