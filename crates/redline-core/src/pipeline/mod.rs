@@ -131,7 +131,10 @@ impl Reviewer<'_> {
         };
         let t1 = Instant::now();
         let disabled = &self.config.config.rules.disable;
-        let hits = self.rules.run_except(language, &text, &tree, disabled);
+        // Only hits on added lines are kept (below), so only the rules that can match there run.
+        let hits =
+            self.rules
+                .run_on_lines(language, &text, &tree, disabled, &file.diff.added_lines());
         // Removed-check rules read what the change deleted (and the base text, to tell a guard
         // that moved from one that went).
         let removals = crate::rules::removed::removals(&file.diff);

@@ -77,15 +77,13 @@ pub(super) struct LazyRegex {
 }
 
 impl LazyRegex {
-    /// Checks the syntax now; compiles later.
-    pub(super) fn checked(pattern: &str) -> Result<LazyRegex, Box<regex_syntax::Error>> {
-        regex_syntax::Parser::new()
-            .parse(pattern)
-            .map_err(Box::new)?;
-        Ok(LazyRegex {
+    /// Nothing is checked here: `compile_rule` compiles every regex of a rule, at load for a
+    /// team's rules and in `redline knowledge check` (CI) for the built-in ones.
+    pub(super) fn new(pattern: &str) -> LazyRegex {
+        LazyRegex {
             pattern: pattern.to_string(),
             compiled: std::sync::OnceLock::new(),
-        })
+        }
     }
 }
 
@@ -94,7 +92,7 @@ impl std::ops::Deref for LazyRegex {
 
     fn deref(&self) -> &regex::Regex {
         self.compiled.get_or_init(|| {
-            // The syntax was checked at load; a size limit is the only way this can fail.
+            // Checked by `compile_rule` (at load or by `knowledge check`): this does not fail.
             regex::Regex::new(&self.pattern).unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
         })
     }
@@ -114,6 +112,11 @@ struct Pattern {
     rule: usize,
     text: String,
     needs: prefilter::Needs,
+    /// The pattern can match the whole file (its root node), so its words are looked for in all
+    /// of it even when only a region of the file is reviewed.
+    file_wide: bool,
+    /// The node kinds its matches start at, when the pattern says (None: any kind).
+    roots: Option<Vec<String>>,
 }
 
 /// A grammar's patterns, the words they need, and the queries compiled from them: the whole set
@@ -125,6 +128,12 @@ struct LangRules {
     /// Every needed word, and a matcher that finds them all in one pass over a file.
     words: Vec<String>,
     finder: Option<aho_corasick::AhoCorasick>,
+    /// Patterns selected together: for each category that has once-per-function fallbacks, the
+    /// patterns of all its rules, whose hits are weighed against each other across the file
+    /// (`helper_repeats`, `covered_fallbacks`).
+    groups: Vec<Vec<usize>>,
+    /// The once-per-function rules (indices into the rule set).
+    fallbacks: std::collections::HashSet<usize>,
     full: std::sync::OnceLock<Option<Arc<Combined>>>,
     subsets: std::sync::Mutex<HashMap<Vec<bool>, Arc<Combined>>>,
 }
@@ -136,20 +145,52 @@ impl LangRules {
     fn new(compiled: &[Compiled], lang: Language) -> LangRules {
         let mut patterns = Vec::new();
         let mut queries = Vec::new();
+        let runs = |c: &Compiled| {
+            c.langs.contains(&lang) && c.removed.is_none() && !c.rule.query.trim().is_empty()
+        };
+        // Categories with a once-per-function fallback: their patterns go together.
+        let mut fallback_categories: Vec<&str> = compiled
+            .iter()
+            .filter(|c| runs(c) && c.rule.one_per_function)
+            .map(|c| c.rule.category.as_str())
+            .collect();
+        fallback_categories.sort();
+        fallback_categories.dedup();
+        let mut groups = vec![Vec::new(); fallback_categories.len()];
+        let grammar = lang.grammar();
+        let supertypes: Vec<&str> = grammar
+            .supertypes()
+            .iter()
+            .filter_map(|id| grammar.node_kind_for_id(*id))
+            .collect();
         for (i, c) in compiled.iter().enumerate() {
-            if !c.langs.contains(&lang) || c.removed.is_some() || c.rule.query.trim().is_empty() {
+            if !runs(c) {
                 continue;
             }
             queries.push((i, c.rule.query.clone()));
+            let group = fallback_categories
+                .binary_search(&c.rule.category.as_str())
+                .ok();
             for text in prefilter::split_patterns(&c.rule.query) {
                 let needs = prefilter::needs(&text);
+                if let Some(g) = group {
+                    groups[g].push(patterns.len());
+                }
                 patterns.push(Pattern {
                     rule: i,
+                    file_wide: is_file_wide(&text),
+                    roots: root_kinds(&text, &supertypes),
                     text,
                     needs,
                 });
             }
         }
+        let fallbacks = compiled
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| runs(c) && c.rule.one_per_function)
+            .map(|(i, _)| i)
+            .collect();
         let mut words: Vec<String> = patterns
             .iter()
             .flat_map(|p| p.needs.iter().flatten().cloned())
@@ -157,44 +198,98 @@ impl LangRules {
         words.sort();
         words.dedup();
         let finder = (!words.is_empty())
-            .then(|| aho_corasick::AhoCorasick::new(&words).ok())
+            // A contiguous NFA: a DFA searches a little faster but costs more to build than a
+            // one-file review spends searching.
+            .then(|| {
+                aho_corasick::AhoCorasick::builder()
+                    .kind(Some(aho_corasick::AhoCorasickKind::ContiguousNFA))
+                    .build(&words)
+                    .ok()
+            })
             .flatten();
         LangRules {
             queries,
             patterns,
             words,
             finder,
+            groups,
+            fallbacks,
             full: std::sync::OnceLock::new(),
             subsets: std::sync::Mutex::new(HashMap::new()),
         }
     }
 
-    /// Which patterns can match in `src`: those whose every need has a word in it.
-    fn selection(&self, src: &str) -> Vec<bool> {
+    /// Which patterns can match in `src`: those whose every need has a word in it. With a
+    /// `region` (the part of `src` whose hits are kept), a pattern's words are looked for there,
+    /// since a match that reports in the region lies in it, except for patterns that can match
+    /// the whole file; and a pattern of a group brings in the rest of its group.
+    fn selection(&self, src: &str, region: Option<&Region>) -> Vec<bool> {
         // For checking that the prefilter changes no finding: REDLINE_NO_PREFILTER=1 selects every
         // pattern, so the whole set runs as the rules are written.
         if std::env::var_os("REDLINE_NO_PREFILTER").is_some() {
             return vec![true; self.patterns.len()];
         }
-        let mut present: std::collections::HashSet<&str> = std::collections::HashSet::new();
-        if let Some(f) = &self.finder {
-            for m in f.find_overlapping_iter(src) {
-                present.insert(self.words[m.pattern().as_usize()].as_str());
+        let words_in = |text: &str| {
+            let mut present: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            if let Some(f) = &self.finder {
+                for m in f.find_overlapping_iter(text) {
+                    present.insert(self.words[m.pattern().as_usize()].as_str());
+                }
             }
-        }
-        self.patterns
+            present
+        };
+        let in_file = words_in(src);
+        let in_region = region.map(|r| words_in(&r.text));
+        let mut selection: Vec<bool> = self
+            .patterns
             .iter()
             .map(|p| {
-                p.needs
-                    .iter()
-                    .all(|any| any.iter().any(|w| present.contains(w.as_str())))
+                let (present, kinds) = match (&in_region, region) {
+                    (Some(words), Some(r)) if !p.file_wide => (words, Some(&r.kinds)),
+                    _ => (&in_file, None),
+                };
+                // A match starts at a node of the region, so at one of the kinds found there.
+                let kind_present = match (kinds, &p.roots) {
+                    (Some(kinds), Some(roots)) => roots.iter().any(|k| kinds.contains(k.as_str())),
+                    _ => true,
+                };
+                kind_present
+                    && p.needs
+                        .iter()
+                        .all(|any| any.iter().any(|w| present.contains(w.as_str())))
             })
-            .collect()
+            .collect();
+        if region.is_some() {
+            let fallback_selected = |g: usize| {
+                self.groups[g]
+                    .iter()
+                    .any(|&i| selection[i] && self.fallbacks.contains(&self.patterns[i].rule))
+            };
+            let groups: Vec<usize> = (0..self.groups.len())
+                .filter(|&g| fallback_selected(g))
+                .collect();
+            for g in groups {
+                for &i in &self.groups[g] {
+                    // Still only patterns whose words are in the file: the others match nowhere.
+                    selection[i] = self.patterns[i]
+                        .needs
+                        .iter()
+                        .all(|any| any.iter().any(|w| in_file.contains(w.as_str())));
+                }
+            }
+        }
+        selection
     }
 
-    /// The query for `src`: its patterns compiled together, only those it can match.
-    fn query_for(&self, lang: Language, src: &str) -> Option<Arc<Combined>> {
-        let selection = self.selection(src);
+    /// The query for `src`: its patterns compiled together, only those it can match (in
+    /// `region`, when given: see `selection`).
+    fn query_for(
+        &self,
+        lang: Language,
+        src: &str,
+        region: Option<&Region>,
+    ) -> Option<Arc<Combined>> {
+        let selection = self.selection(src, region);
         let chosen = selection.iter().filter(|s| **s).count();
         if chosen == 0 {
             return None;
@@ -234,6 +329,125 @@ impl LangRules {
                 .filter(|(_, s)| **s)
                 .map(|(p, _)| (p.rule, p.text.as_str())),
         )
+    }
+}
+
+/// Whether a query pattern can match a file's root node (or any node), whose text is the whole
+/// file: its words are then looked for in the whole file.
+fn is_file_wide(pattern: &str) -> bool {
+    let p = pattern.trim_start();
+    p.starts_with('_')
+        || p.starts_with("(_")
+        || ["(module", "(program", "(source_file"]
+            .iter()
+            .any(|root| pattern.contains(root))
+}
+
+/// The kinds a pattern's matches start at: `(call ...)` starts at a `call`, `[(a) (b)]` at an `a`
+/// or a `b`. None when the pattern does not say (a wildcard, a string, a nested group) or names
+/// a supertype, which no node has as its kind.
+fn root_kinds(pattern: &str, supertypes: &[&str]) -> Option<Vec<String>> {
+    let kind_after_paren = |s: &str| -> Option<String> {
+        let rest = s.strip_prefix('(')?;
+        let kind: String = rest
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        (!kind.is_empty() && kind != "_" && !supertypes.contains(&kind.as_str())).then_some(kind)
+    };
+    let p = pattern.trim_start();
+    if p.starts_with('(') {
+        return kind_after_paren(p).map(|k| vec![k]);
+    }
+    let inner = p.strip_prefix('[')?;
+    // The alternatives at depth one of the brackets, each of which must name its kind.
+    let mut kinds = Vec::new();
+    let mut depth = 0i32;
+    let mut in_string = false;
+    let mut prev = ' ';
+    for (i, c) in inner.char_indices() {
+        if in_string {
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+        } else {
+            match c {
+                '"' if depth == 0 => return None,
+                '"' => in_string = true,
+                '(' | '[' => {
+                    if depth == 0 {
+                        kinds.push(kind_after_paren(&inner[i..])?);
+                    }
+                    depth += 1;
+                }
+                ')' => depth -= 1,
+                ']' if depth == 0 => return (!kinds.is_empty()).then_some(kinds),
+                ']' => depth -= 1,
+                c if depth == 0 && !c.is_whitespace() => return None,
+                _ => {}
+            }
+        }
+        prev = c;
+    }
+    None
+}
+
+/// What of a file a review keeps hits in. A match that reports on one of the added lines starts
+/// at a node that overlaps that line (the node holds the reported one), and lies within one of
+/// the top-level statements that touch the lines, unless it is the root.
+struct Region {
+    /// The text of the top-level statements that touch the lines: a match's words are in it.
+    text: String,
+    /// The kinds of the nodes that overlap a line: a match starts at one of them.
+    kinds: std::collections::HashSet<String>,
+}
+
+impl Region {
+    fn of(
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        lines: &std::collections::BTreeSet<u32>,
+    ) -> Region {
+        let root = tree.root_node();
+        let mut cursor = root.walk();
+        let mut ids = std::collections::HashSet::new();
+        let mut region = Region {
+            text: String::new(),
+            kinds: std::collections::HashSet::new(),
+        };
+        for child in root.children(&mut cursor) {
+            let (start, end) = (
+                child.start_position().row as u32 + 1,
+                child.end_position().row as u32 + 1,
+            );
+            if lines.range(start..=end).next().is_none() {
+                continue;
+            }
+            region.text.push_str(&src[child.byte_range()]);
+            region.text.push('\n');
+            // The nodes of the statement that overlap a line (a node ending at the start of the
+            // next line counts too: more kinds only select more patterns).
+            let mut stack = vec![child];
+            while let Some(node) = stack.pop() {
+                let (start, end) = (
+                    node.start_position().row as u32 + 1,
+                    node.end_position().row as u32 + 1,
+                );
+                if lines.range(start..=end).next().is_none() {
+                    continue;
+                }
+                ids.insert(node.kind_id());
+                let mut c = node.walk();
+                stack.extend(node.children(&mut c));
+            }
+        }
+        let grammar = lang.grammar();
+        region.kinds = ids
+            .into_iter()
+            .filter_map(|id| grammar.node_kind_for_id(id).map(str::to_string))
+            .collect();
+        region
     }
 }
 
@@ -281,7 +495,8 @@ fn compile_together<'q>(
 /// Removed-check rules' sink queries are combined apart: they run only on changes that delete.
 pub struct RuleSet {
     pub(super) compiled: Vec<Compiled>,
-    by_lang: HashMap<Language, LangRules>,
+    /// Built on a grammar's first file: a review of one Python file never reads the Go rules.
+    by_lang: HashMap<Language, std::sync::OnceLock<LangRules>>,
     combined_removed: CombinedByLanguage,
 }
 
@@ -333,17 +548,10 @@ impl RuleSet {
                 .iter()
                 .map(|w| parse_condition(&rule.id, w))
                 .collect::<Result<Vec<_>>>()?;
-            let regex_field = |name: &str, v: &Option<String>| -> Result<Option<LazyRegex>> {
-                v.as_deref()
-                    .map(|p| {
-                        LazyRegex::checked(p)
-                            .map_err(|e| anyhow!("rule {}: bad `{name}` regex: {e}", rule.id))
-                    })
-                    .transpose()
-            };
-            let removed = regex_field("removed", &rule.removed)?;
-            let sink = regex_field("sink", &rule.sink)?;
-            let removed_unless = regex_field("removed_unless", &rule.removed_unless)?;
+            let lazy = |v: &Option<String>| v.as_deref().map(LazyRegex::new);
+            let removed = lazy(&rule.removed);
+            let sink = lazy(&rule.sink);
+            let removed_unless = lazy(&rule.removed_unless);
             compiled.push(Compiled {
                 rule,
                 langs,
@@ -353,19 +561,15 @@ impl RuleSet {
                 sink,
             });
         }
-        let slots = || {
+        fn slots<T>() -> HashMap<Language, std::sync::OnceLock<T>> {
             Language::ALL
                 .into_iter()
                 .map(|l| (l, std::sync::OnceLock::new()))
                 .collect()
-        };
-        let by_lang = Language::ALL
-            .into_iter()
-            .map(|l| (l, LangRules::new(&compiled, l)))
-            .collect();
+        }
         Ok(RuleSet {
             compiled,
-            by_lang,
+            by_lang: slots(),
             combined_removed: slots(),
         })
     }
@@ -456,7 +660,37 @@ impl RuleSet {
         tree: &Tree,
         disabled: &[String],
     ) -> Vec<RuleHit> {
-        let Some(combined) = self.by_lang[&lang].query_for(lang, src) else {
+        self.run_selected(lang, src, tree, disabled, None)
+    }
+
+    /// `run_except` for a review that keeps only the hits touching `lines` (the added lines):
+    /// those are exactly as `run_except` finds them; hits elsewhere may be missing. Only the
+    /// patterns whose words appear in the top-level statements around `lines` are compiled, so
+    /// that a one-line change does not pay for every rule that could match its whole file.
+    pub fn run_on_lines(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        disabled: &[String],
+        lines: &std::collections::BTreeSet<u32>,
+    ) -> Vec<RuleHit> {
+        let region = Region::of(lang, src, tree, lines);
+        self.run_selected(lang, src, tree, disabled, Some(&region))
+    }
+
+    fn run_selected(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        disabled: &[String],
+        region: Option<&Region>,
+    ) -> Vec<RuleHit> {
+        let Some(combined) = self.by_lang[&lang]
+            .get_or_init(|| LangRules::new(&self.compiled, lang))
+            .query_for(lang, src, region)
+        else {
             return Vec::new();
         };
         let analysis = Analysis::new(lang, src, tree);
@@ -707,8 +941,26 @@ fn line_of_byte(src: &str, byte: usize) -> u32 {
         + 1
 }
 
-/// Compiles a rule's query for each of its grammars and checks its report capture.
+/// Compiles a rule's regexes, its query for each of its grammars, and checks its report capture.
 fn compile_rule(rule: &Rule) -> Result<()> {
+    let fields = [
+        ("removed", &rule.removed),
+        ("sink", &rule.sink),
+        ("removed_unless", &rule.removed_unless),
+    ];
+    for (name, pattern) in fields {
+        if let Some(p) = pattern {
+            regex::Regex::new(p)
+                .map_err(|e| anyhow!("rule {}: bad `{name}` regex: {e}", rule.id))?;
+        }
+    }
+    for w in &rule.when {
+        let c = parse_condition(&rule.id, w)?;
+        if let Some(a) = c.arg.as_deref().filter(|_| c.predicate.takes_regex()) {
+            regex::Regex::new(a)
+                .map_err(|e| anyhow!("rule {}: bad regex in `{w}`: {e}", rule.id))?;
+        }
+    }
     if rule.query.trim().is_empty() {
         if rule.removed.is_none() {
             bail!("rule {}: has no query", rule.id);
@@ -773,14 +1025,6 @@ fn parse_condition(rule: &str, s: &str) -> Result<Condition> {
         Some(r) if r.starts_with('@') => (Some(r[1..].to_string()), None),
         other => (None, other),
     };
-    // The syntax only: the predicate compiles its regex on first use.
-    if let Some(a) = &arg
-        && predicate.takes_regex()
-    {
-        regex_syntax::Parser::new()
-            .parse(a)
-            .map_err(|e| anyhow!("rule {rule}: bad regex in `{s}`: {e}"))?;
-    }
     Ok(Condition {
         negate,
         predicate,
@@ -799,4 +1043,78 @@ fn collect_rule_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod region_tests {
+    use super::*;
+
+    #[test]
+    fn root_kinds_are_read_from_the_pattern_head() {
+        let st = ["expression", "primary_expression"];
+        let kinds = |p: &str| root_kinds(p, &st);
+        assert_eq!(
+            kinds("(call function: (_) @f) @sink"),
+            Some(vec!["call".into()])
+        );
+        assert_eq!(
+            kinds("[(assignment) (augmented_assignment \"+=\")] @sink"),
+            Some(vec!["assignment".into(), "augmented_assignment".into()])
+        );
+        assert_eq!(kinds("(_ (call)) @x"), None);
+        assert_eq!(kinds("((call) @c (#eq? @c \"x\"))"), None);
+        assert_eq!(kinds("[\"if\" (call)] @x"), None);
+        assert_eq!(
+            kinds("(expression) @x"),
+            None,
+            "a supertype is no node's kind"
+        );
+        assert_eq!(kinds("[(call) (primary_expression)] @x"), None);
+    }
+
+    /// On every head file of the shipped cases and a spread of line sets, the hits that touch
+    /// the lines are the same whether the rules run on the whole file or on the region.
+    #[test]
+    fn hits_on_the_lines_are_the_same_with_the_region_prefilter() {
+        let rules = RuleSet::builtin().unwrap();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cases");
+        let mut files = Vec::new();
+        let mut stack = vec![root];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if p.to_string_lossy().contains("/head/") {
+                    files.push(p);
+                }
+            }
+        }
+        let mut checked = 0;
+        for path in files {
+            let Some(lang) = crate::lang::detect(&path.to_string_lossy(), None) else {
+                continue;
+            };
+            let src = std::fs::read_to_string(&path).unwrap();
+            let mut parser = tree_sitter::Parser::new();
+            parser.set_language(&lang.grammar()).unwrap();
+            let tree = parser.parse(&src, None).unwrap();
+            let all = rules.run_except(lang, &src, &tree, &[]);
+            let n = src.lines().count() as u32;
+            for start in (1..=n).step_by(5) {
+                let lines: std::collections::BTreeSet<u32> = (start..=(start + 2).min(n)).collect();
+                let touching = |hits: Vec<RuleHit>| -> Vec<(String, u32)> {
+                    hits.into_iter()
+                        .filter(|h| (h.line..=h.end_line).any(|l| lines.contains(&l)))
+                        .map(|h| (h.rule_id, h.line))
+                        .collect()
+                };
+                let expected = touching(all.clone());
+                let got = touching(rules.run_on_lines(lang, &src, &tree, &[], &lines));
+                assert_eq!(got, expected, "{} lines {lines:?}", path.display());
+                checked += 1;
+            }
+        }
+        assert!(checked > 100, "only {checked} line sets checked");
+    }
 }
