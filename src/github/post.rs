@@ -167,6 +167,10 @@ pub struct PostRequest<'a> {
     pub demoted: &'a std::collections::HashMap<String, String>,
     /// With the `confidence` feedback action, demoted findings at or above this stay inline.
     pub demoted_min_confidence: Option<f64>,
+    /// What this review covered when it was not simply the pull request (a push reviewed
+    /// incrementally, or in full after a force-push), and the pull request's open findings: one
+    /// line of text, escaped as prose.
+    pub scope: Option<&'a str>,
 }
 
 impl PostRequest<'_> {
@@ -527,6 +531,9 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
     b.push_str(&format!(
         "{reviewed} file(s) reviewed, {skipped} not reviewed.\n"
     ));
+    if let Some(scope) = req.scope {
+        b.push_str(&format!("\n{}\n", markdown::prose_line(scope)));
+    }
 
     let elsewhere: Vec<(&Outgoing, String)> = new
         .iter()
