@@ -171,6 +171,9 @@ pub struct PostRequest<'a> {
     /// incrementally, or in full after a force-push), and the pull request's open findings: one
     /// line of text, escaped as prose.
     pub scope: Option<&'a str>,
+    /// An open critical finding on a file this review did not look at (an incremental review):
+    /// it still requests changes, as a full review that found it again would.
+    pub carried_critical: bool,
 }
 
 impl PostRequest<'_> {
@@ -262,6 +265,7 @@ impl GitHub {
             .collect();
         let event = match req.review.verdict() {
             Verdict::RequestChanges => "REQUEST_CHANGES",
+            Verdict::Comment if req.carried_critical => "REQUEST_CHANGES",
             Verdict::Comment => "COMMENT",
         };
         let mut refused_reason: Option<String> = None;

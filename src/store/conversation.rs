@@ -26,7 +26,7 @@ pub struct NewConversation {
 }
 
 /// A recorded comment and what became of it.
-#[derive(Debug, Clone, sqlx::FromRow)]
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
 pub struct Conversation {
     pub id: i64,
     pub repo: String,

@@ -238,10 +238,12 @@ async fn grounds(
         (Some(c), Some(text)) => c.line.and_then(|end| {
             let start = c.start_line.unwrap_or(end);
             let span = (finding.end_line.max(finding.line) - finding.line + 1) as u64;
+            if start < 1 || end < start {
+                return None;
+            }
             let lines: Vec<&str> = text.lines().collect();
             let window = lines.get(start as usize - 1..end as usize)?.join("\n");
-            (start >= 1
-                && end - start + 1 == span
+            (end - start + 1 == span
                 && crate::github::post::still_present(
                     &finding.fingerprint,
                     finding.key(),
@@ -303,8 +305,16 @@ async fn knowledge_store(ctx: &Context) -> Result<Arc<knowledge::Store>> {
 }
 
 impl Grounds {
-    /// Lines `from..=to` of the head text (1-based), redacted; each numbered when `numbered`.
-    fn lines(&self, from: usize, to: usize, numbered: bool, redactor: &mut Redactor) -> String {
+    /// Lines `from..=to` of the head text (1-based), each numbered when `numbered`; redacted
+    /// with `redactor` when given (text for the model is redacted once, whole, by
+    /// `thread::answer`, so that its audit counts every redaction).
+    fn lines(
+        &self,
+        from: usize,
+        to: usize,
+        numbered: bool,
+        redactor: Option<&mut Redactor>,
+    ) -> String {
         let Some(text) = &self.head_text else {
             return String::new();
         };
@@ -321,7 +331,11 @@ impl Grounds {
                 }
             })
             .collect();
-        redactor.redact(&out.join("\n"))
+        let out = out.join("\n");
+        match redactor {
+            Some(r) => r.redact(&out),
+            None => out,
+        }
     }
 
     fn span(&self) -> (u32, u32) {
@@ -398,17 +412,15 @@ impl Grounds {
 
     fn strings(&self) -> QuestionStrings {
         let (line, end) = self.span();
-        // Each text gets its own redactor pass inside `thread::answer` too; these are for the
-        // prompt only.
-        let mut r = Redactor::new();
+        // Not redacted here: `thread::answer` redacts the whole prompt before it leaves.
         QuestionStrings {
             excerpt: self.lines(
                 (line as usize).saturating_sub(EXCERPT_CONTEXT).max(1),
                 end as usize + EXCERPT_CONTEXT,
                 true,
-                &mut r,
+                None,
             ),
-            target: self.lines(line as usize, end as usize, false, &mut r),
+            target: self.lines(line as usize, end as usize, false, None),
             finding: self.finding_text(),
             guidance: self.guidance_text(),
         }
@@ -544,7 +556,12 @@ fn code_block(g: &Grounds) -> Option<String> {
         return None;
     }
     let (line, end) = g.span();
-    let code = g.lines(line as usize, end as usize, false, &mut Redactor::new());
+    let code = g.lines(
+        line as usize,
+        end as usize,
+        false,
+        Some(&mut Redactor::new()),
+    );
     (!code.trim().is_empty()).then(|| markdown::code(g.language.unwrap_or(""), &code))
 }
 
@@ -673,7 +690,7 @@ async fn fix(ctx: &Context, g: &Grounds, conv: &Conversation, pr: &PullRequest) 
     // The fix must differ from the code it replaces.
     let target = g
         .suggestible
-        .map(|(s, e)| g.lines(s as usize, e as usize, false, &mut Redactor::new()));
+        .map(|(s, e)| g.lines(s as usize, e as usize, false, Some(&mut Redactor::new())));
     let candidate =
         candidate.filter(|c| Some(c.trim_end()) != target.as_deref().map(str::trim_end));
     let outcome = match (&candidate, g.suggestible) {

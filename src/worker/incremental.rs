@@ -135,14 +135,14 @@ pub async fn scope_of(ctx: &Context, job: &Job, at: &PrRef, head: &CommitSha) ->
     else {
         return Ok(Scope::Full {
             why: Some(format!(
-                "The last reviewed head `{short}` is no longer in the repository (a force-push dropped it)"
+                "The last reviewed head {short} is no longer in the repository (a force-push dropped it)"
             )),
         });
     };
     if cmp.status == "diverged" || cmp.status == "behind" {
         return Ok(Scope::Full {
             why: Some(format!(
-                "A force-push replaced the last reviewed head `{short}` (GitHub compares it as {})",
+                "A force-push replaced the last reviewed head {short} (GitHub compares it as {})",
                 cmp.status
             )),
         });
@@ -150,7 +150,7 @@ pub async fn scope_of(ctx: &Context, job: &Job, at: &PrRef, head: &CommitSha) ->
     if cmp.files.len() >= MAX_COMPARE_FILES {
         return Ok(Scope::Full {
             why: Some(format!(
-                "{} files or more changed since the last review of `{short}`, more than GitHub compares",
+                "{} files or more changed since the last review of {short}, more than GitHub compares",
                 MAX_COMPARE_FILES
             )),
         });
@@ -217,17 +217,19 @@ pub fn summary_line(
             let total: usize = counts.values().sum();
             let n = fetched.changed_files.len();
             let revisited = fetched.revisited_files.len();
-            let mut line = format!(
-                "This review covered {n} file(s) changed since the last review of `{short}`"
-            );
+            // The issue's wording, so that people and tests can find it: "3 files changed
+            // since the last review of abc1234".
+            let mut line = format!("{} changed since the last review of {short}", n_files(n));
             if revisited > 0 {
                 line.push_str(&format!(
-                    " and {revisited} file(s) the last review could not cover"
+                    ", and {} the last review could not cover",
+                    n_files(revisited)
                 ));
             }
             line.push_str(&format!(
-                "; {} unchanged file(s) were not reviewed again. Open across the pull request: {total} finding(s) ({} critical, {} warning, {} suggestion), {untouched} of them on code this push did not touch.",
-                fetched.unchanged.len(),
+                ": this review covered only those; the other {} did not change and {} not reviewed again. Open across the pull request: {total} finding(s) ({} critical, {} warning, {} suggestion), {untouched} of them on code this push did not touch.",
+                n_files(fetched.unchanged.len()),
+                if fetched.unchanged.len() == 1 { "was" } else { "were" },
                 counts.get("critical").copied().unwrap_or(0),
                 counts.get("warning").copied().unwrap_or(0),
                 counts.get("suggestion").copied().unwrap_or(0),
@@ -235,6 +237,11 @@ pub fn summary_line(
             Some(line)
         }
     }
+}
+
+/// "1 file", "3 files".
+fn n_files(n: usize) -> String {
+    format!("{n} file{}", if n == 1 { "" } else { "s" })
 }
 
 /// What the review covered, as the store keeps it (the next push reads `not_reviewed`).

@@ -265,6 +265,9 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         incremental::Scope::Full { .. } => Vec::new(),
     };
     let scope_line = incremental::summary_line(&scope, &fetched, &review, &open);
+    let carried_critical = open
+        .iter()
+        .any(|o| o.severity == "critical" && fetched.unchanged.contains(&o.path));
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
     if lost.is_cancelled()
@@ -291,7 +294,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         &review,
         &fetched,
         &existing,
-        scope_line.as_deref(),
+        (scope_line.as_deref(), carried_critical),
     )
     .await?;
     let scope_record = incremental::record(&scope, &fetched, &review);
@@ -392,7 +395,7 @@ async fn post(
     review: &redline_core::model::Review,
     fetched: &fetch::Fetched,
     existing: &[crate::github::ReviewComment],
-    scope: Option<&str>,
+    (scope, carried_critical): (Option<&str>, bool),
 ) -> Result<Posted> {
     let mut known: HashSet<String> =
         crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
@@ -432,6 +435,7 @@ async fn post(
                 }
             },
             scope,
+            carried_critical,
         })
         .await?)
 }

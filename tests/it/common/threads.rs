@@ -11,7 +11,12 @@ pub const INSTALLATION: u64 = 42;
 /// The `pull_request_review_comment` `created` delivery for `comment` (as the fake stored it) on
 /// pull request `number`: the comment, the pull request, the repository, the installation and
 /// the sender, as GitHub sends them.
-pub fn review_comment_created(gh: &FakeGitHub, repo: &str, number: u64, comment: &Value) -> Vec<u8> {
+pub fn review_comment_created(
+    gh: &FakeGitHub,
+    repo: &str,
+    number: u64,
+    comment: &Value,
+) -> Vec<u8> {
     let v = json!({
         "action": "created",
         "comment": comment,
@@ -105,7 +110,15 @@ pub fn assert_inert(body: &str, what: &str) {
     assert!(body.chars().count() <= 65_536, "{what}: too long");
     let html = render(body);
     let lower = html.to_ascii_lowercase();
-    for tag in ["<img", "<script", "<details", "</details", "<h1", "<h2", "<iframe"] {
+    for tag in [
+        "<img",
+        "<script",
+        "<details",
+        "</details",
+        "<h1",
+        "<h2",
+        "<iframe",
+    ] {
         assert!(!lower.contains(tag), "{what}: {tag} in\n{html}");
     }
     let openers = html.matches("<!--").count();
