@@ -226,7 +226,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
                 state.count("queue_error");
             }
             state.count("enqueued");
-            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = %job.pr_number, cancelled, "review job enqueued");
+            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = %job.pr_number, cause = job.cause.as_str(), cancelled, "job enqueued");
             (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "outcome": "enqueued", "job": job.id, "cancelled": cancelled })),

@@ -502,7 +502,7 @@ fn guidance_markdown(g: &Grounds, section: Option<&str>) -> String {
             .and_then(|s| language_section(&e.body, s))
             .unwrap_or_else(|| opening(&e.body));
         out.push_str(&markdown::prose(&crate::truncate(
-            text.trim(),
+            unwrapped(text.trim()).as_str(),
             MAX_GUIDANCE_QUOTE,
         )));
         out.push('\n');
@@ -519,6 +519,38 @@ fn guidance_markdown(g: &Grounds, section: Option<&str>) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Knowledge text with each soft-wrapped paragraph (or list item) on one line: `prose` escapes
+/// line by line, so a code span wrapped over two lines would show its backticks.
+fn unwrapped(text: &str) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let (mut in_fence, mut joinable) = (false, false);
+    for line in text.lines() {
+        let t = line.trim_start();
+        let fence = t.starts_with("```") || t.starts_with("~~~");
+        if fence {
+            in_fence = !in_fence;
+        }
+        if fence || in_fence || t.is_empty() {
+            out.push(line.to_string());
+            joinable = false;
+            continue;
+        }
+        let item = t.starts_with("- ")
+            || t.starts_with("* ")
+            || t.split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()));
+        match out.last_mut() {
+            Some(last) if joinable && !item => {
+                last.push(' ');
+                last.push_str(t);
+            }
+            _ => out.push(line.to_string()),
+        }
+        joinable = true;
+    }
+    out.join("\n")
 }
 
 /// The first paragraph of an entry's text.
@@ -818,5 +850,21 @@ async fn ask(ctx: &Context, g: &Grounds, conv: &Conversation) -> Composed {
                 tokens: (0, 0),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrapped_guidance_is_joined_outside_code_blocks() {
+        let text = "Use `cursor.execute(sql,\nparams)` and bind.\n\n- one\n  more\n- two\n```python\nx = 1\ny = 2\n```";
+        assert_eq!(
+            unwrapped(text),
+            "Use `cursor.execute(sql, params)` and bind.\n\n- one more\n- two\n```python\nx = 1\ny = 2\n```"
+        );
+        let md = markdown::prose(&unwrapped(text));
+        assert!(md.contains("`cursor.execute(sql, params)`"), "{md}");
     }
 }

@@ -818,8 +818,13 @@ async fn a_push_touching_one_file_reviews_that_file_and_redline_review_reviews_a
         "three findings in each of three files: {threads:?}"
     );
 
-    // The push changes f1.py only.
-    let changed = format!("{}{MORE_SQL}", head_py());
+    // The push changes f1.py only: it fixes its query and adds another one built from input.
+    let fixed = head_py().replace(
+        "db.execute(\"SELECT * FROM reports WHERE owner = '\" + name + \"'\")",
+        "db.execute(\"SELECT * FROM reports WHERE owner = ?\", (name,))",
+    );
+    assert_ne!(fixed, head_py());
+    let changed = format!("{fixed}{MORE_SQL}");
     gh.set_pr(
         REPO,
         FakePr::new(7, HEAD_2, many_files(3, Some((1, &changed)))),
@@ -873,8 +878,9 @@ async fn a_push_touching_one_file_reviews_that_file_and_redline_review_reviews_a
         "only the new finding: {summary}"
     );
     let st = stats(dir.path());
-    assert_eq!(st["acceptance"]["open"], 10, "{st:#}");
-    assert_eq!(st["acceptance"]["fixed"], 0, "{st:#}");
+    // f1.py's old query is settled as fixed; the rest stays open, with the new one.
+    assert_eq!(st["acceptance"]["open"], 9, "{st:#}");
+    assert_eq!(st["acceptance"]["fixed"], 1, "{st:#}");
 
     // `/redline review` reviews everything again.
     let comment = gh.add_issue_comment(REPO, 7, "alice", "OWNER", "/redline review");
@@ -899,9 +905,139 @@ async fn a_push_touching_one_file_reviews_that_file_and_redline_review_reviews_a
         !summary.contains("changed since the last review"),
         "{summary}"
     );
-    assert!(summary.contains("10 already reported"), "{summary}");
+    assert!(summary.contains("9 already reported"), "{summary}");
     assert!(comments.is_empty());
     assert_eq!(gh.reviews(REPO, 7).len(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_critical_findings_on_untouched_files_keep_requesting_changes() {
+    let util = |body: &str| fake_file("app/util.py", None, Some(body));
+    let gh = FakeGitHub::start(APP_ID);
+    gh.add_installation(42, &[REPO]);
+    let reports = || fake_file("app/reports.py", Some(BASE_PY), Some(&head_py()));
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            7,
+            HEAD_1,
+            vec![reports(), util("def add(a, b):\n    return a + b\n")],
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&gh, dir.path(), &[]);
+    open_and_review(&server, dir.path(), &gh, 7, HEAD_1).await;
+
+    // The push touches only the clean file: this review finds nothing, the pull request still
+    // has three open critical findings.
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            7,
+            HEAD_2,
+            vec![reports(), util("def add(a, b):\n    return b + a\n")],
+        ),
+    );
+    let (_, _, job) = deliver_and_wait(
+        &server,
+        dir.path(),
+        "pull_request",
+        "clean-2",
+        &synchronize(HEAD_1, HEAD_2),
+    )
+    .await;
+    assert_eq!(job.unwrap()["status"], "done");
+    let (summary, state, comments) = summary_of_last_review(&gh);
+    assert!(summary.contains("No findings."), "{summary}");
+    assert!(
+        summary.contains("Open across the pull request: 3 finding(s) (3 critical"),
+        "{summary}"
+    );
+    assert_eq!(state, "CHANGES_REQUESTED", "{summary}");
+    assert!(comments.is_empty());
+}
+
+/// A file whose pull request diff has two hunks far apart: a SQL query built from input near
+/// the top, a shell command built from input at the end; `tail` ends the shell function.
+fn two_hunks(tail: &str) -> (String, String) {
+    let head = "import sqlite3\nimport subprocess\n\nfrom flask import request\n\n\ndef connect():\n    return sqlite3.connect(\"app.db\")\n";
+    let filler: String = (0..12)
+        .map(|i| format!("\n\ndef helper_{i}():\n    return {i}\n"))
+        .collect();
+    let sql = "\n\ndef report():\n    name = request.args.get(\"name\")\n    db = connect()\n    return db.execute(\"SELECT * FROM reports WHERE owner = '\" + name + \"'\").fetchall()\n";
+    let shell = format!(
+        "\n\ndef export():\n    target = request.args.get(\"target\")\n    subprocess.run(\"tar czf /tmp/out.tgz \" + target, shell=True)\n    {tail}\n"
+    );
+    (
+        format!("{head}{filler}"),
+        format!("{head}{sql}{filler}{shell}"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn within_a_changed_file_only_the_hunks_a_push_touched_are_reviewed() {
+    let (base, head1) = two_hunks("return \"ok\"");
+    let (_, head2) = two_hunks("return \"done\"");
+    let gh = FakeGitHub::start(APP_ID);
+    gh.add_installation(42, &[REPO]);
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            7,
+            HEAD_1,
+            vec![fake_file("app/export.py", Some(&base), Some(&head1))],
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&gh, dir.path(), &[]);
+    let threads = open_and_review(&server, dir.path(), &gh, 7, HEAD_1).await;
+    assert_eq!(
+        threads.len(),
+        2,
+        "the query and the shell command: {threads:?}"
+    );
+    let (summary, _, _) = summary_of_last_review(&gh);
+    assert!(
+        summary.contains("2 critical · 0 warning · 0 suggestion. "),
+        "{summary}"
+    );
+
+    // The push changes the shell function's last line: the query's hunk is not looked at.
+    gh.set_pr(
+        REPO,
+        FakePr::new(
+            7,
+            HEAD_2,
+            vec![fake_file("app/export.py", Some(&base), Some(&head2))],
+        ),
+    );
+    let (_, _, job) = deliver_and_wait(
+        &server,
+        dir.path(),
+        "pull_request",
+        "hunk-2",
+        &synchronize(HEAD_1, HEAD_2),
+    )
+    .await;
+    let job = job.unwrap();
+    assert!(
+        job["outcome"]
+            .as_str()
+            .unwrap()
+            .contains("incremental since 1111111111: 1 of 1 file(s)"),
+        "{job:#}"
+    );
+    let (summary, state, comments) = summary_of_last_review(&gh);
+    assert!(
+        summary.contains("1 critical · 0 warning · 0 suggestion (1 already reported"),
+        "only the shell command's hunk: {summary}"
+    );
+    assert!(
+        summary.contains("Open across the pull request: 2 finding(s)"),
+        "{summary}"
+    );
+    assert_eq!(state, "CHANGES_REQUESTED");
+    assert!(comments.is_empty(), "nothing new");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1043,4 +1179,62 @@ async fn measure_a_push_touching_one_file_of_ten_incremental_vs_full() {
             wall.as_millis()
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgresql_a_comment_is_answered_once_and_ignore_is_recorded() {
+    let pg = crate::common::services::TempPg::start();
+    let gh = github_with_pr();
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&gh, dir.path(), &[("REDLINE_DATABASE_URL", &pg.url)]);
+    let addr = server.addr.clone().unwrap();
+    let (status, answer) = deliver_signed(&addr, "pull_request", "pg-open", &opened()).await;
+    assert_eq!(status, 202, "{answer}");
+    wait_job_ended(&server, answer["job"].as_i64().unwrap(), 60).await;
+    let shell = gh
+        .review_comments(REPO, 7)
+        .iter()
+        .find(|c| c["line"] == 21)
+        .and_then(|c| c["id"].as_u64())
+        .expect("the shell command's thread");
+
+    let comment = gh.add_reply(
+        REPO,
+        7,
+        shell,
+        "alice",
+        "OWNER",
+        "/redline ignore validated upstream",
+    );
+    let body = review_comment_created(&gh, REPO, 7, &comment);
+    let event = "pull_request_review_comment";
+    let (status, first) = deliver_signed(&addr, event, "pg-r1", &body).await;
+    assert_eq!(status, 202, "{first}");
+    let (status, other) = deliver_signed(&addr, event, "pg-r2", &body).await;
+    assert_eq!(
+        (status, other["outcome"].as_str()),
+        (200, Some("duplicate comment: already answered or queued"))
+    );
+    wait_job_ended(&server, first["job"].as_i64().unwrap(), 60).await;
+    let body = only_answer(&gh, 7, shell);
+    assert!(
+        body.contains("Dismissed, with the reason: validated upstream"),
+        "{body}"
+    );
+    let js = jobs_in(&pg.url);
+    let reply = js
+        .iter()
+        .find(|j| j["cause"] == "reply")
+        .expect("the reply job");
+    assert_eq!(reply["status"], "done", "{reply:#}");
+    assert_eq!(reply["conversation"]["outcome"], "dismissed");
+    assert_eq!(reply["conversation"]["argument"], "validated upstream");
+    assert_eq!(js.iter().filter(|j| j["cause"] == "reply").count(), 1);
+    let out = crate::common::redline()
+        .args(["stats", "--format", "json"])
+        .env("REDLINE_DATABASE_URL", &pg.url)
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["acceptance"]["dismissed"], 1, "{v:#}");
 }
