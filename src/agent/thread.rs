@@ -13,7 +13,7 @@ use async_openai::types::chat::{
     ChatCompletionRequestSystemMessageArgs, ChatCompletionRequestUserMessageArgs,
     CreateChatCompletionRequestArgs,
 };
-use redline_core::config::{LlmPolicy, Loaded};
+use redline_core::config::Loaded;
 use redline_core::redact::Redactor;
 use sha2::{Digest, Sha256};
 
@@ -69,23 +69,9 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct NotAsked(pub String);
 
-/// The endpoints `repo`'s policy lets its code go to, or why none.
-pub fn allowed(llm: &LlmConfig, repo: &Loaded) -> Result<LlmConfig, NotAsked> {
-    let mut llm = llm.clone();
-    match repo.config.llm {
-        LlmPolicy::Off => Err(NotAsked(
-            "this repository's .redline.toml sets llm = \"off\"".into(),
-        )),
-        LlmPolicy::LocalOnly => {
-            llm.endpoints.retain(|e| e.local);
-            if llm.endpoints.is_empty() {
-                Err(NotAsked("this repository's .redline.toml sets llm = \"local-only\" and no configured endpoint is local".into()))
-            } else {
-                Ok(llm)
-            }
-        }
-        LlmPolicy::Any => Ok(llm),
-    }
+/// The endpoints `repo`'s policy lets its code go to, or why none: the reviews' rule.
+fn allowed(llm: &LlmConfig, repo: &Loaded) -> Result<LlmConfig, NotAsked> {
+    crate::review::allowed_endpoints(llm, repo).map_err(NotAsked)
 }
 
 const SYSTEM: &str = "You are redline, a code reviewer, answering a developer's reply in the review \
