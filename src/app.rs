@@ -24,6 +24,8 @@ pub struct App {
     /// Present when this process runs workers.
     pub github: Option<Arc<GitHub>>,
     pub reviews: Arc<ReviewService>,
+    /// The LLM endpoints (None: rules only), shared by reviews and answers in threads.
+    pub llm: Option<LlmConfig>,
     /// Cancelled by SIGTERM or Ctrl-C.
     pub shutdown: CancellationToken,
 }
@@ -54,7 +56,8 @@ impl App {
         };
         let store = Store::open(settings.database_url.expose_secret()).await?;
         let queue = open_queue(&settings, &store).await?;
-        let reviews = Arc::new(ReviewService::new(LlmConfig::from_env())?);
+        let llm = LlmConfig::from_env();
+        let reviews = Arc::new(ReviewService::new(llm.clone())?);
         if reviews.has_llm() {
             redline_core::context::tokens::warm_up();
         }
@@ -64,6 +67,7 @@ impl App {
             queue,
             github,
             reviews,
+            llm,
             shutdown: shutdown_on_signal(),
         })
     }
@@ -154,6 +158,8 @@ impl App {
                 github,
                 settings: self.settings.clone(),
                 reviews: self.reviews.clone(),
+                llm: self.llm.clone(),
+                knowledge: tokio::sync::OnceCell::new(),
             }),
             n,
         ))

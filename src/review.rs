@@ -166,8 +166,12 @@ impl ReviewService {
     }
 }
 
-/// The endpoints the repository's `llm` policy lets its code go to, or why none.
-fn allowed_endpoints(llm: &LlmConfig, repo: &config::Loaded) -> Result<LlmConfig, String> {
+/// The endpoints the repository's `llm` policy lets its code go to, or why none (reviews, and
+/// answers in review threads: one policy).
+pub(crate) fn allowed_endpoints(
+    llm: &LlmConfig,
+    repo: &config::Loaded,
+) -> Result<LlmConfig, String> {
     let mut llm = llm.clone();
     match repo.config.llm {
         LlmPolicy::Off => Err("this repository's .redline.toml sets llm = \"off\"".to_string()),

@@ -68,6 +68,11 @@ pub struct Settings {
     /// at or above `feedback_min_confidence` stay inline).
     pub feedback_action: FeedbackAction,
     pub feedback_min_confidence: f64,
+    /// The app's slug: `@slug` in a reply to one of its threads is a command, and its comments
+    /// are signed `slug[bot]`.
+    pub github_app_slug: String,
+    /// A push (`synchronize`) reviews only what changed since the last reviewed head.
+    pub incremental_review: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +124,8 @@ const KEYS: &[&str] = &[
     "feedback_dismiss_rate",
     "feedback_action",
     "feedback_min_confidence",
+    "github_app_slug",
+    "incremental_review",
 ];
 
 /// The settings as the sources give them: every value optional, read leniently (a variable is
@@ -196,6 +203,10 @@ struct Raw {
     feedback_action: Option<String>,
     #[serde(default, deserialize_with = "lenient::fraction")]
     feedback_min_confidence: Option<f64>,
+    #[serde(default, deserialize_with = "lenient::text")]
+    github_app_slug: Option<String>,
+    #[serde(default, deserialize_with = "lenient::flag")]
+    incremental_review: Option<bool>,
 }
 
 impl Settings {
@@ -377,6 +388,22 @@ impl Raw {
                 bail!("REDLINE_FEEDBACK_ACTION must be `summary` or `confidence` (got `{other}`)")
             }
         };
+        let github_app_slug = self
+            .github_app_slug
+            .as_deref()
+            .unwrap_or("redline")
+            .trim()
+            .trim_start_matches('@')
+            .to_string();
+        if github_app_slug.is_empty()
+            || !github_app_slug
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "REDLINE_GITHUB_APP_SLUG must be the app's slug (letters, digits, `-`), got `{github_app_slug}`"
+            );
+        }
         let max_attempts = self.max_attempts.unwrap_or(3);
         if max_attempts == 0 {
             bail!("REDLINE_MAX_ATTEMPTS must be at least 1");
@@ -422,6 +449,8 @@ impl Raw {
             feedback_dismiss_rate: self.feedback_dismiss_rate.unwrap_or(0.6),
             feedback_action,
             feedback_min_confidence: self.feedback_min_confidence.unwrap_or(0.85),
+            github_app_slug,
+            incremental_review: self.incremental_review.unwrap_or(true),
         })
     }
 }

@@ -18,6 +18,7 @@ mod file;
 pub mod parse;
 mod prompts;
 mod settings;
+pub mod thread;
 pub mod tools;
 mod validate;
 mod verify;

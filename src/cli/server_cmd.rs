@@ -138,6 +138,21 @@ pub async fn jobs(args: JobsArgs) -> Result<i32> {
                     v
                 })
                 .collect();
+            // A reply job's comment and answer (what left for an LLM, if anything).
+            let mut list = list;
+            for (v, j) in list.iter_mut().zip(&jobs) {
+                if j.cause == crate::store::JobCause::Reply
+                    && let Some(c) = store.conversation_for_job(j.id).await?
+                {
+                    let mut cv = serde_json::to_value(&c).unwrap_or_default();
+                    cv["audit"] = c
+                        .audit
+                        .as_deref()
+                        .and_then(|a| serde_json::from_str(a).ok())
+                        .unwrap_or(serde_json::Value::Null);
+                    v["conversation"] = cv;
+                }
+            }
             serde_json::to_string_pretty(&list)? + "\n"
         }
         JobsFormat::Text => {

@@ -48,11 +48,43 @@ pub struct ReviewComment {
     #[serde(default)]
     pub body: String,
     pub path: Option<String>,
+    /// The comment's (last) line in the pull request's current diff; None once it is outdated.
     pub line: Option<u64>,
+    /// The first line of a multi-line comment.
+    #[serde(default)]
+    pub start_line: Option<u64>,
+    /// The thread's first comment, for a reply.
+    #[serde(default)]
+    pub in_reply_to_id: Option<u64>,
     /// GitHub's reaction counts on the comment.
     #[serde(default)]
     pub reactions: Option<Reactions>,
 }
+
+/// A comment in a pull request's conversation (an issue comment).
+#[derive(Debug, Clone, Deserialize)]
+pub struct IssueComment {
+    pub id: u64,
+    #[serde(default)]
+    pub body: String,
+}
+
+/// `GET /repos/{owner}/{repo}/compare/{base}...{head}`: how `head` relates to `base` and the files
+/// that differ (at most 300; GitHub lists no more).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comparison {
+    /// `ahead`, `behind`, `identical` or `diverged`.
+    pub status: String,
+    #[serde(default)]
+    pub ahead_by: u64,
+    #[serde(default)]
+    pub behind_by: u64,
+    #[serde(default)]
+    pub files: Vec<PrFile>,
+}
+
+/// GitHub lists at most this many files of a comparison.
+pub const MAX_COMPARE_FILES: usize = 300;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Reactions {
@@ -265,6 +297,69 @@ impl GitHub {
             .await
     }
 
+    /// Answers in a review thread: a reply to its first comment `thread_id`; returns its id.
+    pub async fn reply_in_thread(
+        &self,
+        pr: &PrRef,
+        thread_id: u64,
+        body: &str,
+    ) -> Result<u64, GitHubError> {
+        let path = pr.path(&format!("/comments/{thread_id}/replies"));
+        let r = self
+            .request(
+                pr.installation,
+                Method::POST,
+                &path,
+                Some(&serde_json::json!({ "body": body })),
+            )
+            .await?;
+        created_id(&path, &r)
+    }
+
+    /// The comments of a pull request's conversation, oldest first.
+    pub async fn issue_comments(&self, pr: &PrRef) -> Result<Vec<IssueComment>, GitHubError> {
+        let first = format!(
+            "/repos/{}/issues/{}/comments?per_page=100",
+            pr.repo, pr.number
+        );
+        self.all_pages(pr.installation, first, 10_000).await
+    }
+
+    /// Comments in a pull request's conversation; returns the comment's id.
+    pub async fn comment_on_pull(&self, pr: &PrRef, body: &str) -> Result<u64, GitHubError> {
+        let path = format!("/repos/{}/issues/{}/comments", pr.repo, pr.number);
+        let r = self
+            .request(
+                pr.installation,
+                Method::POST,
+                &path,
+                Some(&serde_json::json!({ "body": body })),
+            )
+            .await?;
+        created_id(&path, &r)
+    }
+
+    /// How `head` relates to `base`, with the files that differ; None when GitHub does not know
+    /// one of the commits (404: a force-push dropped it) or cannot compare them (422).
+    pub async fn compare(
+        &self,
+        installation: InstallationId,
+        repo: &RepoName,
+        base: &CommitSha,
+        head: &CommitSha,
+    ) -> Result<Option<Comparison>, GitHubError> {
+        // The files come with the first page; one commit a page keeps the answer small.
+        let path = format!("/repos/{repo}/compare/{base}...{head}?per_page=1");
+        match self.request(installation, Method::GET, &path, None).await {
+            Ok(r) => decode(&path, &r.body).map(Some),
+            Err(GitHubError {
+                status: Some(404 | 422),
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub async fn reviews(&self, pr: &PrRef) -> Result<Vec<Review>, GitHubError> {
         self.all_pages(pr.installation, pr.path("/reviews?per_page=100"), 10_000)
             .await
@@ -341,6 +436,19 @@ impl GitHub {
         let v: Value = decode(&path, &r.body)?;
         Ok(v["id"].as_u64().unwrap_or(0))
     }
+}
+
+/// The `id` of a created object.
+fn created_id(path: &str, r: &super::Response) -> Result<u64, GitHubError> {
+    let v: Value = decode(path, &r.body)?;
+    v["id"].as_u64().ok_or_else(|| GitHubError {
+        method: Method::POST,
+        path: path.to_string(),
+        status: Some(r.status),
+        message: "the created comment has no id".into(),
+        retryable: true,
+        retry_after: None,
+    })
 }
 
 /// Percent-encodes one path segment (RFC 3986 unreserved characters stay). A segment that is

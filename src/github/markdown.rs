@@ -119,6 +119,20 @@ pub fn html_comment(content: &str) -> String {
     format!("<!-- {} -->", kept.trim().trim_end_matches('-'))
 }
 
+/// Code from a pull request shown as a fenced block (not a suggestion): verbatim, except that
+/// control characters other than tabs and line ends, and bidi controls, are shown escaped.
+pub fn code(info: &str, text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        if (c.is_control() && c != '\n' && c != '\t' && c != '\r') || is_bidi_control(c) {
+            shown.extend(c.escape_default());
+        } else {
+            shown.push(c);
+        }
+    }
+    code_block(info, &shown)
+}
+
 /// A fenced code block with a sanitised info string.
 fn code_block(info: &str, code: &str) -> String {
     let code = code.replace("\r\n", "\n").replace('\r', "\n");

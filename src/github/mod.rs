@@ -19,7 +19,10 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-pub use api::{HookDelivery, PrFile, PrRef, PullRequest, Reactions, ReviewComment};
+pub use api::{
+    Comparison, HookDelivery, IssueComment, MAX_COMPARE_FILES, PrFile, PrRef, PullRequest,
+    Reactions, ReviewComment,
+};
 
 /// A failed GitHub request.
 #[derive(Debug, thiserror::Error)]

@@ -167,6 +167,13 @@ pub struct PostRequest<'a> {
     pub demoted: &'a std::collections::HashMap<String, String>,
     /// With the `confidence` feedback action, demoted findings at or above this stay inline.
     pub demoted_min_confidence: Option<f64>,
+    /// What this review covered when it was not simply the pull request (a push reviewed
+    /// incrementally, or in full after a force-push), and the pull request's open findings: one
+    /// line of text, escaped as prose.
+    pub scope: Option<&'a str>,
+    /// An open critical finding on a file this review did not look at (an incremental review):
+    /// it still requests changes, as a full review that found it again would.
+    pub carried_critical: bool,
 }
 
 impl PostRequest<'_> {
@@ -258,6 +265,7 @@ impl GitHub {
             .collect();
         let event = match req.review.verdict() {
             Verdict::RequestChanges => "REQUEST_CHANGES",
+            Verdict::Comment if req.carried_critical => "REQUEST_CHANGES",
             Verdict::Comment => "COMMENT",
         };
         let mut refused_reason: Option<String> = None;
@@ -527,6 +535,9 @@ fn summary_body(req: &PostRequest<'_>, out: &[Outgoing], marker: &str) -> String
     b.push_str(&format!(
         "{reviewed} file(s) reviewed, {skipped} not reviewed.\n"
     ));
+    if let Some(scope) = req.scope {
+        b.push_str(&format!("\n{}\n", markdown::prose_line(scope)));
+    }
 
     let elsewhere: Vec<(&Outgoing, String)> = new
         .iter()

@@ -4,6 +4,7 @@
 //! call so that an unreachable database is a quick 503. The reconciler (`reconcile`) asks GitHub
 //! to redeliver what was refused meanwhile. The process around it is wired in `crate::app`.
 
+mod command;
 mod listen;
 mod metrics;
 mod payload;

@@ -12,6 +12,7 @@ pub enum Event {
     Ping,
     PullRequest(PullRequestEvent),
     IssueComment(IssueCommentEvent),
+    ReviewComment(ReviewCommentEvent),
     ReviewThread(ReviewThreadEvent),
     Installation(InstallationEvent),
     InstallationRepositories(InstallationRepositoriesEvent),
@@ -26,6 +27,7 @@ impl Event {
             "ping" => Event::Ping,
             "pull_request" => Event::PullRequest(typed(body)?),
             "issue_comment" => Event::IssueComment(typed(body)?),
+            "pull_request_review_comment" => Event::ReviewComment(typed(body)?),
             "pull_request_review_thread" => Event::ReviewThread(typed(body)?),
             "installation" => Event::Installation(typed(body)?),
             "installation_repositories" => Event::InstallationRepositories(typed(body)?),
@@ -132,10 +134,14 @@ fn installation_id(i: Option<&Installation>) -> Result<InstallationId, String> {
 pub struct User {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[serde(default)]
+    pub login: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct Comment {
+    #[serde(default)]
+    pub id: Option<i64>,
     #[serde(default)]
     pub body: Option<String>,
     pub user: Option<User>,
@@ -163,6 +169,20 @@ pub struct IssueCommentEvent {
 }
 
 impl IssueCommentEvent {
+    pub fn comment_id(&self) -> Result<i64, String> {
+        need(self.comment.as_ref().and_then(|c| c.id), "/comment/id")
+    }
+
+    /// The commenter's login ("" when absent).
+    pub fn login(&self) -> &str {
+        self.comment
+            .as_ref()
+            .and_then(|c| c.user.as_ref())
+            .or(self.sender.as_ref())
+            .and_then(|u| u.login.as_deref())
+            .unwrap_or("")
+    }
+
     pub fn repo(&self) -> Result<RepoName, String> {
         need(
             self.repository.as_ref().and_then(|r| r.full_name.clone()),
@@ -203,6 +223,98 @@ impl IssueCommentEvent {
             .or(self.sender.as_ref().and_then(|u| u.kind.as_deref()))
             .unwrap_or("");
         kind == "Bot"
+            || self
+                .comment
+                .as_ref()
+                .and_then(|c| c.performed_via_github_app.as_ref())
+                .is_some_and(|a| a.is_object())
+    }
+
+    /// The commenter's association with the repository (`OWNER`, `MEMBER`, ...).
+    pub fn association(&self) -> &str {
+        self.comment
+            .as_ref()
+            .and_then(|c| c.author_association.as_deref())
+            .unwrap_or("NONE")
+    }
+}
+
+/// A line comment of a pull request review, as `pull_request_review_comment` carries it.
+#[derive(Debug, Deserialize)]
+pub struct LineComment {
+    pub id: Option<i64>,
+    /// The thread's first comment, when this one is a reply.
+    #[serde(default)]
+    pub in_reply_to_id: Option<i64>,
+    #[serde(default)]
+    pub body: Option<String>,
+    pub user: Option<User>,
+    pub author_association: Option<String>,
+    #[serde(default)]
+    pub performed_via_github_app: Option<serde_json::Value>,
+}
+
+/// `pull_request_review_comment`.
+#[derive(Debug, Deserialize)]
+pub struct ReviewCommentEvent {
+    #[serde(default)]
+    pub action: String,
+    pub repository: Option<Repository>,
+    pub pull_request: Option<PullRequest>,
+    pub comment: Option<LineComment>,
+    pub sender: Option<User>,
+    pub installation: Option<Installation>,
+}
+
+impl ReviewCommentEvent {
+    pub fn repo(&self) -> Result<RepoName, String> {
+        need(
+            self.repository.as_ref().and_then(|r| r.full_name.clone()),
+            "/repository/full_name",
+        )
+    }
+
+    pub fn number(&self) -> Result<PrNumber, String> {
+        need(
+            self.pull_request.as_ref().and_then(|p| p.number),
+            "/pull_request/number",
+        )
+    }
+
+    pub fn installation(&self) -> Result<InstallationId, String> {
+        installation_id(self.installation.as_ref())
+    }
+
+    pub fn comment_id(&self) -> Result<i64, String> {
+        need(self.comment.as_ref().and_then(|c| c.id), "/comment/id")
+    }
+
+    pub fn body(&self) -> &str {
+        self.comment
+            .as_ref()
+            .and_then(|c| c.body.as_deref())
+            .unwrap_or("")
+    }
+
+    /// The commenter's login ("" when absent).
+    pub fn login(&self) -> &str {
+        self.comment
+            .as_ref()
+            .and_then(|c| c.user.as_ref())
+            .or(self.sender.as_ref())
+            .and_then(|u| u.login.as_deref())
+            .unwrap_or("")
+    }
+
+    /// Written by a bot (redline included), or posted by an app.
+    pub fn by_bot(&self) -> bool {
+        let user = self.comment.as_ref().and_then(|c| c.user.as_ref());
+        let kind = user
+            .and_then(|u| u.kind.as_deref())
+            .or(self.sender.as_ref().and_then(|u| u.kind.as_deref()))
+            .unwrap_or("");
+        kind == "Bot"
+            || self.login().ends_with("[bot]")
             || self
                 .comment
                 .as_ref()

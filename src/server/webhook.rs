@@ -6,12 +6,13 @@
 //! reconciler later has GitHub redeliver).
 
 use super::AppState;
+use super::command::{self, Command};
 use super::payload::{
     Event, InstallationEvent, InstallationRepositoriesEvent, IssueCommentEvent, PullRequestEvent,
-    ReviewThreadEvent, names, need,
+    ReviewCommentEvent, ReviewThreadEvent, names, need,
 };
 use crate::ids::{CommitSha, InstallationId, PrNumber, RepoName};
-use crate::store::{Accepted, Delivery, DeliveryPlan, JobCause, NewJob};
+use crate::store::{Accepted, Delivery, DeliveryPlan, JobCause, NewConversation, NewJob};
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -202,6 +203,19 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
             state.count("duplicate");
             reply(StatusCode::OK, "duplicate delivery: already handled")
         }
+        Accepted::SameComment => {
+            // The same comment under another delivery id: it is answered once.
+            state.count("duplicate");
+            tracing::info!(
+                delivery = delivery_id,
+                event,
+                "comment already answered or queued"
+            );
+            reply(
+                StatusCode::OK,
+                "duplicate comment: already answered or queued",
+            )
+        }
         Accepted::New {
             job: Some(job),
             cancelled,
@@ -212,7 +226,7 @@ pub async fn handle(State(state): State<Arc<AppState>>, request: Request) -> Res
                 state.count("queue_error");
             }
             state.count("enqueued");
-            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = %job.pr_number, cancelled, "review job enqueued");
+            tracing::info!(delivery = delivery_id, event, job = job.id, repo = %job.repo, pr = %job.pr_number, cause = job.cause.as_str(), cancelled, "job enqueued");
             (
                 StatusCode::ACCEPTED,
                 axum::Json(json!({ "outcome": "enqueued", "job": job.id, "cancelled": cancelled })),
@@ -242,11 +256,14 @@ async fn record(
     delivery: &Delivery,
 ) -> Result<(DeliveryPlan, Accepted), Rejection> {
     let work = async {
-        let plan = match decide(state, event).await {
+        let (plan, conversation) = match decide(state, event).await {
             Ok(p) => p,
             Err(r) => return Ok(Err(r)),
         };
-        let accepted = state.store.accept_delivery(delivery, &plan).await?;
+        let accepted = state
+            .store
+            .accept_delivery_with(delivery, &plan, conversation.as_ref())
+            .await?;
         anyhow::Ok(Ok((plan, accepted)))
     };
     match state.store_call(work).await {
@@ -301,17 +318,23 @@ fn ignored(why: &str) -> DeliveryPlan {
     }
 }
 
-/// What a delivery asks for. Errors name the missing field of a malformed payload.
-async fn decide(state: &AppState, event: Event) -> Result<DeliveryPlan, Rejection> {
-    match event {
+/// What a delivery asks for, and the comment to answer when it asks for an answer. Errors name
+/// the missing field of a malformed payload.
+async fn decide(
+    state: &AppState,
+    event: Event,
+) -> Result<(DeliveryPlan, Option<NewConversation>), Rejection> {
+    let plan = match event {
         Event::Ping => Ok(ignored("ping")),
         Event::PullRequest(p) => pull_request(state, &p).await,
-        Event::IssueComment(c) => issue_comment(state, &c).await,
+        Event::IssueComment(c) => return issue_comment(state, &c).await,
+        Event::ReviewComment(c) => return review_comment(state, &c).await,
         Event::ReviewThread(t) => review_thread(state, &t).await,
         Event::Installation(i) => installation(state, &i).await,
         Event::InstallationRepositories(i) => installation_repositories(state, &i).await,
         Event::Other(other) => Ok(ignored(&format!("event {other}"))),
-    }
+    };
+    plan.map(|p| (p, None))
 }
 
 /// `pull_request`: a new head is reviewed (and older jobs of the pull request cancelled); a
@@ -369,45 +392,181 @@ async fn pull_request(state: &AppState, p: &PullRequestEvent) -> Result<Delivery
     }
 }
 
-/// `issue_comment`: `/redline review` from someone with write access reviews the current head.
-async fn issue_comment(state: &AppState, c: &IssueCommentEvent) -> Result<DeliveryPlan, Rejection> {
+/// Whether a commenter may give commands: the repository's owner, a member of its organization
+/// or a collaborator (GitHub's `author_association`), as for `/redline review`.
+fn has_write_access(association: &str) -> bool {
+    ["OWNER", "MEMBER", "COLLABORATOR"].contains(&association)
+}
+
+/// The hidden marker on redline's own answers: a comment that carries it is never answered.
+const ANSWER_MARK: &str = "<!-- redline:answer=";
+
+/// `issue_comment`: `/redline review` from someone with write access reviews the current head;
+/// `/redline help` (or another `/redline` command, which belongs in a finding's thread) is
+/// answered on the pull request with the list of commands.
+async fn issue_comment(
+    state: &AppState,
+    c: &IssueCommentEvent,
+) -> Result<(DeliveryPlan, Option<NewConversation>), Rejection> {
+    let none = |p: DeliveryPlan| Ok((p, None));
     if c.action != "created" {
-        return Ok(ignored(&format!("issue_comment {}", c.action)));
+        return none(ignored(&format!("issue_comment {}", c.action)));
     }
     if !c.on_pull_request() {
-        return Ok(ignored("comment on an issue, not a pull request"));
+        return none(ignored("comment on an issue, not a pull request"));
     }
-    if !c.body().trim_start().starts_with("/redline review") {
-        return Ok(ignored("comment without a command"));
-    }
-    if c.by_bot() {
-        return Ok(ignored("comment by a bot or an app"));
+    let Some(cmd) = command::parse(c.body(), &state.settings.github_app_slug, false) else {
+        return none(ignored("comment without a command"));
+    };
+    if c.by_bot() || c.body().contains(ANSWER_MARK) {
+        return none(ignored("comment by a bot or an app"));
     }
     let association = c.association();
-    if !["OWNER", "MEMBER", "COLLABORATOR"].contains(&association) {
-        return Ok(ignored(&format!(
-            "`/redline review` from a user without write access ({association})"
+    if !has_write_access(association) {
+        return none(ignored(&format!(
+            "`/redline {}` from a user without write access ({association})",
+            cmd.name()
         )));
     }
     let repo = c.repo()?;
     let number = c.number()?;
     let installation = c.installation()?;
     if let Some(why) = installation_blocked(state, installation).await {
-        return Ok(ignored(&why));
+        return none(ignored(&why));
     }
-    Ok(DeliveryPlan {
-        outcome: "enqueued".into(),
-        cancel: Some((repo.clone(), number)),
-        // The comment does not name a commit: the worker reviews the current head.
-        enqueue: Some(new_job(
-            state,
-            installation,
-            &repo,
-            number,
-            CommitSha::default(),
-            JobCause::Comment,
-        )),
-    })
+    if cmd == Command::Review {
+        return none(DeliveryPlan {
+            outcome: "enqueued".into(),
+            cancel: Some((repo.clone(), number)),
+            // The comment does not name a commit: the worker reviews the current head.
+            enqueue: Some(new_job(
+                state,
+                installation,
+                &repo,
+                number,
+                CommitSha::default(),
+                JobCause::Comment,
+            )),
+        });
+    }
+    // Every other command on the pull request is answered with the list of commands (the
+    // finding commands work in a finding's thread).
+    let conversation = NewConversation {
+        repo: repo.to_string(),
+        pr_number: number.to_db(),
+        kind: "issue_comment".into(),
+        comment_id: c.comment_id()?,
+        thread_id: None,
+        command: "help".into(),
+        argument: if cmd == Command::Help {
+            String::new()
+        } else {
+            cmd.name().to_string()
+        },
+        author: c.login().to_string(),
+    };
+    Ok((
+        DeliveryPlan {
+            outcome: "enqueued: answer `help`".into(),
+            cancel: None,
+            enqueue: Some(new_job(
+                state,
+                installation,
+                &repo,
+                number,
+                CommitSha::default(),
+                JobCause::Reply,
+            )),
+        },
+        Some(conversation),
+    ))
+}
+
+/// `pull_request_review_comment`: a reply in one of redline's threads that starts with
+/// `/redline` or mentions the app, from someone with write access, is answered in the thread.
+/// Bots (redline included) and apps are never answered; other comments are conversation between
+/// people.
+async fn review_comment(
+    state: &AppState,
+    c: &ReviewCommentEvent,
+) -> Result<(DeliveryPlan, Option<NewConversation>), Rejection> {
+    let none = |p: DeliveryPlan| Ok((p, None));
+    if c.action != "created" {
+        return none(ignored(&format!(
+            "pull_request_review_comment {}",
+            c.action
+        )));
+    }
+    if c.by_bot() || c.body().contains(ANSWER_MARK) {
+        return none(ignored("comment by a bot or an app"));
+    }
+    let Some(thread) = c.comment.as_ref().and_then(|x| x.in_reply_to_id) else {
+        return none(ignored("review comment that is not a reply in a thread"));
+    };
+    let Some(cmd) = command::parse(c.body(), &state.settings.github_app_slug, true) else {
+        return none(ignored("reply without a command"));
+    };
+    let association = c.association();
+    if !has_write_access(association) {
+        return none(ignored(&format!(
+            "`{}` from a user without write access ({association})",
+            cmd.name()
+        )));
+    }
+    let repo = c.repo()?;
+    let number = c.number()?;
+    let installation = c.installation()?;
+    let comment_id = c.comment_id()?;
+    if let Some(why) = installation_blocked(state, installation).await {
+        return none(ignored(&why));
+    }
+    if cmd == Command::Review {
+        return none(DeliveryPlan {
+            outcome: "enqueued".into(),
+            cancel: Some((repo.clone(), number)),
+            enqueue: Some(new_job(
+                state,
+                installation,
+                &repo,
+                number,
+                CommitSha::default(),
+                JobCause::Comment,
+            )),
+        });
+    }
+    let finding = state
+        .store
+        .finding_by_comment(repo.as_str(), thread)
+        .await
+        .map_err(Rejection::Store)?;
+    if finding.is_none() {
+        return none(ignored("reply in a thread redline did not start"));
+    }
+    let conversation = NewConversation {
+        repo: repo.to_string(),
+        pr_number: number.to_db(),
+        kind: "review_comment".into(),
+        comment_id,
+        thread_id: Some(thread),
+        command: cmd.name().into(),
+        argument: cmd.argument().to_string(),
+        author: c.login().to_string(),
+    };
+    Ok((
+        DeliveryPlan {
+            outcome: format!("enqueued: answer `{}`", cmd.name()),
+            cancel: None,
+            enqueue: Some(new_job(
+                state,
+                installation,
+                &repo,
+                number,
+                CommitSha::default(),
+                JobCause::Reply,
+            )),
+        },
+        Some(conversation),
+    ))
 }
 
 /// `pull_request_review_thread`: a resolved thread dismisses its finding; unresolved undoes it.

@@ -20,6 +20,8 @@ pub enum JobCause {
     Merged,
     /// A `/redline review` comment: review the head as it is now.
     Comment,
+    /// A command in one of redline's review threads, or on the pull request: answer it.
+    Reply,
 }
 
 impl JobCause {
@@ -31,6 +33,7 @@ impl JobCause {
             JobCause::Synchronize => "synchronize",
             JobCause::Merged => "merged",
             JobCause::Comment => "comment",
+            JobCause::Reply => "reply",
         }
     }
 
@@ -52,6 +55,7 @@ impl TryFrom<String> for JobCause {
         match s.as_str() {
             "merged" => Ok(JobCause::Merged),
             "comment" => Ok(JobCause::Comment),
+            "reply" => Ok(JobCause::Reply),
             other => JobCause::of_action(other).ok_or_else(|| format!("unknown job cause `{s}`")),
         }
     }
@@ -481,7 +485,7 @@ impl Store {
         except: i64,
     ) -> Result<bool> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND id != $4 AND status IN ('queued', 'running', 'failed')",
+            "SELECT COUNT(*) FROM jobs WHERE repo = $1 AND pr_number = $2 AND head_sha = $3 AND id != $4 AND status IN ('queued', 'running', 'failed') AND cause != 'reply'",
         )
         .bind(repo.as_str())
         .bind(pr.to_db())

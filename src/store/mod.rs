@@ -5,6 +5,7 @@
 //! `migrations/sqlite` and `migrations/postgres` differs. The one query that must differ (claiming a
 //! job: `FOR UPDATE SKIP LOCKED` on PostgreSQL) asks `backend()`.
 
+mod conversation;
 mod jobs;
 mod outcomes;
 
@@ -16,6 +17,7 @@ use sqlx::migrate::Migrator;
 use std::collections::HashSet;
 use std::time::Duration;
 
+pub use conversation::{Conversation, LastReview, NewConversation, OpenFinding, ThreadFinding};
 pub use jobs::{Job, JobCause, JobState, JobStatus, NewJob};
 pub use outcomes::{FeedbackCount, OutcomeRow, ReviewRow, TrackedFinding};
 
@@ -155,6 +157,18 @@ impl Store {
         delivery: &Delivery,
         plan: &DeliveryPlan,
     ) -> Result<Accepted> {
+        self.accept_delivery_with(delivery, plan, None).await
+    }
+
+    /// As `accept_delivery`, and when the delivery asks redline to answer a comment, that comment
+    /// too, in the same transaction: a comment already recorded (the same comment under another
+    /// delivery id) records the delivery, enqueues nothing and returns `SameComment`.
+    pub async fn accept_delivery_with(
+        &self,
+        delivery: &Delivery,
+        plan: &DeliveryPlan,
+        conversation: Option<&NewConversation>,
+    ) -> Result<Accepted> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         // The write comes first so that SQLite takes its write lock at once (no lock upgrade).
@@ -173,10 +187,29 @@ impl Store {
             tx.rollback().await?;
             return Ok(Accepted::Duplicate);
         }
+        let mut conversation_id = None;
+        if let Some(c) = conversation {
+            match conversation::insert(&mut tx, c, &delivery.id, now).await? {
+                Some(id) => conversation_id = Some(id),
+                None => {
+                    sqlx::query("UPDATE deliveries SET outcome = $1 WHERE id = $2")
+                        .bind(format!(
+                            "ignored: comment {} is already answered or queued",
+                            c.comment_id
+                        ))
+                        .bind(&delivery.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    tx.commit().await?;
+                    return Ok(Accepted::SameComment);
+                }
+            }
+        }
         let mut cancelled = 0;
         if let Some((repo, pr)) = &plan.cancel {
+            // Answers to comments are not reviews: a push does not make them pointless.
             cancelled = sqlx::query(
-                "UPDATE jobs SET status = 'cancelled', outcome = $1, updated_at = $2 WHERE repo = $3 AND pr_number = $4 AND status IN ('queued', 'running', 'failed')",
+                "UPDATE jobs SET status = 'cancelled', outcome = $1, updated_at = $2 WHERE repo = $3 AND pr_number = $4 AND status IN ('queued', 'running', 'failed') AND cause != 'reply'",
             )
             .bind(format!("cancelled by delivery {}", delivery.id))
             .bind(now)
@@ -196,6 +229,13 @@ impl Store {
                 .bind(&delivery.id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(cid) = conversation_id {
+                sqlx::query("UPDATE conversations SET job_id = $1 WHERE id = $2")
+                    .bind(j.id)
+                    .bind(cid)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             job = Some(j);
         }
         tx.commit().await?;
@@ -310,8 +350,8 @@ impl Store {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO reviews (job_id, repo, pr_number, head_sha, verdict, summary, engine, model, prompt_version, tokens_in, tokens_out, cost_usd, latency_ms, github_review_id, audit, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id",
+            "INSERT INTO reviews (job_id, repo, pr_number, head_sha, verdict, summary, engine, model, prompt_version, tokens_in, tokens_out, cost_usd, latency_ms, github_review_id, audit, created_at, scope)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
         )
         .bind(review.job_id)
         .bind(&review.repo)
@@ -329,12 +369,13 @@ impl Store {
         .bind(review.github_review_id)
         .bind(review.audit.as_ref().map(|a| a.to_string()))
         .bind(now)
+        .bind(review.scope.as_ref().map(|a| a.to_string()))
         .fetch_one(&mut *tx)
         .await?;
         for f in findings {
             sqlx::query(
-                "INSERT INTO findings (review_id, repo, pr_number, path, line, end_line, severity, category, rule_id, guidance, confidence, source, fingerprint, placement, comment_id, created_at, code_lines)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                "INSERT INTO findings (review_id, repo, pr_number, path, line, end_line, severity, category, rule_id, guidance, confidence, source, fingerprint, placement, comment_id, created_at, code_lines, message, cwe, suggestion)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
             )
             .bind(id)
             .bind(&review.repo)
@@ -353,6 +394,9 @@ impl Store {
             .bind(f.comment_id)
             .bind(now)
             .bind(f.code_lines)
+            .bind(&f.message)
+            .bind(f.cwe.as_deref())
+            .bind(f.suggestion.as_deref())
             .execute(&mut *tx)
             .await?;
         }
@@ -476,6 +520,8 @@ pub struct DeliveryPlan {
 #[derive(Debug)]
 pub enum Accepted {
     Duplicate,
+    /// A new delivery about a comment that is already answered or queued: nothing enqueued.
+    SameComment,
     New {
         job: Option<Box<Job>>,
         cancelled: u64,
@@ -501,6 +547,8 @@ pub struct ReviewRecord {
     pub github_review_id: Option<i64>,
     /// What left for which LLM endpoint (paths, sizes, hashes, redactions).
     pub audit: Option<serde_json::Value>,
+    /// What the review covered: the whole pull request, or what changed since a head.
+    pub scope: Option<serde_json::Value>,
 }
 
 /// One finding of a stored review and where it went.
@@ -521,6 +569,10 @@ pub struct FindingRecord {
     pub comment_id: Option<i64>,
     /// Lines of code the fingerprint covers.
     pub code_lines: i64,
+    /// What the finding says, its CWE and suggested replacement (for `explain` and `fix`).
+    pub message: String,
+    pub cwe: Option<String>,
+    pub suggestion: Option<String>,
 }
 
 /// A review as `redline jobs` shows it.

@@ -8,11 +8,12 @@
 //! `status`) and the hunks of its `patch`: a name is never read back out of text, so every name git
 //! allows (a newline, a tab, quotes, non-ASCII) reaches the review as it is.
 
+use super::incremental::{Changed, Scope};
 use crate::github::{GitHub, PrFile, PrRef, PullRequest};
 use anyhow::{Result, anyhow};
 use redline_core::change::{ChangeSet, ChangedFile};
 use redline_core::diff::{FileDiff, FileStatus};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 /// Files whose text is fetched at once.
 const FETCH_CONCURRENCY: usize = 8;
@@ -30,6 +31,12 @@ pub struct Fetched {
     hunks: HashMap<String, Vec<(u32, u32)>>,
     /// Renamed files: old path to new path.
     pub renamed: HashMap<String, String>,
+    /// With an incremental scope: the pull request's files that changed since the last reviewed
+    /// head, those looked at again because the last review could not cover them, and those that
+    /// did not change (not fetched, not reviewed: their findings carry forward).
+    pub changed_files: Vec<String>,
+    pub revisited_files: Vec<String>,
+    pub unchanged: HashSet<String>,
 }
 
 impl Fetched {
@@ -102,15 +109,56 @@ fn changes_config(files: &[PrFile]) -> bool {
         .any(|f| f.filename == name || f.previous_filename.as_deref() == Some(name))
 }
 
+/// The pull request's change within `scope`: every file for a full review; for an incremental
+/// one, the files that changed since the last reviewed head, each with only the hunks that hold
+/// a changed line (GitHub accepts comments on every hunk of the pull request all the same).
 pub async fn fetch_change(
     gh: &std::sync::Arc<GitHub>,
     at: &PrRef,
     pr: &PullRequest,
     max_changed_lines: usize,
+    scope: &Scope,
 ) -> Result<Fetched> {
     let (installation, repo) = (at.installation, &at.repo);
     let head = pr.head.sha.clone();
-    let mut files = gh.pull_files(at).await?;
+    let all_files = gh.pull_files(at).await?;
+    // Comments may go on any hunk of the pull request, reviewed now or not.
+    let mut hunks = HashMap::new();
+    for f in &all_files {
+        if let Ok(d) = file_diff(f) {
+            let ranges: Vec<(u32, u32)> = d.hunks.iter().filter_map(|h| h.new_range()).collect();
+            hunks.insert(d.path().to_string(), ranges);
+        }
+    }
+    let mut files = Vec::new();
+    let mut scoped: HashMap<String, Changed> = HashMap::new();
+    let (mut changed_files, mut revisited_files) = (Vec::new(), Vec::new());
+    let mut unchanged = HashSet::new();
+    for f in &all_files {
+        match scope.of_file(f) {
+            Some(how) => {
+                if let Scope::Since {
+                    changed, revisit, ..
+                } = scope
+                {
+                    let moved = f
+                        .previous_filename
+                        .as_ref()
+                        .is_some_and(|p| changed.contains_key(p));
+                    if changed.contains_key(&f.filename) || moved {
+                        changed_files.push(f.filename.clone());
+                    } else if revisit.contains(&f.filename) {
+                        revisited_files.push(f.filename.clone());
+                    }
+                }
+                scoped.insert(f.filename.clone(), how);
+                files.push(f.clone());
+            }
+            None => {
+                unchanged.insert(f.filename.clone());
+            }
+        }
+    }
     let config_at = |sha| async move {
         let text = gh
             .file_content(installation, repo, redline_core::config::FILE_NAME, sha)
@@ -119,7 +167,7 @@ pub async fn fetch_change(
     };
     // The settings are the base's: a pull request cannot loosen its own review.
     let config_text = config_at(&pr.base.sha).await?;
-    let head_config = if changes_config(&files) {
+    let head_config = if changes_config(&all_files) {
         Some(config_at(&head).await?)
     } else {
         None
@@ -196,7 +244,6 @@ pub async fn fetch_change(
         ),
         ..ChangeSet::default()
     };
-    let mut hunks = HashMap::new();
     let renamed: HashMap<String, String> = kept
         .iter()
         .filter_map(|f| {
@@ -207,7 +254,18 @@ pub async fn fetch_change(
         .collect();
     for f in kept {
         let diff = match file_diff(&f) {
-            Ok(d) => d,
+            Ok(mut d) => {
+                if let Some(how) = scoped.get(&f.filename) {
+                    let before = d.hunks.len();
+                    d.hunks = how.keep(std::mem::take(&mut d.hunks));
+                    // Changed since the last review, but none of the pull request's hunks holds
+                    // the change (a push that reverted part of it): nothing to review here.
+                    if before > 0 && d.hunks.is_empty() {
+                        continue;
+                    }
+                }
+                d
+            }
             Err(e) => {
                 // Listed, not fatal: the rest of the pull request is still reviewed.
                 not_reviewed.push((
@@ -217,8 +275,6 @@ pub async fn fetch_change(
                 continue;
             }
         };
-        let ranges: Vec<(u32, u32)> = diff.hunks.iter().filter_map(|h| h.new_range()).collect();
-        hunks.insert(diff.path().to_string(), ranges);
         let new_content = texts.remove(diff.path());
         change.files.push(ChangedFile {
             diff,
@@ -236,6 +292,9 @@ pub async fn fetch_change(
         not_reviewed,
         hunks,
         renamed,
+        changed_files,
+        revisited_files,
+        unchanged,
     })
 }
 

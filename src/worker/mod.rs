@@ -3,7 +3,9 @@
 //! job runs; losing it (cancelled by a newer push, or taken over) stops the job before posting.
 
 mod config_change;
+mod conversation;
 mod fetch;
+mod incremental;
 mod outcomes;
 
 use crate::github::GitHub;
@@ -28,6 +30,10 @@ pub struct Context {
     pub settings: Settings,
     /// The rules, knowledge and LLM endpoints every review shares.
     pub reviews: Arc<crate::review::ReviewService>,
+    /// The LLM endpoints, for answers in review threads (None: rules and guidance only).
+    pub llm: Option<crate::llm::LlmConfig>,
+    /// The built-in knowledge, loaded on the first answer that needs it.
+    pub knowledge: tokio::sync::OnceCell<Arc<redline_core::knowledge::Store>>,
 }
 
 /// Runs `n` workers until `shutdown` is set; in-flight jobs finish (or are released when
@@ -192,6 +198,10 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     };
     let gh = &ctx.github;
     let pr = gh.pull(&at).await?;
+    if job.cause == JobCause::Reply {
+        // A comment to answer, not a review.
+        return conversation::answer_job(ctx, claim, lost, &at, &pr).await;
+    }
     if job.cause == JobCause::Merged {
         // Merged: settle what became of the posted findings; nothing is posted.
         let comments = gh.review_comments(&at).await?;
@@ -217,7 +227,9 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         Err(outcome) => return Ok(outcome),
     };
     let start = Instant::now();
-    let fetched = fetch::fetch_change(gh, &at, &pr, ctx.settings.max_changed_lines).await?;
+    // A push reviews what changed since the last reviewed head; the rest carries forward.
+    let scope = incremental::scope_of(ctx, job, &at, &head_sha).await?;
+    let fetched = fetch::fetch_change(gh, &at, &pr, ctx.settings.max_changed_lines, &scope).await?;
     if lost.is_cancelled() {
         return Ok("stopped: the job was cancelled or taken over".into());
     }
@@ -244,6 +256,18 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     }
 
     let review = run_review(ctx, &fetched, job).await?;
+    let open = match scope {
+        incremental::Scope::Since { .. } => {
+            ctx.store
+                .open_findings(job.repo.as_str(), job.pr_number.to_db())
+                .await?
+        }
+        incremental::Scope::Full { .. } => Vec::new(),
+    };
+    let scope_line = incremental::summary_line(&scope, &fetched, &review, &open);
+    let carried_critical = open
+        .iter()
+        .any(|o| o.severity == "critical" && fetched.unchanged.contains(&o.path));
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
     if lost.is_cancelled()
@@ -262,7 +286,18 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
             now.head.sha.short()
         ));
     }
-    let posted = post(ctx, job, &at, &head_sha, &review, &fetched, &existing).await?;
+    let posted = post(
+        ctx,
+        job,
+        &at,
+        &head_sha,
+        &review,
+        &fetched,
+        &existing,
+        (scope_line.as_deref(), carried_critical),
+    )
+    .await?;
+    let scope_record = incremental::record(&scope, &fetched, &review);
     if posted.already_posted {
         // An earlier attempt posted and then died, or the store failed before it recorded:
         // record it now (once), with its findings, so that jobs, stats and outcomes see it.
@@ -270,7 +305,16 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         if ctx.store.review_recorded(job.id, review_id as i64).await? {
             return Ok(format!("already posted and recorded as review {review_id}"));
         }
-        record(ctx, job, &head_sha, &review, &posted, start.elapsed()).await?;
+        record(
+            ctx,
+            job,
+            &head_sha,
+            &review,
+            &posted,
+            start.elapsed(),
+            &scope_record,
+        )
+        .await?;
         return Ok(format!(
             "already posted as review {review_id}; recorded now with {} finding(s)",
             posted.findings.len()
@@ -289,8 +333,21 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     {
         tracing::warn!(error = %e, "cannot create the check run");
     }
-    record(ctx, job, &head_sha, &review, &posted, start.elapsed()).await?;
-    Ok(outcome_line(&review, &posted, &settled))
+    record(
+        ctx,
+        job,
+        &head_sha,
+        &review,
+        &posted,
+        start.elapsed(),
+        &scope_record,
+    )
+    .await?;
+    let mut outcome = outcome_line(&review, &posted, &settled);
+    if let Some(s) = incremental::outcome(&scope, &fetched) {
+        outcome.push_str(&format!("; {s}"));
+    }
+    Ok(outcome)
 }
 
 /// The head a job reviews, or (as Err) the outcome when it reviews nothing. A `/redline review`
@@ -327,7 +384,9 @@ async fn head_to_review(
 }
 
 /// Posts the review: repeats (fingerprints already on the pull request or in the store) are
-/// left out, and rules or categories this repository mostly dismisses are held back.
+/// left out, and rules or categories this repository mostly dismisses are held back. `scope`:
+/// what the review covered, for the summary, when it was not simply the whole pull request.
+#[allow(clippy::too_many_arguments)]
 async fn post(
     ctx: &Context,
     job: &crate::store::Job,
@@ -336,6 +395,7 @@ async fn post(
     review: &redline_core::model::Review,
     fetched: &fetch::Fetched,
     existing: &[crate::github::ReviewComment],
+    (scope, carried_critical): (Option<&str>, bool),
 ) -> Result<Posted> {
     let mut known: HashSet<String> =
         crate::github::post::fingerprints_in(existing.iter().map(|c| c.body.as_str()));
@@ -374,11 +434,13 @@ async fn post(
                     Some(ctx.settings.feedback_min_confidence)
                 }
             },
+            scope,
+            carried_critical,
         })
         .await?)
 }
 
-/// Saves the review and where each finding went.
+/// Saves the review, what it covered, and where each finding went.
 async fn record(
     ctx: &Context,
     job: &crate::store::Job,
@@ -386,9 +448,11 @@ async fn record(
     review: &redline_core::model::Review,
     posted: &Posted,
     took: Duration,
+    scope: &serde_json::Value,
 ) -> Result<()> {
     let mut record = review_record(job, review, posted, took);
     record.head_sha = head_sha.to_string();
+    record.scope = Some(scope.clone());
     let findings: Vec<FindingRecord> = posted
         .findings
         .iter()
@@ -406,6 +470,9 @@ async fn record(
             placement: o.placement.kind().to_string(),
             comment_id: o.comment_id.map(|c| c as i64),
             code_lines: crate::github::post::code_lines(&o.finding) as i64,
+            message: o.finding.message.clone(),
+            cwe: o.finding.cwe.clone(),
+            suggestion: o.finding.suggestion.clone(),
         })
         .collect();
     ctx.store.save_review(&record, &findings).await?;
@@ -532,6 +599,7 @@ fn review_record(
         latency_ms: took.as_millis() as i64,
         github_review_id: posted.review_id.map(|i| i as i64),
         audit: Some(audit_of(review)),
+        scope: None,
     }
 }
 

@@ -47,8 +47,10 @@ pub async fn settle(store: &Store, gh: &GitHub, input: SettleInput<'_>) -> Resul
     // Each file's text at the head, once: from the fetched change (following a rename), else
     // from GitHub. Outer None: unknown (too large to fetch), so nothing is decided for it.
     let mut texts: HashMap<String, Option<Option<String>>> = HashMap::new();
+    // Files a push did not touch since the last review: their findings stand as they were.
+    let unchanged = |path: &str| fetched.is_some_and(|f| f.unchanged.contains(path));
     for t in &tracked {
-        if texts.contains_key(&t.path) {
+        if texts.contains_key(&t.path) || unchanged(&t.path) {
             continue;
         }
         let path = fetched
@@ -76,6 +78,7 @@ pub async fn settle(store: &Store, gh: &GitHub, input: SettleInput<'_>) -> Resul
     let short = head.short();
     for t in tracked {
         let present = match texts.get(&t.path) {
+            _ if unchanged(&t.path) => true,
             Some(Some(Some(text))) => {
                 still_present(&t.fingerprint, &t.key, &t.path, text, t.code_lines as usize)
             }

@@ -6,6 +6,7 @@ mod common;
 mod acceptance;
 mod agent;
 mod bench_cli;
+mod conversation;
 mod data_boundary;
 mod fake_github;
 mod github_app;

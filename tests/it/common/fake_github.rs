@@ -21,6 +21,16 @@
 //!   redeliver (`POST /app/hook/deliveries/{id}/attempts`: 202, then the same delivery, same
 //!   `X-GitHub-Delivery`, is sent again and logged with `redelivery: true`).
 //!
+//! - Pull requests have a history: each `set_pr` with a new head is a push on top of the previous
+//!   head, `force_push` replaces it (and may drop the old head, as garbage collection does), and
+//!   `GET /repos/{o}/{r}/compare/{base}...{head}` answers from that history (`ahead`, `behind`,
+//!   `identical` or `diverged`, the files that differ with their patches; 404 for a dropped or
+//!   unknown commit).
+//! - Review threads: `POST .../pulls/{n}/comments/{id}/replies` answers in a thread (the reply,
+//!   like GitHub's, is its own submitted review with `in_reply_to_id` set to the thread's first
+//!   comment); `add_reply` and `add_issue_comment` stand for people writing; issue comments are
+//!   listed with `GET .../issues/{n}/comments`.
+//!
 //! Deliberate differences from GitHub are noted where they happen (e.g. a `commit_id` that is not
 //! the PR's *current* head is refused, where GitHub would accept an older commit of the PR).
 
@@ -103,12 +113,33 @@ pub struct FakeFile {
     pub content: Option<String>,
     pub additions: u64,
     pub deletions: u64,
+    /// Content at the PR base (None: added); for comparisons between heads.
+    pub base: Option<String>,
 }
 
 /// A file whose patch is computed from its text at the base (`None`: added) and at the head
 /// (`None`: removed), with 3 lines of context, like GitHub's `patch` field.
 pub fn fake_file(path: &str, base: Option<&str>, head: Option<&str>) -> FakeFile {
-    let (old, new) = (base.unwrap_or(""), head.unwrap_or(""));
+    let (patch, additions, deletions) = unified_patch(base.unwrap_or(""), head.unwrap_or(""));
+    let status = match (base, head) {
+        (None, _) => "added",
+        (_, None) => "removed",
+        _ => "modified",
+    };
+    FakeFile {
+        path: path.to_string(),
+        status: status.to_string(),
+        patch,
+        content: head.map(str::to_string),
+        additions,
+        deletions,
+        base: base.map(str::to_string),
+    }
+}
+
+/// GitHub's `patch` of a change from `old` to `new` (hunks with 3 lines of context; None when
+/// nothing changed), with the counts of added and removed lines.
+fn unified_patch(old: &str, new: &str) -> (Option<String>, u64, u64) {
     let diff = similar::TextDiff::from_lines(old, new);
     let (mut additions, mut deletions) = (0u64, 0u64);
     for change in diff.iter_all_changes() {
@@ -127,23 +158,12 @@ pub fn fake_file(path: &str, base: Option<&str>, head: Option<&str>) -> FakeFile
         None => "",
     };
     let text = text.strip_suffix('\n').unwrap_or(text);
-    let status = match (base, head) {
-        (None, _) => "added",
-        (_, None) => "removed",
-        _ => "modified",
+    let patch = if text.is_empty() {
+        None
+    } else {
+        Some(text.to_string())
     };
-    FakeFile {
-        path: path.to_string(),
-        status: status.to_string(),
-        patch: if text.is_empty() {
-            None
-        } else {
-            Some(text.to_string())
-        },
-        content: head.map(str::to_string),
-        additions,
-        deletions,
-    }
+    (patch, additions, deletions)
 }
 
 struct Installation {
@@ -226,6 +246,15 @@ struct Shared {
     comments: Vec<StoredComment>,
     check_runs: Vec<StoredCheckRun>,
     issue_comments: Vec<(String, u64, Value)>,
+    /// Key: (lower-case "owner/name", sha) → the parent commit (None for a base).
+    commits: HashMap<(String, String), Option<String>>,
+    /// Key: (lower-case "owner/name", sha) → the pull request's files at that commit (None:
+    /// removed there); files not listed are as at the base.
+    trees: HashMap<(String, String), HashMap<String, Option<String>>>,
+    /// Key: (lower-case "owner/name", path) → the file at the base (None: not there).
+    base_texts: HashMap<(String, String), Option<String>>,
+    /// Commits a force-push dropped: unknown to the compare API.
+    dropped: std::collections::HashSet<(String, String)>,
     requests: Vec<Recorded>,
     rate_used: u64,
     rate_reset: u64,
@@ -290,6 +319,10 @@ impl FakeGitHub {
             comments: Vec::new(),
             check_runs: Vec::new(),
             issue_comments: Vec::new(),
+            commits: HashMap::new(),
+            trees: HashMap::new(),
+            base_texts: HashMap::new(),
+            dropped: Default::default(),
             requests: Vec::new(),
             rate_used: 0,
             rate_reset: now_secs() + 3600,
@@ -326,8 +359,52 @@ impl FakeGitHub {
     /// Creates or replaces a pull request (a push is `set_pr` with a new head sha and files).
     /// Contents of the files are stored under the head sha; those of earlier heads stay readable.
     pub fn set_pr(&self, repo: &str, pr: FakePr) {
+        self.push_pr(repo, pr, false);
+    }
+
+    /// A force-push: the pull request's new head does not descend from the old one. With
+    /// `drop_old`, the old head is gone from the repository too (as after garbage collection):
+    /// comparing with it answers 404; without, the comparison says `diverged`.
+    pub fn force_push(&self, repo: &str, pr: FakePr, drop_old: bool) {
+        let old = self.pr_head(repo, pr.number);
+        self.push_pr(repo, pr, true);
+        if let (true, Some(old)) = (drop_old, old) {
+            lock(&self.state)
+                .dropped
+                .insert((repo.to_ascii_lowercase(), old));
+        }
+    }
+
+    fn push_pr(&self, repo: &str, pr: FakePr, force: bool) {
         let key = repo.to_ascii_lowercase();
         let mut s = lock(&self.state);
+        // The history: a push puts the new head on top of the previous one.
+        let previous = s
+            .prs
+            .get(&(key.clone(), pr.number))
+            .map(|e| e.pr.head_sha.clone());
+        let parent = match previous {
+            Some(p) if p != pr.head_sha && !force => p,
+            _ => pr.base_sha.clone(),
+        };
+        if parent != pr.head_sha {
+            s.commits
+                .insert((key.clone(), pr.head_sha.clone()), Some(parent));
+        }
+        s.commits
+            .entry((key.clone(), pr.base_sha.clone()))
+            .or_insert(None);
+        let tree: HashMap<String, Option<String>> = pr
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.content.clone()))
+            .collect();
+        s.trees.insert((key.clone(), pr.head_sha.clone()), tree);
+        for f in &pr.files {
+            s.base_texts
+                .entry((key.clone(), f.path.clone()))
+                .or_insert_with(|| f.base.clone());
+        }
         for f in &pr.files {
             if let Some(c) = &f.content {
                 s.contents.insert(
@@ -545,6 +622,69 @@ impl FakeGitHub {
             let total = r["total_count"].as_u64().unwrap_or(0);
             r["total_count"] = Value::from(total + 1);
         }
+    }
+
+    /// A person replies in a review thread (`to`: any comment of the thread): stored as GitHub
+    /// stores it, and returned in its wire format (for a `pull_request_review_comment` webhook).
+    /// A login ending in `[bot]` is a bot.
+    pub fn add_reply(
+        &self,
+        repo: &str,
+        number: u64,
+        to: u64,
+        login: &str,
+        association: &str,
+        body: &str,
+    ) -> Value {
+        let mut s = lock(&self.state);
+        let key = repo.to_ascii_lowercase();
+        let kind = if login.ends_with("[bot]") {
+            "Bot"
+        } else {
+            "User"
+        };
+        store_reply(
+            &mut s,
+            &key,
+            number,
+            to,
+            user_json(login, kind),
+            association,
+            body,
+        )
+        .expect("the comment replied to exists")
+    }
+
+    /// A person comments in a pull request's conversation; returns the comment's wire format.
+    pub fn add_issue_comment(
+        &self,
+        repo: &str,
+        number: u64,
+        login: &str,
+        association: &str,
+        body: &str,
+    ) -> Value {
+        let mut s = lock(&self.state);
+        let key = repo.to_ascii_lowercase();
+        let mut v = issue_comment_value(&mut s, &key, number, body);
+        v["user"] = user_json(login, "User");
+        v["author_association"] = json!(association);
+        s.issue_comments.push((key, number, v.clone()));
+        v
+    }
+
+    /// A pull request as `GET /repos/{o}/{r}/pulls/{n}` answers it (for webhook payloads).
+    pub fn pull_json(&self, repo: &str, number: u64) -> Value {
+        let s = lock(&self.state);
+        let key = repo.to_ascii_lowercase();
+        let entry = s.prs.get(&(key.clone(), number)).expect("the pull request");
+        pr_json(&s, &key, entry)
+    }
+
+    /// A repository's wire format (for webhook payloads).
+    pub fn repository_json(&self, repo: &str) -> Value {
+        let s = lock(&self.state);
+        repo_json(&s.base_url, &repo.to_ascii_lowercase())
     }
 
     /// Marks a review comment's thread resolved (`"resolved": true` in `review_comments()`; the
@@ -790,6 +930,15 @@ async fn repo_route(st: &St, req: &Req, repo: &str, rest: &[&str]) -> Response {
             Some(n) => create_issue_comment(st, req, repo, n),
             None => not_found(),
         },
+        ["issues", n, "comments"] if *m == Method::GET => match num(n) {
+            Some(n) => list_issue_comments(st, req, repo, n),
+            None => not_found(),
+        },
+        ["pulls", n, "comments", id, "replies"] if *m == Method::POST => match (num(n), num(id)) {
+            (Some(n), Some(id)) => create_reply(st, req, repo, n, id),
+            _ => not_found(),
+        },
+        ["compare", basehead] if *m == Method::GET => compare(st, req, repo, basehead),
         _ => not_found(),
     }
 }
@@ -2081,10 +2230,18 @@ fn create_issue_comment(st: &St, req: &Req, repo: &str, number: u64) -> Response
             DOCS_COMMENT,
         );
     }
+    let value = issue_comment_value(&mut s, repo, number, text);
+    s.issue_comments
+        .push((repo.to_string(), number, value.clone()));
+    json_resp(201, value)
+}
+
+/// A new issue comment by the bot, in GitHub's wire format.
+fn issue_comment_value(s: &mut Shared, repo: &str, number: u64, text: &str) -> Value {
     let id = s.id();
     let base = s.base_url.clone();
     let now = rfc3339(now_secs());
-    let value = json!({
+    json!({
         "id": id,
         "node_id": format!("IC_kwFake{id}"),
         "url": format!("{base}/repos/{repo}/issues/comments/{id}"),
@@ -2095,10 +2252,297 @@ fn create_issue_comment(st: &St, req: &Req, repo: &str, number: u64) -> Response
         "created_at": now,
         "updated_at": now,
         "author_association": "NONE",
+        "performed_via_github_app": null,
+    })
+}
+
+fn list_issue_comments(st: &St, req: &Req, repo: &str, number: u64) -> Response {
+    let s = lock(st);
+    if !s.prs.contains_key(&(repo.to_string(), number)) {
+        return not_found();
+    }
+    let items = s
+        .issue_comments
+        .iter()
+        .filter(|(r, n, _)| r == repo && *n == number)
+        .map(|(_, _, v)| v.clone())
+        .collect();
+    paginate(req, items)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review threads
+
+/// Stores a reply in the thread of comment `to` (the thread's first comment when `to` is itself a
+/// reply), written by `user`: like GitHub, a reply is a submitted review of its own holding one
+/// comment. None when `to` is not a comment of the pull request.
+fn store_reply(
+    s: &mut Shared,
+    repo: &str,
+    number: u64,
+    to: u64,
+    user: Value,
+    association: &str,
+    body: &str,
+) -> Option<Value> {
+    let target = s
+        .comments
+        .iter()
+        .find(|c| c.id == to && c.repo == repo && c.number == number)?
+        .value
+        .clone();
+    let root = target["in_reply_to_id"].as_u64().unwrap_or(to);
+    let review_id = s.id();
+    let id = s.id();
+    let base = s.base_url.clone();
+    let now = rfc3339(now_secs());
+    let pr_url = format!("{base}/repos/{repo}/pulls/{number}");
+    let url = format!("{base}/repos/{repo}/pulls/comments/{id}");
+    let html = format!("https://github.com/{repo}/pull/{number}#discussion_r{id}");
+    let mut value = target.clone();
+    for (k, v) in [
+        ("url", json!(url)),
+        ("id", json!(id)),
+        ("node_id", json!(format!("PRRC_kwFake{id}"))),
+        ("pull_request_review_id", json!(review_id)),
+        ("in_reply_to_id", json!(root)),
+        ("user", user.clone()),
+        ("body", json!(body)),
+        ("created_at", json!(now)),
+        ("updated_at", json!(now)),
+        ("html_url", json!(html)),
+        ("author_association", json!(association)),
+        (
+            "_links",
+            json!({"self": {"href": url}, "html": {"href": html}, "pull_request": {"href": pr_url}}),
+        ),
+        (
+            "reactions",
+            json!({"total_count": 0, "+1": 0, "-1": 0, "laugh": 0, "hooray": 0, "confused": 0, "heart": 0, "rocket": 0, "eyes": 0}),
+        ),
+    ] {
+        value[k] = v;
+    }
+    let review_html =
+        format!("https://github.com/{repo}/pull/{number}#pullrequestreview-{review_id}");
+    s.reviews.push(StoredReview {
+        id: review_id,
+        repo: repo.to_string(),
+        number,
+        value: json!({
+            "id": review_id,
+            "node_id": format!("PRR_kwFake{review_id}"),
+            "user": user,
+            "body": "",
+            "state": "COMMENTED",
+            "html_url": review_html,
+            "pull_request_url": pr_url,
+            "author_association": association,
+            "_links": {"html": {"href": review_html}, "pull_request": {"href": pr_url}},
+            "commit_id": target["commit_id"],
+            "submitted_at": now,
+        }),
     });
-    s.issue_comments
-        .push((repo.to_string(), number, value.clone()));
-    json_resp(201, value)
+    s.comments.push(StoredComment {
+        id,
+        review_id,
+        repo: repo.to_string(),
+        number,
+        value: value.clone(),
+        resolved: false,
+    });
+    Some(value)
+}
+
+/// `POST /repos/{o}/{r}/pulls/{n}/comments/{comment_id}/replies`: 201 with the reply.
+fn create_reply(st: &St, req: &Req, repo: &str, number: u64, to: u64) -> Response {
+    const DOCS_REPLY: &str =
+        "https://docs.github.com/rest/pulls/comments#create-a-reply-for-a-review-comment";
+    let mut s = lock(st);
+    if !s.prs.contains_key(&(repo.to_string(), number)) {
+        return not_found();
+    }
+    if let Some(resp) = secondary_limit(&mut s) {
+        return resp;
+    }
+    let body = req.body.clone().unwrap_or_else(|| json!({}));
+    let Some(text) = body["body"].as_str() else {
+        return invalid_request("\"body\" wasn't supplied.", DOCS_REPLY);
+    };
+    if text.chars().count() > 65536 {
+        return unprocessable("Body is too long (maximum is 65536 characters)", DOCS_REPLY);
+    }
+    match store_reply(
+        &mut s,
+        repo,
+        number,
+        to,
+        user_json(BOT_LOGIN, "Bot"),
+        "NONE",
+        text,
+    ) {
+        Some(v) => json_resp(201, v),
+        None => not_found(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Comparing commits
+
+/// The text of `path` at commit `sha`: the pull request's file at that head, else the base's.
+fn text_at(s: &Shared, repo: &str, sha: &str, path: &str) -> Option<String> {
+    if let Some(v) = s
+        .trees
+        .get(&(repo.to_string(), sha.to_string()))
+        .and_then(|t| t.get(path))
+    {
+        return v.clone();
+    }
+    s.base_texts
+        .get(&(repo.to_string(), path.to_string()))
+        .cloned()
+        .flatten()
+}
+
+/// `sha` and its ancestors, nearest first.
+fn ancestry(s: &Shared, repo: &str, sha: &str) -> Vec<String> {
+    let mut out = vec![sha.to_string()];
+    let mut at = sha.to_string();
+    while let Some(Some(parent)) = s.commits.get(&(repo.to_string(), at.clone())) {
+        if out.contains(parent) {
+            break;
+        }
+        out.push(parent.clone());
+        at = parent.clone();
+    }
+    out
+}
+
+fn commit_json(base: &str, repo: &str, sha: &str, parent: Option<&str>) -> Value {
+    json!({
+        "sha": sha,
+        "node_id": format!("C_kwFake{}", &sha[..sha.len().min(12)]),
+        "url": format!("{base}/repos/{repo}/commits/{sha}"),
+        "html_url": format!("https://github.com/{repo}/commit/{sha}"),
+        "commit": {"message": "change", "tree": {"sha": sha256_hex(sha)[..40].to_string()}},
+        "parents": parent.map(|p| vec![json!({"sha": p, "url": format!("{base}/repos/{repo}/commits/{p}")})]).unwrap_or_default(),
+    })
+}
+
+/// `GET /repos/{o}/{r}/compare/{base}...{head}`: how head relates to base, and the files that
+/// differ between their merge base and head (GitHub's three-dot comparison), with patches.
+fn compare(st: &St, req: &Req, repo: &str, basehead: &str) -> Response {
+    let s = lock(st);
+    let Some((a, b)) = basehead.split_once("...") else {
+        return not_found();
+    };
+    let key = |sha: &str| (repo.to_string(), sha.to_string());
+    let known = |sha: &str| s.commits.contains_key(&key(sha)) && !s.dropped.contains(&key(sha));
+    if !known(a) || !known(b) {
+        return not_found();
+    }
+    let from_b = ancestry(&s, repo, b);
+    let from_a = ancestry(&s, repo, a);
+    let (status, ahead_by, behind_by, merge_base) = if a == b {
+        ("identical", 0, 0, a.to_string())
+    } else if let Some(i) = from_b.iter().position(|x| x == a) {
+        ("ahead", i, 0, a.to_string())
+    } else if let Some(i) = from_a.iter().position(|x| x == b) {
+        ("behind", 0, i, b.to_string())
+    } else {
+        let mb = from_b
+            .iter()
+            .find(|x| from_a.contains(x))
+            .cloned()
+            .unwrap_or_default();
+        let ahead = from_b.iter().position(|x| *x == mb).unwrap_or(0);
+        let behind = from_a.iter().position(|x| *x == mb).unwrap_or(0);
+        ("diverged", ahead, behind, mb)
+    };
+    let mut paths: Vec<String> = [merge_base.as_str(), b]
+        .iter()
+        .filter_map(|sha| s.trees.get(&key(sha)))
+        .flat_map(|t| t.keys().cloned())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let base_url = &s.base_url;
+    let files: Vec<Value> = paths
+        .iter()
+        .filter_map(|p| {
+            let old = text_at(&s, repo, &merge_base, p);
+            let new = text_at(&s, repo, b, p);
+            if old == new {
+                return None;
+            }
+            let (patch, additions, deletions) =
+                unified_patch(old.as_deref().unwrap_or(""), new.as_deref().unwrap_or(""));
+            let status = match (&old, &new) {
+                (None, _) => "added",
+                (_, None) => "removed",
+                _ => "modified",
+            };
+            let mut v = json!({
+                "sha": sha256_hex(&format!("{p}:{}", new.as_deref().unwrap_or("")))[..40],
+                "filename": p,
+                "status": status,
+                "additions": additions,
+                "deletions": deletions,
+                "changes": additions + deletions,
+                "blob_url": format!("https://github.com/{repo}/blob/{b}/{p}"),
+                "raw_url": format!("https://github.com/{repo}/raw/{b}/{p}"),
+                "contents_url": format!("{base_url}/repos/{repo}/contents/{p}?ref={b}"),
+            });
+            if let Some(patch) = patch {
+                v["patch"] = json!(patch);
+            }
+            Some(v)
+        })
+        .take(300)
+        .collect();
+    let parent_of = |sha: &str| s.commits.get(&key(sha)).cloned().flatten();
+    let commits: Vec<Value> = from_b[..ahead_by]
+        .iter()
+        .rev()
+        .map(|c| commit_json(base_url, repo, c, parent_of(c).as_deref()))
+        .collect();
+    // Commits are paginated (`per_page`, default 250 here as on GitHub); files come with the
+    // first page only.
+    let per_page = req
+        .q("per_page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(250)
+        .min(250);
+    let page = req
+        .q("page")
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(1);
+    let page_commits: Vec<Value> = commits
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .cloned()
+        .collect();
+    json_resp(
+        200,
+        json!({
+            "url": format!("{base_url}/repos/{repo}/compare/{basehead}"),
+            "html_url": format!("https://github.com/{repo}/compare/{basehead}"),
+            "permalink_url": format!("https://github.com/{repo}/compare/{basehead}"),
+            "diff_url": format!("https://github.com/{repo}/compare/{basehead}.diff"),
+            "patch_url": format!("https://github.com/{repo}/compare/{basehead}.patch"),
+            "base_commit": commit_json(base_url, repo, a, parent_of(a).as_deref()),
+            "merge_base_commit": commit_json(base_url, repo, &merge_base, parent_of(&merge_base).as_deref()),
+            "status": status,
+            "ahead_by": ahead_by,
+            "behind_by": behind_by,
+            "total_commits": commits.len(),
+            "commits": page_commits,
+            "files": if page == 1 { Value::Array(files) } else { Value::Array(Vec::new()) },
+        }),
+    )
 }
 
 // ---------------------------------------------------------------------------------------------

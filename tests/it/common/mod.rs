@@ -4,6 +4,7 @@ pub mod app;
 pub mod fake_github;
 pub mod fake_openai;
 pub mod services;
+pub mod threads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
