@@ -302,13 +302,23 @@ impl LangRules {
                 })
                 .clone()
         };
-        if chosen == self.patterns.len()
-            || self.full.get().is_some_and(|f| f.is_some()) && chosen * 2 > self.patterns.len()
-        {
+        // Most of the set: compile it whole, once, for this file and every later one (the files
+        // of one change each need a different most-of-it).
+        if chosen * 2 > self.patterns.len() {
             return full();
         }
         let mut subsets = self.subsets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = subsets.get(&selection) {
+            return Some(q.clone());
+        }
+        // A compiled subset that holds this one finds the same hits on the lines: the patterns
+        // it adds could only report elsewhere (see `selection`).
+        let holds = |s: &Vec<bool>| s.iter().zip(&selection).all(|(has, need)| *has || !*need);
+        if let Some((_, q)) = subsets
+            .iter()
+            .filter(|(s, _)| holds(s))
+            .min_by_key(|(s, _)| s.iter().filter(|b| **b).count())
+        {
             return Some(q.clone());
         }
         if subsets.len() >= MAX_SUBSETS {
