@@ -27,6 +27,10 @@ pub struct ReviewArgs {
     /// Review uncommitted changes (working tree and index, untracked files included) against --base (default HEAD).
     #[arg(long)]
     worktree: bool,
+    /// Review the staged change (the index against HEAD): what `git commit` would record (for
+    /// pre-commit hooks).
+    #[arg(long, conflicts_with_all = ["worktree", "base", "head", "diff", "base_dir", "case_dir"])]
+    staged: bool,
     /// Folder holding the files before the change.
     #[arg(long, value_name = "DIR", requires = "head_dir", conflicts_with_all = ["worktree", "diff", "base", "head"])]
     base_dir: Option<PathBuf>,
@@ -57,6 +61,25 @@ pub struct ReviewArgs {
     /// Colour in text output.
     #[arg(long, value_enum, default_value = "auto")]
     color: ColorChoice,
+    /// Also write SARIF 2.1.0 to this file (for code scanning), whatever --format is.
+    #[arg(long, value_name = "FILE")]
+    sarif: Option<PathBuf>,
+    /// Post the review: `github` reviews the pull request of the GitHub Actions job it runs in
+    /// (GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_EVENT_PATH, GITHUB_API_URL) from the checkout at
+    /// --repo and posts one review on it. See docs/github-action.md.
+    #[arg(long, value_enum, value_name = "WHERE", conflicts_with_all = ["worktree", "staged", "base", "head", "diff", "base_dir", "case_dir"])]
+    post: Option<PostTo>,
+    /// With --post github: at most this many line comments (the rest go into the summary).
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "post")]
+    max_comments: usize,
+    /// With --post github: also create a `redline` check run (needs `checks: write`).
+    #[arg(long, requires = "post")]
+    check_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum PostTo {
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -155,7 +178,33 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         // Only an LLM review counts tokens: load the tokenizer meanwhile.
         redline_core::context::tokens::warm_up();
     }
-    let (source, root): (Source, PathBuf) = if let Some(case) = &args.case_dir {
+    // In Actions, the pull request's base and head come from the event, and the settings from
+    // the base commit (read before anything else can fail half-way).
+    let actions = match args.post {
+        Some(PostTo::Github) => Some(super::post_github::ActionsEnv::from_env()?),
+        None => None,
+    };
+    let mut base_config = None;
+    let (source, root): (Source, PathBuf) = if let Some(env) = &actions {
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+        let (base, head) = env.range(&repo)?;
+        if args.config.is_none() {
+            base_config = Some(env.config(&repo)?);
+        }
+        let mut change = change::from_git(
+            &repo,
+            &GitRange {
+                base: Some(base.clone()),
+                head: Some(head),
+            },
+        )?;
+        change.description = format!("{}#{}", env.repo, env.number);
+        change.notes.push(format!(
+            "base: merge-base of the pull request's base and head ({})",
+            &base[..base.len().min(10)]
+        ));
+        (Source::Loaded(change), repo)
+    } else if let Some(case) = &args.case_dir {
         (
             Source::Loaded(change::from_case_dir(case)?),
             case.join("head"),
@@ -179,6 +228,8 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
         let change = if args.worktree {
             change::from_worktree(&repo, args.base.as_deref())?
+        } else if args.staged {
+            change::from_staged(&repo)?
         } else {
             change::from_git(
                 &repo,
@@ -190,7 +241,10 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         };
         (Source::Loaded(change), repo)
     };
-    let loaded = config::load(Some(&root), args.config.as_deref())?;
+    let loaded = match base_config {
+        Some(l) => l,
+        None => config::load(Some(&root), args.config.as_deref())?,
+    };
     let min_severity = match args.min_severity {
         Some(SeverityArg::Critical) => Severity::Critical,
         Some(SeverityArg::Warning) => Severity::Warning,
@@ -252,6 +306,16 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         }
     };
     super::emit(args.output.as_deref(), &text)?;
+    // How the change was read, suppressions, ...: for the person at the terminal, not the report.
+    for n in &review.notes {
+        eprintln!("note: {n}");
+    }
+    let sarif_text = || -> Result<String> {
+        Ok(serde_json::to_string_pretty(&redline_core::report::sarif(&review, &rules))? + "\n")
+    };
+    if let Some(path) = &args.sarif {
+        super::emit(Some(path), &sarif_text()?)?;
+    }
     let threshold = match args.fail_on {
         FailOn::Never => None,
         FailOn::Critical => Some(Severity::Critical),
@@ -259,7 +323,116 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         FailOn::Suggestion => Some(Severity::Suggestion),
     };
     let failed = threshold.is_some_and(|t| review.findings.iter().any(|f| f.severity <= t));
-    Ok(if failed { 1 } else { 0 })
+    let code = if failed { 1 } else { 0 };
+    if let (Some(env), Source::Loaded(change)) = (&actions, &source) {
+        let options = super::post_github::PostOptions {
+            max_comments: args.max_comments,
+            check_run: args.check_run,
+        };
+        // Where the review also goes when it cannot be posted: SARIF, unless already written.
+        let sarif_elsewhere = args.sarif.is_some()
+            || (matches!(args.format, Format::Sarif)
+                && args
+                    .output
+                    .as_deref()
+                    .is_some_and(|p| p != std::path::Path::new("-")));
+        return post_to_github(env, change, &review, &options, code, || {
+            if sarif_elsewhere {
+                return Ok(None);
+            }
+            let path = super::post_github::default_sarif_path();
+            super::emit(Some(&path), &sarif_text()?)?;
+            Ok(Some(path))
+        })
+        .await;
+    }
+    Ok(code)
+}
+
+/// Posts the review from Actions and writes the job summary; when GitHub refuses (a read-only
+/// token) or posting fails, the review goes to the job summary and SARIF (`write_sarif` says
+/// where, if it wrote) and stderr says so. Returns the exit code.
+async fn post_to_github(
+    env: &super::post_github::ActionsEnv,
+    change: &ChangeSet,
+    review: &Review,
+    options: &super::post_github::PostOptions,
+    code: i32,
+    write_sarif: impl FnOnce() -> Result<Option<PathBuf>>,
+) -> Result<i32> {
+    use super::post_github::{Outcome, append_step_summary, post, step_summary};
+    let result = post(env, change, review, options).await;
+    let (status, failure) = match &result {
+        Ok(Outcome::Posted(p)) if p.already_posted => (
+            format!(
+                "Already posted on this head commit (review {}): nothing new posted.",
+                p.review_id.unwrap_or(0)
+            ),
+            None,
+        ),
+        Ok(Outcome::Posted(p)) => {
+            let inline = p
+                .findings
+                .iter()
+                .filter(|o| o.placement == crate::github::post::Placement::Inline)
+                .count();
+            let repeats = p
+                .findings
+                .iter()
+                .filter(|o| o.placement == crate::github::post::Placement::Repeat)
+                .count();
+            (
+                format!(
+                    "Posted as review {} on {}#{}: {inline} line comment(s), {repeats} finding(s) already on the pull request not repeated.",
+                    p.review_id.unwrap_or(0),
+                    env.repo,
+                    env.number
+                ),
+                None,
+            )
+        }
+        Ok(Outcome::ReadOnly(e)) => (
+            format!(
+                "Not posted: GitHub refused the review with 403 ({}){}. The findings are below and in the SARIF file.",
+                e.message,
+                if env.from_fork {
+                    "; this pull request comes from a fork, whose token is read-only"
+                } else {
+                    "; the token needs `pull-requests: write`"
+                }
+            ),
+            None,
+        ),
+        Err(e) => (
+            format!("Not posted: {}", super::one_line(&format!("{e:#}"))),
+            Some(()),
+        ),
+    };
+    let posted = matches!(result, Ok(Outcome::Posted(_)));
+    if let Some(path) = &env.step_summary {
+        append_step_summary(path, &step_summary(review, &status))?;
+    }
+    if posted {
+        eprintln!("redline: {status}");
+        return Ok(code);
+    }
+    let sarif = write_sarif()?;
+    let wrote = match (&env.step_summary, &sarif) {
+        (Some(s), Some(f)) => format!("the job summary ({}) and {}", s.display(), f.display()),
+        (Some(s), None) => format!("the job summary ({}) and the SARIF output", s.display()),
+        (None, Some(f)) => f.display().to_string(),
+        (None, None) => "the SARIF output".to_string(),
+    };
+    match (result, failure) {
+        (Err(e), Some(())) => {
+            eprintln!("redline: the review could not be posted; it is in {wrote}");
+            Err(e)
+        }
+        _ => {
+            eprintln!("redline: {status} Written to {wrote}.");
+            Ok(code)
+        }
+    }
 }
 
 /// Where a review's change is: read whole, or two folders streamed file by file.
