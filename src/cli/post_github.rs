@@ -269,20 +269,19 @@ pub fn step_summary(review: &Review, status: &str) -> String {
                 Severity::Warning => "🟠 warning",
                 Severity::Suggestion => "🔵 suggestion",
             };
-            let rule = f
-                .rule_id
-                .as_deref()
-                .map(|r| format!(" {}", markdown::code_span(r)))
-                .unwrap_or_default();
+            let mut finding = markdown::prose_line(&format!(
+                "{}: {}",
+                crate::truncate(&f.category, 80),
+                crate::truncate(f.message.trim(), 400)
+            ));
+            if let Some(r) = &f.rule_id {
+                finding.push(' ');
+                finding.push_str(&markdown::code_span(r));
+            }
             b.push_str(&format!(
-                "| {sev} | {} | {}{} |\n",
+                "| {sev} | {} | {} |\n",
                 markdown::table_cell(&markdown::code_span(&format!("{}:{}", f.path, f.line))),
-                markdown::table_cell(&markdown::prose_line(&format!(
-                    "{}: {}",
-                    crate::truncate(&f.category, 80),
-                    crate::truncate(f.message.trim(), 400)
-                ))),
-                markdown::table_cell(&rule),
+                markdown::table_cell(&finding),
             ));
         }
         b.push('\n');

@@ -361,75 +361,59 @@ async fn post_to_github(
     write_sarif: impl FnOnce() -> Result<Option<PathBuf>>,
 ) -> Result<i32> {
     use super::post_github::{Outcome, append_step_summary, post, step_summary};
+    use crate::github::post::Placement;
     let result = post(env, change, review, options).await;
-    let (status, failure) = match &result {
-        Ok(Outcome::Posted(p)) if p.already_posted => (
-            format!(
-                "Already posted on this head commit (review {}): nothing new posted.",
-                p.review_id.unwrap_or(0)
-            ),
-            None,
+    let status = match &result {
+        Ok(Outcome::Posted(p)) if p.already_posted => format!(
+            "Already posted on this head commit (review {}): nothing new posted.",
+            p.review_id.unwrap_or(0)
         ),
         Ok(Outcome::Posted(p)) => {
-            let inline = p
-                .findings
-                .iter()
-                .filter(|o| o.placement == crate::github::post::Placement::Inline)
-                .count();
-            let repeats = p
-                .findings
-                .iter()
-                .filter(|o| o.placement == crate::github::post::Placement::Repeat)
-                .count();
-            (
-                format!(
-                    "Posted as review {} on {}#{}: {inline} line comment(s), {repeats} finding(s) already on the pull request not repeated.",
-                    p.review_id.unwrap_or(0),
-                    env.repo,
-                    env.number
-                ),
-                None,
+            let count = |want: Placement| p.findings.iter().filter(|o| o.placement == want).count();
+            format!(
+                "Posted as review {} on {}#{}: {} line comment(s); {} finding(s) already on the pull request not repeated.",
+                p.review_id.unwrap_or(0),
+                env.repo,
+                env.number,
+                count(Placement::Inline),
+                count(Placement::Repeat),
             )
         }
-        Ok(Outcome::ReadOnly(e)) => (
-            format!(
-                "Not posted: GitHub refused the review with 403 ({}){}. The findings are below and in the SARIF file.",
-                e.message,
-                if env.from_fork {
-                    "; this pull request comes from a fork, whose token is read-only"
-                } else {
-                    "; the token needs `pull-requests: write`"
-                }
-            ),
-            None,
+        Ok(Outcome::ReadOnly(e)) => format!(
+            "Not posted: GitHub refused the review with 403 ({}); {}.",
+            e.message,
+            if env.from_fork {
+                "this pull request comes from a fork, whose token is read-only"
+            } else {
+                "the token needs `pull-requests: write`"
+            }
         ),
-        Err(e) => (
-            format!("Not posted: {}", super::one_line(&format!("{e:#}"))),
-            Some(()),
-        ),
+        Err(e) => format!("Not posted: {}", super::one_line(&format!("{e:#}"))),
     };
-    let posted = matches!(result, Ok(Outcome::Posted(_)));
-    if let Some(path) = &env.step_summary {
-        append_step_summary(path, &step_summary(review, &status))?;
+    // The job summary is a convenience: failing to write it does not hide the review's outcome.
+    if let Some(path) = &env.step_summary
+        && let Err(e) = append_step_summary(path, &step_summary(review, &status))
+    {
+        eprintln!("redline: {e:#}");
     }
-    if posted {
+    if let Ok(Outcome::Posted(_)) = result {
         eprintln!("redline: {status}");
         return Ok(code);
     }
     let sarif = write_sarif()?;
-    let wrote = match (&env.step_summary, &sarif) {
+    let kept_in = match (&env.step_summary, &sarif) {
         (Some(s), Some(f)) => format!("the job summary ({}) and {}", s.display(), f.display()),
         (Some(s), None) => format!("the job summary ({}) and the SARIF output", s.display()),
         (None, Some(f)) => f.display().to_string(),
         (None, None) => "the SARIF output".to_string(),
     };
-    match (result, failure) {
-        (Err(e), Some(())) => {
-            eprintln!("redline: the review could not be posted; it is in {wrote}");
+    match result {
+        Err(e) => {
+            eprintln!("redline: the review could not be posted; it is in {kept_in}");
             Err(e)
         }
         _ => {
-            eprintln!("redline: {status} Written to {wrote}.");
+            eprintln!("redline: {status} The review is in {kept_in}.");
             Ok(code)
         }
     }

@@ -465,3 +465,38 @@ fn bad_environments_fail_with_a_message_and_never_print_the_token() {
     assert!(r.stderr.contains("fetch-depth: 0"), "{}", r.stderr);
     assert!(gh.reviews(REPO, PR).is_empty());
 }
+
+#[test]
+fn a_comment_github_refuses_moves_to_the_summary_and_the_rest_is_posted() {
+    let gh = FakeGitHub::start(1);
+    let co = checkout();
+    gh.set_pr(REPO, github_pr(&co, false));
+    // GitHub refuses the whole review while it holds this comment (422).
+    gh.fail_comment_at("app/orders.py", 35);
+    let token = gh.actions_token(REPO, true);
+    let job = Job::new();
+    let event = event_file(job.temp.path(), &co, REPO);
+
+    let r = run_action(&gh, &co, &job, Some(&token), &event, &["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let found = located(&r.json());
+    assert!(
+        found.contains(&("app/orders.py".to_string(), 35)),
+        "{found:?}"
+    );
+    let reviews = gh.reviews(REPO, PR);
+    assert_eq!(reviews.len(), 1, "one review after the 422");
+    let commented = commented(&gh);
+    assert!(!commented.contains(&("app/orders.py".to_string(), 35)));
+    assert_eq!(
+        commented.len(),
+        found.len() - 1,
+        "every other finding is inline"
+    );
+    let body = reviews[0]["body"].as_str().unwrap();
+    assert!(
+        body.contains("`app/orders.py:35`") && body.contains("GitHub refused the line comment"),
+        "{body}"
+    );
+    assert!(gh.pending_reviews(REPO, PR).is_empty(), "probes cleaned up");
+}
