@@ -330,19 +330,18 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
             check_run: args.check_run,
         };
         // Where the review also goes when it cannot be posted: SARIF, unless already written.
-        let sarif_elsewhere = args.sarif.is_some()
-            || (matches!(args.format, Format::Sarif)
-                && args
-                    .output
-                    .as_deref()
-                    .is_some_and(|p| p != std::path::Path::new("-")));
+        let sarif_file = args.sarif.clone().or_else(|| {
+            args.output
+                .clone()
+                .filter(|p| matches!(args.format, Format::Sarif) && p != std::path::Path::new("-"))
+        });
         return post_to_github(env, change, &review, &options, code, || {
-            if sarif_elsewhere {
-                return Ok(None);
+            if let Some(written) = sarif_file {
+                return Ok(written);
             }
             let path = super::post_github::default_sarif_path();
             super::emit(Some(&path), &sarif_text()?)?;
-            Ok(Some(path))
+            Ok(path)
         })
         .await;
     }
@@ -350,15 +349,15 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
 }
 
 /// Posts the review from Actions and writes the job summary; when GitHub refuses (a read-only
-/// token) or posting fails, the review goes to the job summary and SARIF (`write_sarif` says
-/// where, if it wrote) and stderr says so. Returns the exit code.
+/// token) or posting fails, the review goes to the job summary and SARIF (`write_sarif` writes it
+/// unless written already, and says where) and stderr says so. Returns the exit code.
 async fn post_to_github(
     env: &super::post_github::ActionsEnv,
     change: &ChangeSet,
     review: &Review,
     options: &super::post_github::PostOptions,
     code: i32,
-    write_sarif: impl FnOnce() -> Result<Option<PathBuf>>,
+    write_sarif: impl FnOnce() -> Result<PathBuf>,
 ) -> Result<i32> {
     use super::post_github::{Outcome, append_step_summary, post, step_summary};
     use crate::github::post::Placement;
@@ -401,11 +400,9 @@ async fn post_to_github(
         return Ok(code);
     }
     let sarif = write_sarif()?;
-    let kept_in = match (&env.step_summary, &sarif) {
-        (Some(s), Some(f)) => format!("the job summary ({}) and {}", s.display(), f.display()),
-        (Some(s), None) => format!("the job summary ({}) and the SARIF output", s.display()),
-        (None, Some(f)) => f.display().to_string(),
-        (None, None) => "the SARIF output".to_string(),
+    let kept_in = match &env.step_summary {
+        Some(s) => format!("the job summary ({}) and {}", s.display(), sarif.display()),
+        None => sarif.display().to_string(),
     };
     match result {
         Err(e) => {

@@ -368,6 +368,11 @@ fn a_read_only_token_writes_the_job_summary_and_sarif_and_fails_by_fail_on() {
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
+        r.stderr.contains("out.sarif"),
+        "names the SARIF file: {}",
+        r.stderr
+    );
+    assert!(
         co.dir.path().join("out.sarif").is_file(),
         "--sarif names the file"
     );
