@@ -505,3 +505,43 @@ fn a_comment_github_refuses_moves_to_the_summary_and_the_rest_is_posted() {
     );
     assert!(gh.pending_reviews(REPO, PR).is_empty(), "probes cleaned up");
 }
+
+#[test]
+fn the_settings_are_the_base_commits_so_a_pull_request_cannot_silence_its_review() {
+    let gh = FakeGitHub::start(1);
+    let co = checkout();
+    // The pull request also adds a .redline.toml that would ignore the file it breaks.
+    let silencer = "ignore = [\"app/**\"]\n";
+    let d = co.dir.path();
+    write_files(d, &[(".redline.toml", silencer.as_bytes())]);
+    git(d, &["add", ".redline.toml"]);
+    git(d, &["commit", "-q", "-m", "quiet please"]);
+    let co = Checkout {
+        head: git(d, &["rev-parse", "HEAD"]),
+        base: co.base,
+        dir: co.dir,
+    };
+    let mut pr = github_pr(&co, false);
+    pr.files
+        .push(fake_file(".redline.toml", None, Some(silencer)));
+    gh.set_pr(REPO, pr);
+    let token = gh.actions_token(REPO, true);
+    let job = Job::new();
+    let event = event_file(job.temp.path(), &co, REPO);
+
+    let r = run_action(&gh, &co, &job, Some(&token), &event, &["--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert!(
+        located(&v).contains(&("app/orders.py".to_string(), 26)),
+        "still reviewed under the base's settings: {v:#}"
+    );
+    assert!(commented(&gh).contains(&("app/orders.py".to_string(), 26)));
+    let skipped = crate::common::skipped(&v);
+    assert!(
+        skipped
+            .iter()
+            .any(|(p, why)| p == ".redline.toml" && why.starts_with("redline configuration")),
+        "{skipped:?}"
+    );
+}
