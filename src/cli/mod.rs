@@ -6,6 +6,7 @@
 
 mod bench_cmd;
 mod knowledge_cmd;
+mod post_github;
 mod review_cmd;
 mod server_cmd;
 mod stats_cmd;

@@ -27,6 +27,10 @@ pub struct ReviewArgs {
     /// Review uncommitted changes (working tree and index, untracked files included) against --base (default HEAD).
     #[arg(long)]
     worktree: bool,
+    /// Review the staged change (the index against HEAD): what `git commit` would record (for
+    /// pre-commit hooks).
+    #[arg(long, conflicts_with_all = ["worktree", "base", "head", "diff", "base_dir", "case_dir"])]
+    staged: bool,
     /// Folder holding the files before the change.
     #[arg(long, value_name = "DIR", requires = "head_dir", conflicts_with_all = ["worktree", "diff", "base", "head"])]
     base_dir: Option<PathBuf>,
@@ -57,6 +61,25 @@ pub struct ReviewArgs {
     /// Colour in text output.
     #[arg(long, value_enum, default_value = "auto")]
     color: ColorChoice,
+    /// Also write SARIF 2.1.0 to this file (for code scanning), whatever --format is.
+    #[arg(long, value_name = "FILE")]
+    sarif: Option<PathBuf>,
+    /// Post the review: `github` reviews the pull request of the GitHub Actions job it runs in
+    /// (GITHUB_TOKEN, GITHUB_REPOSITORY, GITHUB_EVENT_PATH, GITHUB_API_URL) from the checkout at
+    /// --repo and posts one review on it. See docs/github-action.md.
+    #[arg(long, value_enum, value_name = "WHERE", conflicts_with_all = ["worktree", "staged", "base", "head", "diff", "base_dir", "case_dir"])]
+    post: Option<PostTo>,
+    /// With --post github: at most this many line comments (the rest go into the summary).
+    #[arg(long, value_name = "N", default_value_t = 20, requires = "post")]
+    max_comments: usize,
+    /// With --post github: also create a `redline` check run (needs `checks: write`).
+    #[arg(long, requires = "post")]
+    check_run: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, ValueEnum)]
+enum PostTo {
+    Github,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -155,7 +178,33 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         // Only an LLM review counts tokens: load the tokenizer meanwhile.
         redline_core::context::tokens::warm_up();
     }
-    let (source, root): (Source, PathBuf) = if let Some(case) = &args.case_dir {
+    // In Actions, the pull request's base and head come from the event, and the settings from
+    // the base commit (read before anything else can fail half-way).
+    let actions = match args.post {
+        Some(PostTo::Github) => Some(super::post_github::ActionsEnv::from_env()?),
+        None => None,
+    };
+    let mut base_config = None;
+    let (source, root): (Source, PathBuf) = if let Some(env) = &actions {
+        let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
+        let (base, head) = env.range(&repo)?;
+        if args.config.is_none() {
+            base_config = Some(env.config(&repo)?);
+        }
+        let mut change = change::from_git(
+            &repo,
+            &GitRange {
+                base: Some(base.clone()),
+                head: Some(head),
+            },
+        )?;
+        change.description = format!("{}#{}", env.repo, env.number);
+        change.notes.push(format!(
+            "base: merge-base of the pull request's base and head ({})",
+            &base[..base.len().min(10)]
+        ));
+        (Source::Loaded(change), repo)
+    } else if let Some(case) = &args.case_dir {
         (
             Source::Loaded(change::from_case_dir(case)?),
             case.join("head"),
@@ -179,6 +228,8 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         let repo = args.repo.clone().unwrap_or_else(|| PathBuf::from("."));
         let change = if args.worktree {
             change::from_worktree(&repo, args.base.as_deref())?
+        } else if args.staged {
+            change::from_staged(&repo)?
         } else {
             change::from_git(
                 &repo,
@@ -190,7 +241,10 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         };
         (Source::Loaded(change), repo)
     };
-    let loaded = config::load(Some(&root), args.config.as_deref())?;
+    let loaded = match base_config {
+        Some(l) => l,
+        None => config::load(Some(&root), args.config.as_deref())?,
+    };
     let min_severity = match args.min_severity {
         Some(SeverityArg::Critical) => Severity::Critical,
         Some(SeverityArg::Warning) => Severity::Warning,
@@ -252,6 +306,16 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         }
     };
     super::emit(args.output.as_deref(), &text)?;
+    // How the change was read, suppressions, ...: for the person at the terminal, not the report.
+    for n in &review.notes {
+        eprintln!("note: {n}");
+    }
+    let sarif_text = || -> Result<String> {
+        Ok(serde_json::to_string_pretty(&redline_core::report::sarif(&review, &rules))? + "\n")
+    };
+    if let Some(path) = &args.sarif {
+        super::emit(Some(path), &sarif_text()?)?;
+    }
     let threshold = match args.fail_on {
         FailOn::Never => None,
         FailOn::Critical => Some(Severity::Critical),
@@ -259,7 +323,97 @@ pub async fn run(args: ReviewArgs) -> Result<i32> {
         FailOn::Suggestion => Some(Severity::Suggestion),
     };
     let failed = threshold.is_some_and(|t| review.findings.iter().any(|f| f.severity <= t));
-    Ok(if failed { 1 } else { 0 })
+    let code = if failed { 1 } else { 0 };
+    if let (Some(env), Source::Loaded(change)) = (&actions, &source) {
+        let options = super::post_github::PostOptions {
+            max_comments: args.max_comments,
+            check_run: args.check_run,
+        };
+        // Where the review also goes when it cannot be posted: SARIF, unless already written.
+        let sarif_file = args.sarif.clone().or_else(|| {
+            args.output
+                .clone()
+                .filter(|p| matches!(args.format, Format::Sarif) && p != std::path::Path::new("-"))
+        });
+        return post_to_github(env, change, &review, &options, code, || {
+            if let Some(written) = sarif_file {
+                return Ok(written);
+            }
+            let path = super::post_github::default_sarif_path();
+            super::emit(Some(&path), &sarif_text()?)?;
+            Ok(path)
+        })
+        .await;
+    }
+    Ok(code)
+}
+
+/// Posts the review from Actions and writes the job summary; when GitHub refuses (a read-only
+/// token) or posting fails, the review goes to the job summary and SARIF (`write_sarif` writes it
+/// unless written already, and says where) and stderr says so. Returns the exit code.
+async fn post_to_github(
+    env: &super::post_github::ActionsEnv,
+    change: &ChangeSet,
+    review: &Review,
+    options: &super::post_github::PostOptions,
+    code: i32,
+    write_sarif: impl FnOnce() -> Result<PathBuf>,
+) -> Result<i32> {
+    use super::post_github::{Outcome, append_step_summary, post, step_summary};
+    use crate::github::post::Placement;
+    let result = post(env, change, review, options).await;
+    let status = match &result {
+        Ok(Outcome::Posted(p)) if p.already_posted => format!(
+            "Already posted on this head commit (review {}): nothing new posted.",
+            p.review_id.unwrap_or(0)
+        ),
+        Ok(Outcome::Posted(p)) => {
+            let count = |want: Placement| p.findings.iter().filter(|o| o.placement == want).count();
+            format!(
+                "Posted as review {} on {}#{}: {} line comment(s); {} finding(s) already on the pull request not repeated.",
+                p.review_id.unwrap_or(0),
+                env.repo,
+                env.number,
+                count(Placement::Inline),
+                count(Placement::Repeat),
+            )
+        }
+        Ok(Outcome::ReadOnly(e)) => format!(
+            "Not posted: GitHub refused the review with 403 ({}); {}.",
+            e.message,
+            if env.from_fork {
+                "this pull request comes from a fork, whose token is read-only"
+            } else {
+                "the token needs `pull-requests: write`"
+            }
+        ),
+        Err(e) => format!("Not posted: {}", super::one_line(&format!("{e:#}"))),
+    };
+    // The job summary is a convenience: failing to write it does not hide the review's outcome.
+    if let Some(path) = &env.step_summary
+        && let Err(e) = append_step_summary(path, &step_summary(review, &status))
+    {
+        eprintln!("redline: {e:#}");
+    }
+    if let Ok(Outcome::Posted(_)) = result {
+        eprintln!("redline: {status}");
+        return Ok(code);
+    }
+    let sarif = write_sarif()?;
+    let kept_in = match &env.step_summary {
+        Some(s) => format!("the job summary ({}) and {}", s.display(), sarif.display()),
+        None => sarif.display().to_string(),
+    };
+    match result {
+        Err(e) => {
+            eprintln!("redline: the review could not be posted; it is in {kept_in}");
+            Err(e)
+        }
+        _ => {
+            eprintln!("redline: {status} The review is in {kept_in}.");
+            Ok(code)
+        }
+    }
 }
 
 /// Where a review's change is: read whole, or two folders streamed file by file.

@@ -24,6 +24,10 @@ pub use api::{
     Reactions, ReviewComment,
 };
 
+/// The installation a client built `with_token` files its requests under (no App installation
+/// has id 0).
+pub const TOKEN_INSTALLATION: InstallationId = InstallationId(0);
+
 /// A failed GitHub request.
 #[derive(Debug, thiserror::Error)]
 #[error("GitHub {method} {path}: {}{message}", status.map(|s| format!("{s} ")).unwrap_or_default())]
@@ -135,6 +139,45 @@ impl GitHub {
             )
         })?;
         GitHub::new(app_id, &pem, api_url, write_interval)
+    }
+
+    /// A client for one given token, sent as `Authorization: Bearer` (GitHub Actions'
+    /// `GITHUB_TOKEN`, or a personal token) instead of the App's installation tokens. Requests
+    /// name the installation `TOKEN_INSTALLATION`, under which the token's client is kept, so
+    /// every call of this module (`request`, posting, check runs) works unchanged. The token never
+    /// appears in an error.
+    pub fn with_token(
+        token: secrecy::SecretString,
+        api_url: &str,
+        write_interval: Duration,
+    ) -> Result<GitHub> {
+        use secrecy::ExposeSecret;
+        // octocrab puts the token in a header and panics on a byte a header cannot carry.
+        let t = token.expose_secret();
+        if t.is_empty() || !t.bytes().all(|b| b.is_ascii_graphic()) {
+            anyhow::bail!(
+                "the GitHub token is empty or holds spaces or control characters (a header cannot carry them)"
+            );
+        }
+        let crab = Octocrab::builder()
+            .personal_token(token)
+            .base_uri(api_url)
+            .with_context(|| format!("the GitHub API URL is not a valid URL: {api_url}"))?
+            .add_retry_config(octocrab::service::middleware::retry::RetryConfig::None)
+            .set_connect_timeout(Some(Duration::from_secs(10)))
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .build()
+            .context("cannot build the GitHub client")?;
+        let shared = Arc::new(crab.clone());
+        Ok(GitHub {
+            app: crab,
+            installations: Mutex::new(HashMap::from([(TOKEN_INSTALLATION, shared)])),
+            next_write: tokio::sync::Mutex::new(HashMap::new()),
+            write_interval,
+            retry: RetryPolicy::default(),
+            limits: Mutex::new(HashMap::new()),
+            rate_remaining: AtomicI64::new(-1),
+        })
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> GitHub {

@@ -55,6 +55,19 @@ fn default_base_is_the_merge_base_with_main() {
         "{}",
         v["summary"]["notes"]
     );
+    // In text too, the note goes to stderr: stdout (pipes, --output files) has the report only.
+    let r = run_in(repo.path(), &["review"]);
+    assert!(!r.stdout.contains("note:"), "{}", r.stdout);
+    assert!(
+        !r.stdout.starts_with('\n'),
+        "no leading blank line: {:?}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains("note: base: merge-base with main"),
+        "{}",
+        r.stderr
+    );
     // On main itself, the last commit is reviewed.
     git(repo.path(), &["checkout", "-q", "main"]);
     git(repo.path(), &["merge", "-q", "feature"]);
@@ -95,6 +108,61 @@ fn worktree_includes_staged_unstaged_and_untracked_files() {
             "web/a.js:3:js.xss.inner-html"
         ]
     );
+}
+
+#[test]
+fn staged_reviews_only_the_index() {
+    let repo = repo_with(&[("app/users.py", SQLI_BASE), ("web/a.js", b"const x = 1;\n")]);
+    // Unstaged: not what the commit records.
+    write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);
+    write_files(
+        repo.path(),
+        &[(
+            "web/a.js",
+            b"const x = 1;\nfunction f(el, c) {\n  el.innerHTML = c.body;\n}\n",
+        )],
+    );
+    git(repo.path(), &["add", "web/a.js"]);
+    // Changed in the working tree after staging: the staged text is reviewed.
+    write_files(repo.path(), &[("web/a.js", b"const x = 1;\n")]);
+    let r = run_in(
+        repo.path(),
+        &[
+            "review",
+            "--staged",
+            "--format",
+            "json",
+            "--fail-on",
+            "critical",
+        ],
+    );
+    assert_eq!(
+        r.code, 1,
+        "a critical finding fails (the pre-commit hook)\n{}",
+        r.stderr
+    );
+    let got: Vec<String> = findings(&r.json())
+        .into_iter()
+        .map(|(p, l, r)| format!("{p}:{l}:{r}"))
+        .collect();
+    assert_eq!(got, vec!["web/a.js:3:js.xss.inner-html"]);
+
+    // A repository with no commit yet: the staged files against nothing.
+    let fresh = tempfile::tempdir().unwrap();
+    git(fresh.path(), &["init", "-q"]);
+    write_files(fresh.path(), &[("app/users.py", SQLI_HEAD)]);
+    git(fresh.path(), &["add", "-A"]);
+    let r = run_in(fresh.path(), &["review", "--staged", "--format", "json"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(findings(&r.json()).len(), 1);
+    // Nothing staged: no findings, exit 0.
+    git(fresh.path(), &["commit", "-qm", "first"]);
+    let r = run_in(
+        fresh.path(),
+        &["review", "--staged", "--fail-on", "critical"],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.starts_with("No findings."), "{}", r.stdout);
 }
 
 #[test]
@@ -153,7 +221,12 @@ fn every_kind_of_changed_file_is_handled_and_skips_are_listed() {
     assert_eq!(reason("keep/renamed.py"), "renamed without content changes");
     assert_eq!(reason("notes.md"), "unsupported language (.md)");
     assert_eq!(reason("latin1.py"), "not UTF-8 text");
-    assert!(reason("vendor/lib/x.py").starts_with("ignored"));
+    // An ignored file names the pattern that ignored it.
+    assert!(
+        reason("vendor/lib/x.py").starts_with("ignored by the default pattern `**/vendor/**`"),
+        "{}",
+        reason("vendor/lib/x.py")
+    );
     let mut got: Vec<String> = findings(&v)
         .into_iter()
         .map(|(p, l, r)| format!("{p}:{l}:{r}"))
@@ -353,7 +426,16 @@ fn redline_toml_ignores_disables_and_filters() {
     assert!(
         skipped(&v)
             .iter()
-            .any(|(p, r)| p == "gen/b.py" && r.starts_with("ignored"))
+            .any(|(p, r)| p == "gen/b.py" && r == "ignored by `gen/**` in .redline.toml"),
+        "{:?}",
+        skipped(&v)
+    );
+    // The configuration file in the change is configuration, not an unsupported language.
+    assert!(
+        skipped(&v).iter().any(|(p, r)| p == ".redline.toml"
+            && r == "redline configuration (.redline.toml): read as settings, not reviewed as code"),
+        "{:?}",
+        skipped(&v)
     );
     // --min-severity critical drops the warning.
     let v = run_in(

@@ -173,6 +173,8 @@ struct Installation {
 struct Token {
     installation: u64,
     expires: u64,
+    /// A fork pull request's `GITHUB_TOKEN`: reads only (see `actions_token`).
+    read_only: bool,
 }
 
 struct PrEntry {
@@ -354,6 +356,36 @@ impl FakeGitHub {
                 repos: repos.iter().map(|r| r.to_ascii_lowercase()).collect(),
             },
         );
+    }
+
+    /// A token such as GitHub Actions gives a workflow job in `GITHUB_TOKEN` (`ghs_…`, sent as
+    /// `Authorization: Bearer`, for the workflow's repository only, valid for an hour).
+    /// `write: false` is the read-only token of a pull request from a fork: reads work, and every
+    /// other request answers 403 "Resource not accessible by integration", as GitHub does.
+    pub fn actions_token(&self, repo: &str, write: bool) -> String {
+        let mut s = lock(&self.state);
+        // Actions' tokens are installation tokens of GitHub's own app, for one repository.
+        let installation = s.id();
+        s.installations.insert(
+            installation,
+            Installation {
+                repos: vec![repo.to_ascii_lowercase()],
+            },
+        );
+        let token = format!(
+            "ghs_{}",
+            &sha256_hex(&format!("actions:{installation}"))[..36]
+        );
+        let expires = now_secs() + 3600;
+        s.tokens.insert(
+            token.clone(),
+            Token {
+                installation,
+                expires,
+                read_only: !write,
+            },
+        );
+        token
     }
 
     /// Creates or replaces a pull request (a push is `set_pr` with a new head sha and files).
@@ -872,6 +904,9 @@ async fn route(st: &St, req: &Req) -> Response {
             if let Err(resp) = check_token(st, req, &repo) {
                 return resp;
             }
+            if *m != Method::GET && read_only_token(st, req) {
+                return error(403, "Resource not accessible by integration", DOCS);
+            }
             repo_route(st, req, &repo, rest).await
         }
         _ => not_found(),
@@ -1144,6 +1179,7 @@ fn mint_token(st: &St, req: &Req, installation: &str) -> Response {
         Token {
             installation,
             expires,
+            read_only: false,
         },
     );
     json_resp(
@@ -1224,6 +1260,11 @@ fn check_token(st: &St, req: &Req, repo: &str) -> Result<u64, Response> {
         return Err(bad());
     }
     Ok(t.installation)
+}
+
+/// Whether the request's token may only read (`actions_token` with `write: false`).
+fn read_only_token(st: &St, req: &Req) -> bool {
+    bearer(&req.headers).is_some_and(|t| lock(st).tokens.get(&t).is_some_and(|t| t.read_only))
 }
 
 /// A content-creating request while `secondary_limit_once` is armed: the 403 to answer.

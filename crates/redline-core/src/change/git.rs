@@ -117,6 +117,86 @@ pub fn from_worktree(repo: &Path, base: Option<&str>) -> Result<ChangeSet> {
     })
 }
 
+/// git's empty tree: the base of a repository's first commit.
+const EMPTY_TREE: &str = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+
+/// The staged change (the index) against HEAD; in a repository with no commit yet, against
+/// nothing. What `git commit` would record, and what a pre-commit hook sees.
+pub fn from_staged(repo: &Path) -> Result<ChangeSet> {
+    check_repo(repo)?;
+    let (base, base_name) = match resolve(repo, "HEAD") {
+        Ok(id) => (id, None),
+        Err(_) => (EMPTY_TREE.to_string(), Some("no commit yet")),
+    };
+    let diff_text = git(
+        repo,
+        &[
+            "diff",
+            "--cached",
+            "--no-color",
+            "--no-ext-diff",
+            "--find-renames",
+            &base,
+        ],
+    )?;
+    let diffs = crate::diff::parse(&String::from_utf8_lossy(&diff_text))
+        .map_err(|e| anyhow!("git diff output: {e}"))?;
+    let mut wanted = Vec::new();
+    for d in &diffs {
+        // The base side of a first commit is empty; `:path` is the path's blob in the index.
+        wanted.push(
+            d.old_path
+                .as_ref()
+                .filter(|_| base_name.is_none())
+                .map(|p| format!("{base}:{p}")),
+        );
+        wanted.push(d.new_path.as_ref().map(|p| format!(":{p}")));
+    }
+    let mut blobs = cat_files(repo, &wanted)?.into_iter();
+    let files = diffs
+        .into_iter()
+        .map(|diff| {
+            let old_content = blobs.next().flatten();
+            let new_content = blobs.next().flatten();
+            ChangedFile {
+                diff,
+                old_content,
+                new_content,
+            }
+        })
+        .collect();
+    Ok(ChangeSet {
+        description: format!("{}..index", base_name.unwrap_or(short(&base))),
+        files,
+        notes: Vec::new(),
+    })
+}
+
+/// The best common ancestor of two revisions, as a commit id: the base of a pull request's diff
+/// (GitHub compares a pull request's head with the merge-base of its base and head).
+pub fn merge_base(repo: &Path, a: &str, b: &str) -> Result<String> {
+    check_repo(repo)?;
+    let (a, b) = (resolve(repo, a)?, resolve(repo, b)?);
+    let out = git(repo, &["merge-base", &a, &b])
+        .map_err(|_| anyhow!("{} and {} have no common ancestor", short(&a), short(&b)))?;
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
+}
+
+/// The bytes of `path` at revision `rev`; None when the path is not a file there.
+pub fn file_at(repo: &Path, rev: &str, path: &str) -> Result<Option<Vec<u8>>> {
+    check_repo(repo)?;
+    let rev = resolve(repo, rev)?;
+    Ok(cat_files(repo, &[Some(format!("{rev}:{path}"))])?
+        .into_iter()
+        .next()
+        .flatten())
+}
+
+/// Whether `rev` names a commit present in the repository.
+pub fn has_commit(repo: &Path, rev: &str) -> bool {
+    resolve(repo, rev).is_ok()
+}
+
 fn check_repo(repo: &Path) -> Result<()> {
     require_dir(repo, "repository")?;
     let out = Command::new("git")

@@ -10,7 +10,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
 pub use dirs::{DirChange, from_case_dir, from_dirs};
-pub use git::{GitRange, from_git, from_worktree};
+pub use git::{GitRange, file_at, from_git, from_staged, from_worktree, has_commit, merge_base};
 
 /// One changed file: its diff and, where available, the bytes of each side.
 #[derive(Debug, Clone)]

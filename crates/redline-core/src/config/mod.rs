@@ -99,6 +99,9 @@ pub struct KnowledgeSection {
 pub struct Loaded {
     pub config: RepoConfig,
     pub ignore: GlobSet,
+    /// For each glob of `ignore` (by index): the pattern as written, and whether it is one of the
+    /// defaults (else it comes from the configuration).
+    ignore_sources: Vec<(String, bool)>,
     /// Paths whose content never goes to an LLM.
     pub never_send: GlobSet,
     pub extra_dirs: Vec<PathBuf>,
@@ -110,6 +113,15 @@ impl Loaded {
     /// Whether `path` is ignored (by default or by the configuration).
     pub fn is_ignored(&self, path: &str) -> bool {
         self.ignore.is_match(path)
+    }
+
+    /// The pattern that ignores `path`, as written, and whether it is a default one (None: the
+    /// path is not ignored).
+    pub fn ignored_by(&self, path: &str) -> Option<(&str, bool)> {
+        let first = self.ignore.matches(path).into_iter().min()?;
+        self.ignore_sources
+            .get(first)
+            .map(|(glob, default)| (glob.as_str(), *default))
     }
 }
 
@@ -154,19 +166,30 @@ pub fn from_text(text: Option<&str>, origin: &str) -> Result<Loaded> {
     compile(config, text.map(|_| PathBuf::from(origin)), None)
 }
 
+/// A `.redline.toml` read from a commit of a checkout at `root` (a pull request's base, read with
+/// git): `text` None means the commit has none; `knowledge.extra` folders are resolved in `root`.
+pub fn from_text_in(text: Option<&str>, origin: &str, root: &Path) -> Result<Loaded> {
+    let config = match text {
+        Some(t) => parse(t).map_err(|e| anyhow!("{origin}: {e}"))?,
+        None => RepoConfig::default_with_ignores(),
+    };
+    compile(config, text.map(|_| PathBuf::from(origin)), Some(root))
+}
+
 /// Compiles a configuration's globs and resolves its folders against `base`.
 fn compile(config: RepoConfig, path: Option<PathBuf>, base: Option<&Path>) -> Result<Loaded> {
     let base = base.map(Path::to_path_buf).unwrap_or_default();
     let mut builder = GlobSetBuilder::new();
+    let mut ignore_sources = Vec::new();
     let defaults: &[&str] = if config.default_ignores {
         DEFAULT_IGNORES
     } else {
         &[]
     };
-    for g in defaults
+    for (g, default) in defaults
         .iter()
-        .copied()
-        .chain(config.ignore.iter().map(String::as_str))
+        .map(|g| (*g, true))
+        .chain(config.ignore.iter().map(|g| (g.as_str(), false)))
     {
         let glob = Glob::new(g).map_err(|e| {
             anyhow!(
@@ -175,9 +198,11 @@ fn compile(config: RepoConfig, path: Option<PathBuf>, base: Option<&Path>) -> Re
             )
         })?;
         builder.add(glob);
+        ignore_sources.push((g.to_string(), default));
         // `vendor/**` should also match at the root when written as `**/vendor/**`.
         if let Some(rest) = g.strip_prefix("**/") {
             builder.add(Glob::new(rest).expect("suffix of a valid glob"));
+            ignore_sources.push((g.to_string(), default));
         }
     }
     let ignore = builder.build()?;
@@ -219,6 +244,7 @@ fn compile(config: RepoConfig, path: Option<PathBuf>, base: Option<&Path>) -> Re
     Ok(Loaded {
         config,
         ignore,
+        ignore_sources,
         never_send,
         extra_dirs,
         origin: path,
@@ -261,5 +287,11 @@ mod tests {
         assert!(l.is_ignored("static/app.min.js"));
         assert!(l.is_ignored("go.sum"));
         assert!(!l.is_ignored("app/vendors.py"));
+        assert_eq!(l.ignored_by("go.sum"), Some(("**/go.sum", true)));
+        assert_eq!(l.ignored_by("app/vendors.py"), None);
+        let c = parse("ignore = [\"gen/**\"]").unwrap();
+        let l = compile(c, None, None).unwrap();
+        assert_eq!(l.ignored_by("gen/a.py"), Some(("gen/**", false)));
+        assert_eq!(l.ignored_by("vendor/x/a.go"), Some(("**/vendor/**", true)));
     }
 }

@@ -47,10 +47,24 @@ fn readable(
     language: Option<Language>,
 ) -> Result<(Language, String), String> {
     let diff = &file.diff;
-    if config.is_ignored(path) {
+    if let Some((glob, default)) = config.ignored_by(path) {
+        return Err(if default {
+            format!(
+                "ignored by the default pattern `{glob}` (vendored, generated, lock or minified files; `default_ignores = false` in .redline.toml reviews them)"
+            )
+        } else {
+            let file = config
+                .origin
+                .as_deref()
+                .and_then(|p| p.file_name())
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| config::FILE_NAME.to_string());
+            format!("ignored by `{glob}` in {file}")
+        });
+    }
+    if path == config::FILE_NAME {
         return Err(
-            "ignored (vendored, generated, lock or minified file, or listed in .redline.toml)"
-                .into(),
+            "redline configuration (.redline.toml): read as settings, not reviewed as code".into(),
         );
     }
     if diff.status == FileStatus::Deleted {

@@ -82,7 +82,8 @@ fn engine_note(review: &Review) -> String {
     }
 }
 
-/// Text for a terminal: findings grouped by file, each with a code excerpt; colour when `color`.
+/// Text for a terminal: findings grouped by file, each with a code excerpt, then the counts and
+/// the skipped files; colour when `color`. Notes are left to the caller (stderr).
 pub fn text(review: &Review, sources: &dyn Fn(&str) -> Option<String>, color: bool) -> String {
     let paint = |code: &str, s: &str| {
         if color {
@@ -102,7 +103,11 @@ pub fn text(review: &Review, sources: &dyn Fn(&str) -> Option<String>, color: bo
     for f in &review.findings {
         if f.path != current {
             current = &f.path;
-            let _ = writeln!(out, "\n{}", paint("1", &f.path));
+            // A blank line between files, none before the first.
+            if !out.is_empty() {
+                let _ = writeln!(out);
+            }
+            let _ = writeln!(out, "{}", paint("1", &f.path));
             lines_cache = sources(&f.path).map(|t| t.lines().map(str::to_string).collect());
         }
         let rule = f
@@ -140,7 +145,9 @@ pub fn text(review: &Review, sources: &dyn Fn(&str) -> Option<String>, color: bo
         }
     }
     let counts = review.counts();
-    let _ = writeln!(out);
+    if !out.is_empty() {
+        let _ = writeln!(out);
+    }
     if review.findings.is_empty() {
         let _ = writeln!(out, "No findings.");
     }
@@ -160,9 +167,8 @@ pub fn text(review: &Review, sources: &dyn Fn(&str) -> Option<String>, color: bo
             let _ = writeln!(out, "  {}: {}", f.path, f.skipped.as_deref().unwrap_or(""));
         }
     }
-    for n in &review.notes {
-        let _ = writeln!(out, "note: {n}");
-    }
+    // The review's notes (how the change was read, suppressions) are not part of the report:
+    // the command line prints them on stderr, so that they stay out of pipes and output files.
     out
 }
 

@@ -56,7 +56,7 @@ pub fn sarif(review: &Review, rules: &RuleSet) -> Value {
                 "name": "redline",
                 "version": env!("CARGO_PKG_VERSION"),
                 "semanticVersion": env!("CARGO_PKG_VERSION"),
-                "informationUri": "https://github.com/redline-review/redline",
+                "informationUri": env!("CARGO_PKG_REPOSITORY"),
                 "rules": driver_rules,
             }},
             "automationDetails": {"id": format!("redline/{}", review.engine.as_str())},
