@@ -216,6 +216,9 @@ pub async fn post(
         not_reviewed: &[],
         demoted: &demoted,
         demoted_min_confidence: None,
+        // A workflow run reviews the whole pull request each time.
+        scope: None,
+        carried_critical: false,
     };
     let posted = match gh.post_review(&request).await {
         Ok(p) => p,
