@@ -201,6 +201,24 @@ impl Collector for SnapshotCollector {
                 (&[("outcome", "dismissed")], outcome("dismissed") as f64),
             ],
         )?;
+        let by_rule: Vec<(Vec<(&str, &str)>, f64)> = m
+            .findings_by_rule
+            .iter()
+            .map(|(rule, o, n)| {
+                (
+                    vec![("rule", rule.as_str()), ("outcome", o.as_str())],
+                    *n as f64,
+                )
+            })
+            .collect();
+        let by_rule: Vec<(&[(&str, &str)], f64)> =
+            by_rule.iter().map(|(l, n)| (l.as_slice(), *n)).collect();
+        gauge(
+            &mut encoder,
+            "redline_findings_by_rule",
+            "Posted findings by rule (agent: the model's own) and outcome, for acceptance by rule.",
+            &by_rule,
+        )?;
         let decided = outcome("fixed") + outcome("dismissed");
         if decided > 0 {
             let mut m = encoder.encode_descriptor(

@@ -480,6 +480,13 @@ impl Store {
         )
         .fetch_all(&self.pool)
         .await?;
+        // Per rule, for acceptance by rule: the built-in rules are about a hundred, and the
+        // model's own findings count under `agent`.
+        let findings_by_rule: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT COALESCE(rule_id, 'agent'), outcome, COUNT(*) FROM findings WHERE placement = 'inline' GROUP BY COALESCE(rule_id, 'agent'), outcome",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(StoreMetrics {
             jobs_by_status: by_status,
             reviews,
@@ -490,6 +497,7 @@ impl Store {
             latency_buckets,
             deliveries,
             findings_by_outcome,
+            findings_by_rule,
         })
     }
 }
@@ -608,6 +616,8 @@ pub struct StoreMetrics {
     pub deliveries: i64,
     /// Posted findings by outcome (open, fixed, dismissed).
     pub findings_by_outcome: Vec<(String, i64)>,
+    /// Posted findings by rule id (`agent` for the model's own) and outcome.
+    pub findings_by_rule: Vec<(String, String, i64)>,
 }
 
 #[cfg(test)]

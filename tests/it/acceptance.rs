@@ -212,6 +212,22 @@ async fn outcomes_stats_and_feedback() {
         metrics.contains("redline_acceptance_rate 0.25"),
         "{metrics}"
     );
+    // By rule: the same decisions, each under the rule that made the finding.
+    let by_rule = |outcome: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| {
+                l.starts_with("redline_findings_by_rule{rule=\"")
+                    && l.contains(&format!("outcome=\"{outcome}\"}}"))
+            })
+            .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(
+        (by_rule("fixed"), by_rule("dismissed")),
+        (1, 3),
+        "{metrics}"
+    );
 }
 
 /// Which prompt a chat request was sent with.
