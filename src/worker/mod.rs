@@ -4,6 +4,7 @@
 
 mod config_change;
 mod conversation;
+mod covered;
 mod fetch;
 mod incremental;
 mod outcomes;
@@ -264,7 +265,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         }
         incremental::Scope::Full { .. } => Vec::new(),
     };
-    let scope_line = incremental::summary_line(&scope, &fetched, &review, &open);
+    let scope_line = covered::summary_line(&scope, &fetched, &review, &open);
     let carried_critical = open
         .iter()
         .any(|o| o.severity == "critical" && fetched.unchanged.contains(&o.path));
@@ -297,7 +298,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         (scope_line.as_deref(), carried_critical),
     )
     .await?;
-    let scope_record = incremental::record(&scope, &fetched, &review);
+    let scope_record = covered::record(&scope, &fetched, &review);
     if posted.already_posted {
         // An earlier attempt posted and then died, or the store failed before it recorded:
         // record it now (once), with its findings, so that jobs, stats and outcomes see it.
@@ -344,7 +345,7 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     )
     .await?;
     let mut outcome = outcome_line(&review, &posted, &settled);
-    if let Some(s) = incremental::outcome(&scope, &fetched) {
+    if let Some(s) = covered::outcome(&scope, &fetched) {
         outcome.push_str(&format!("; {s}"));
     }
     Ok(outcome)
