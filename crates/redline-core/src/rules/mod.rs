@@ -11,6 +11,7 @@ mod predicates;
 mod prefilter;
 pub mod profile;
 pub mod removed;
+mod select;
 mod set;
 pub mod suppress;
 
