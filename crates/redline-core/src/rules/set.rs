@@ -391,11 +391,13 @@ impl RuleSet {
                 continue;
             };
             analysis.focus.set(None);
+            analysis.reach.set(None);
             let ok = c
                 .conditions
                 .iter()
                 .all(|cond| cond.holds(analysis, report, &captured));
             let focus = analysis.focus.take();
+            let reach = analysis.reach.take();
             if let Some(t) = started {
                 profile::record(&c.rule.id, t.elapsed());
             }
@@ -410,7 +412,18 @@ impl RuleSet {
                     let l = line_of_byte(analysis.src, b);
                     (l, l)
                 }
-                _ => (line, (report.end_position().row as u32 + 1).min(line + 4)),
+                _ => {
+                    let end = (report.end_position().row as u32 + 1).min(line + 4);
+                    // A predicate that knows where the unsafe part of a long node ends lets the
+                    // finding sit on any changed line up to there.
+                    let end = match reach {
+                        Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                            end.max(line_of_byte(analysis.src, b))
+                        }
+                        _ => end,
+                    };
+                    (line, end)
+                }
             };
             if found
                 .iter()

@@ -53,6 +53,22 @@ fn unsanitized_leaves_out_constants_escapes_and_other_elements_markup() {
     );
 }
 
+#[test]
+fn unsanitized_templates_reach_to_their_last_unescaped_substitution() {
+    let rules = set(INNER_HTML);
+    let src = "function f(a: HTMLElement, base: string, remote: string) {\n  a.innerHTML = `\n    <div>\n      <span>x</span>\n      <span>y</span>\n      <span>z</span>\n      <span>${escapeHtml(base)}</span>\n      <span>${remote}</span>\n      <span>${escapeHtml(base)}</span>\n    </div>`;\n}\n";
+    let mut p = tree_sitter::Parser::new();
+    p.set_language(&Language::TypeScript.grammar()).unwrap();
+    let tree = p.parse(src, None).unwrap();
+    let got: Vec<(u32, u32)> = rules
+        .run(Language::TypeScript, src, &tree)
+        .into_iter()
+        .map(|h| (h.line, h.end_line))
+        .collect();
+    // Starts on the assignment, reaches the `${remote}` line (8), not the escaped one after it.
+    assert_eq!(got, vec![(2, 8)]);
+}
+
 const REDOS: &str = r#"
 [[rule]]
 id = "t.redos"

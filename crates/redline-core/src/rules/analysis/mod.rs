@@ -65,6 +65,9 @@ pub struct Analysis<'t> {
     /// A byte a predicate points the finding at (the culprit inside a long node, such as the
     /// group of a multi-line regex); taken by the engine after each match.
     pub focus: std::cell::Cell<Option<usize>>,
+    /// A byte a predicate says the finding reaches to (the last unescaped substitution of a
+    /// multi-line template): the finding may be placed on any changed line up to it.
+    pub reach: std::cell::Cell<Option<usize>>,
 }
 
 const LITERAL_KINDS: &[&str] = &[
@@ -101,6 +104,7 @@ impl<'t> Analysis<'t> {
             memo: RefCell::new(HashMap::new()),
             checking_functions: RefCell::new(None),
             focus: std::cell::Cell::new(None),
+            reach: std::cell::Cell::new(None),
         }
     }
 

@@ -48,6 +48,9 @@ pub(super) static PY_HANDLER_DECORATOR: LazyLock<Regex> = LazyLock::new(|| {
 pub(super) static HANDLER_BASE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\w*(?:RequestHandler|Handler|View|APIView|Resource)\b").unwrap());
 
+static EXTRACT_CALL: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^(?i)(extract|unzip|untar|unarchive|decompress)\w*$").unwrap());
+
 pub(super) static PARAM_NOT_INPUT: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^(self|cls|request|req|db|session|current_user|user|background_tasks|response|res|ctx|context|conn|cursor|settings|config|logger)$").unwrap()
 });
@@ -158,6 +161,11 @@ impl<'t> Analysis<'t> {
                     if ty.contains("zip.File") || ty.contains("tar.Header") {
                         input.extend(names.iter().cloned());
                     }
+                    // The callback an archive extractor calls with each entry's name
+                    // (`ExtractZip(r, func(name string, r io.Reader) error {...})`).
+                    if ty == "string" && self.is_extract_callback(f) {
+                        input.extend(names.iter().cloned());
+                    }
                 }
             }
             for name in &names {
@@ -187,6 +195,25 @@ impl<'t> Analysis<'t> {
                 }
             }
         }
+    }
+
+    /// A Go function literal passed to a call named after archive extraction.
+    fn is_extract_callback(&self, f: Node<'t>) -> bool {
+        if f.kind() != "func_literal" {
+            return false;
+        }
+        let Some(call) = f
+            .parent()
+            .filter(|p| p.kind() == "argument_list")
+            .and_then(|p| p.parent())
+            .filter(|c| c.kind() == "call_expression")
+        else {
+            return false;
+        };
+        call.child_by_field_name("function").is_some_and(|fun| {
+            let name = self.text(fun).rsplit('.').next().unwrap_or("");
+            EXTRACT_CALL.is_match(name)
+        })
     }
 
     /// A method named after an HTTP verb in a class that derives from a request handler

@@ -114,3 +114,11 @@ fn string_parts_follow_names_and_formatting() {
     let a = Analysis::new(Language::Python, src, &tree);
     assert_eq!(a.string_parts(node(&a, "q")).map(|p| p.1), Some(false));
 }
+
+#[test]
+fn go_extract_callback_names_are_input() {
+    let src = "package s\nfunc unpack(r io.ReaderAt, dir string) error {\n\treturn zipx.ExtractZip(r, func(name string, f io.Reader) error {\n\t\tp := filepath.Join(dir, name)\n\t\treturn write(p, f)\n\t})\n}\n";
+    assert!(tainted(Language::Go, src, "p"));
+    let src = "package s\nfunc save(items []string, dir string) error {\n\treturn each(items, func(name string, f io.Reader) error {\n\t\tp := filepath.Join(dir, name)\n\t\treturn write(p, f)\n\t})\n}\n";
+    assert!(!tainted(Language::Go, src, "p"));
+}

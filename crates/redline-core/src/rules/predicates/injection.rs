@@ -60,6 +60,28 @@ pub(super) fn sanitized<'t>(
     }
 }
 
+/// For a template spread over lines, points the finding's reach at its last substitution that is
+/// neither constant nor escaped: a change to that line is a change to what the sink writes.
+pub(super) fn reach_of_unsanitized_part<'t>(a: &Analysis<'t>, n: Node<'t>) {
+    if !matches!(n.kind(), "template_string" | "string")
+        || n.start_position().row == n.end_position().row
+    {
+        return;
+    }
+    let mut c = n.walk();
+    let last = n
+        .named_children(&mut c)
+        .filter(|ch| matches!(ch.kind(), "template_substitution" | "interpolation"))
+        .filter(|s| {
+            s.named_child(0)
+                .is_some_and(|e| !a.is_constant(e) && !sanitized(a, e, 1, false))
+        })
+        .last();
+    if let Some(s) = last {
+        a.reach.set(Some(s.start_byte()));
+    }
+}
+
 /// HTML built from request input: a string with a tag in its literal text and a tainted part.
 pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     // Cheap first: HTML needs a `<` somewhere in the function.

@@ -159,7 +159,13 @@ pub fn eval<'t>(
                 .is_some_and(|(lit, dynamic)| dynamic && injection::SQL_KEYWORDS.is_match(&lit))
         }),
         Predicate::NotConstant => !a.is_constant(n),
-        Predicate::Unsanitized => !a.is_constant(n) && !injection::sanitized(a, n, 0, false),
+        Predicate::Unsanitized => {
+            let ok = !a.is_constant(n) && !injection::sanitized(a, n, 0, false);
+            if ok {
+                injection::reach_of_unsanitized_part(a, n);
+            }
+            ok
+        }
         Predicate::HtmlTainted => injection::html_tainted(a, n),
         Predicate::PasswordContext => secrets::password_context(a, n),
         Predicate::TokenContext => secrets::token_context(a, n),

@@ -179,6 +179,32 @@ pub(super) fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     if (names_secret(&lw) && names_secretish(&rw)) || (names_secret(&rw) && names_secretish(&lw)) {
         return true;
     }
+    // `sign(payload, secret) == received`: a freshly computed signature checked against a value.
+    let signs = |x: Node<'t>| {
+        matches!(x.kind(), "call" | "call_expression")
+            && callee(x).is_some_and(|f| {
+                let last = f.rsplit(['.', ':']).next().unwrap_or(f);
+                matches!(
+                    last,
+                    "sign"
+                        | "hmac"
+                        | "createHmac"
+                        | "signature"
+                        | "computeSignature"
+                        | "digest"
+                        | "hexdigest"
+                ) && words(a.text(x)).iter().any(|w| w == "secret" || w == "key")
+            })
+    };
+    let plain = |x: Node<'t>| {
+        matches!(
+            x.kind(),
+            "identifier" | "member_expression" | "attribute" | "selector_expression"
+        )
+    };
+    if (signs(l) && plain(r)) || (signs(r) && plain(l)) {
+        return true;
+    }
     // `parts.v1 !== expected` in a function that computes an HMAC or a signature.
     static SIGNING: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"(?i)hmac|signature|createHmac|\.sign\(").unwrap());
