@@ -98,10 +98,7 @@ pub struct PullRequestEvent {
 
 impl PullRequestEvent {
     pub fn repo(&self) -> Result<RepoName, String> {
-        need(
-            self.repository.as_ref().and_then(|r| r.full_name.clone()),
-            "/repository/full_name",
-        )
+        repo_name(self.repository.as_ref())
     }
 
     pub fn number(&self) -> Result<PrNumber, String> {
@@ -124,6 +121,10 @@ impl PullRequestEvent {
     pub fn installation(&self) -> Result<InstallationId, String> {
         installation_id(self.installation.as_ref())
     }
+}
+
+fn repo_name(r: Option<&Repository>) -> Result<RepoName, String> {
+    need(r.and_then(|r| r.full_name.clone()), "/repository/full_name")
 }
 
 fn installation_id(i: Option<&Installation>) -> Result<InstallationId, String> {
@@ -184,10 +185,7 @@ impl IssueCommentEvent {
     }
 
     pub fn repo(&self) -> Result<RepoName, String> {
-        need(
-            self.repository.as_ref().and_then(|r| r.full_name.clone()),
-            "/repository/full_name",
-        )
+        repo_name(self.repository.as_ref())
     }
 
     pub fn number(&self) -> Result<PrNumber, String> {
@@ -268,10 +266,7 @@ pub struct ReviewCommentEvent {
 
 impl ReviewCommentEvent {
     pub fn repo(&self) -> Result<RepoName, String> {
-        need(
-            self.repository.as_ref().and_then(|r| r.full_name.clone()),
-            "/repository/full_name",
-        )
+        repo_name(self.repository.as_ref())
     }
 
     pub fn number(&self) -> Result<PrNumber, String> {

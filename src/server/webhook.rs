@@ -311,6 +311,50 @@ fn new_job(
     }
 }
 
+/// `/redline review`: cancel what runs for the pull request and review it again. The comment
+/// names no commit: the worker reviews the current head.
+fn review_now(
+    state: &AppState,
+    installation: InstallationId,
+    repo: &RepoName,
+    number: PrNumber,
+) -> DeliveryPlan {
+    DeliveryPlan {
+        outcome: "enqueued".into(),
+        cancel: Some((repo.clone(), number)),
+        enqueue: Some(new_job(
+            state,
+            installation,
+            repo,
+            number,
+            CommitSha::default(),
+            JobCause::Comment,
+        )),
+    }
+}
+
+/// A command to answer (`help`, `explain`, ...): a reply job for the pull request.
+fn answer(
+    state: &AppState,
+    installation: InstallationId,
+    repo: &RepoName,
+    number: PrNumber,
+    command: &str,
+) -> DeliveryPlan {
+    DeliveryPlan {
+        outcome: format!("enqueued: answer `{command}`"),
+        cancel: None,
+        enqueue: Some(new_job(
+            state,
+            installation,
+            repo,
+            number,
+            CommitSha::default(),
+            JobCause::Reply,
+        )),
+    }
+}
+
 fn ignored(why: &str) -> DeliveryPlan {
     DeliveryPlan {
         outcome: format!("ignored: {why}"),
@@ -435,19 +479,7 @@ async fn issue_comment(
         return none(ignored(&why));
     }
     if cmd == Command::Review {
-        return none(DeliveryPlan {
-            outcome: "enqueued".into(),
-            cancel: Some((repo.clone(), number)),
-            // The comment does not name a commit: the worker reviews the current head.
-            enqueue: Some(new_job(
-                state,
-                installation,
-                &repo,
-                number,
-                CommitSha::default(),
-                JobCause::Comment,
-            )),
-        });
+        return none(review_now(state, installation, &repo, number));
     }
     // Every other command on the pull request is answered with the list of commands (the
     // finding commands work in a finding's thread).
@@ -466,18 +498,7 @@ async fn issue_comment(
         author: c.login().to_string(),
     };
     Ok((
-        DeliveryPlan {
-            outcome: "enqueued: answer `help`".into(),
-            cancel: None,
-            enqueue: Some(new_job(
-                state,
-                installation,
-                &repo,
-                number,
-                CommitSha::default(),
-                JobCause::Reply,
-            )),
-        },
+        answer(state, installation, &repo, number, "help"),
         Some(conversation),
     ))
 }
@@ -521,18 +542,7 @@ async fn review_comment(
         return none(ignored(&why));
     }
     if cmd == Command::Review {
-        return none(DeliveryPlan {
-            outcome: "enqueued".into(),
-            cancel: Some((repo.clone(), number)),
-            enqueue: Some(new_job(
-                state,
-                installation,
-                &repo,
-                number,
-                CommitSha::default(),
-                JobCause::Comment,
-            )),
-        });
+        return none(review_now(state, installation, &repo, number));
     }
     let finding = state
         .store
@@ -553,18 +563,7 @@ async fn review_comment(
         author: c.login().to_string(),
     };
     Ok((
-        DeliveryPlan {
-            outcome: format!("enqueued: answer `{}`", cmd.name()),
-            cancel: None,
-            enqueue: Some(new_job(
-                state,
-                installation,
-                &repo,
-                number,
-                CommitSha::default(),
-                JobCause::Reply,
-            )),
-        },
+        answer(state, installation, &repo, number, cmd.name()),
         Some(conversation),
     ))
 }

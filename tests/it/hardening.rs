@@ -8,6 +8,7 @@
 use crate::common::app::*;
 use crate::common::fake_github::{FakeGitHub, FakePr, fake_file};
 use crate::common::fake_openai::{FakeOpenAi, text_reply, tool_calls};
+use crate::common::rendered::{assert_no_comment_link_or_mention, render};
 use crate::common::services::TempPg;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -52,49 +53,6 @@ fn opened_pr(number: u64, head: &str) -> Vec<u8> {
 // ---------------------------------------------------------------------------------------------
 // Rendering what was posted, as GitHub would
 
-/// GitHub's Markdown (comrak follows cmark-gfm), raw HTML passed through as written.
-fn render(md: &str) -> String {
-    let mut o = comrak::Options::default();
-    o.extension.table = true;
-    o.extension.autolink = true;
-    o.extension.strikethrough = true;
-    o.render.r#unsafe = true;
-    comrak::markdown_to_html(md, &o)
-}
-
-/// The text GitHub would scan for mentions: outside `<code>` and `<pre>`, tags removed.
-fn text_outside_code(html: &str) -> String {
-    let mut depth = 0i32;
-    let mut rest = html;
-    let mut text = String::new();
-    while let Some(i) = rest.find('<') {
-        if depth == 0 {
-            text.push_str(&rest[..i]);
-        }
-        let end = rest[i..].find('>').map(|j| i + j + 1).unwrap_or(rest.len());
-        let tag = &rest[i..end];
-        if tag.starts_with("<code") || tag.starts_with("<pre") {
-            depth += 1;
-        } else if tag.starts_with("</code") || tag.starts_with("</pre") {
-            depth -= 1;
-        }
-        text.push(' ');
-        rest = &rest[end..];
-    }
-    text.push_str(rest);
-    text
-}
-
-/// Whether GitHub would link a mention in `text`.
-fn has_mention(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    (0..chars.len().saturating_sub(1)).any(|i| {
-        chars[i] == '@'
-            && chars[i + 1].is_ascii_alphanumeric()
-            && (i == 0 || !chars[i - 1].is_alphanumeric())
-    })
-}
-
 /// A posted body is inert: as rendered, no foreign HTML, no comment but our markers, no link
 /// but http(s), no mention; and within GitHub's 65,536 characters.
 fn assert_inert(body: &str, what: &str) {
@@ -108,25 +66,7 @@ fn assert_inert(body: &str, what: &str) {
             && html.matches("</details>").count() == html.matches("<details>").count(),
         "{what}: details opened or closed by the text\n{html}"
     );
-    let openers = html.matches("<!--").count();
-    assert_eq!(
-        openers,
-        html.matches("<!-- redline:").count(),
-        "{what}: a comment that is not ours\n{html}"
-    );
-    assert_eq!(openers, html.matches("-->").count(), "{what}: {html}");
-    for (i, _) in lower.match_indices("href=\"") {
-        let url = &lower[i + 6..];
-        assert!(
-            url.starts_with("http://") || url.starts_with("https://"),
-            "{what}: a link that is not http(s): {}\n{html}",
-            &url[..url.len().min(60)]
-        );
-    }
-    assert!(
-        !has_mention(&text_outside_code(&html)),
-        "{what}: a mention GitHub would link\n{html}"
-    );
+    assert_no_comment_link_or_mention(&html, what);
 }
 
 /// Every body the fake received: reviews (with their comments) and check runs.

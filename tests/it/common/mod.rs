@@ -3,6 +3,7 @@
 pub mod app;
 pub mod fake_github;
 pub mod fake_openai;
+pub mod rendered;
 pub mod services;
 pub mod threads;
 

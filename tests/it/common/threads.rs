@@ -3,6 +3,7 @@
 //! `issue_comment` events), and a check that a posted body renders inert, as GitHub would show it.
 
 use super::fake_github::FakeGitHub;
+use super::rendered::{assert_no_comment_link_or_mention, render};
 use serde_json::{Value, json};
 
 /// The installation the test repositories belong to (`github_with_pr`).
@@ -61,49 +62,6 @@ pub fn issue_comment_created(gh: &FakeGitHub, repo: &str, number: u64, comment: 
     serde_json::to_vec(&v).unwrap()
 }
 
-/// GitHub's Markdown (comrak follows cmark-gfm), raw HTML passed through as written.
-pub fn render(md: &str) -> String {
-    let mut o = comrak::Options::default();
-    o.extension.table = true;
-    o.extension.autolink = true;
-    o.extension.strikethrough = true;
-    o.render.r#unsafe = true;
-    comrak::markdown_to_html(md, &o)
-}
-
-/// The text GitHub would scan for mentions: outside `<code>` and `<pre>`, tags removed.
-fn text_outside_code(html: &str) -> String {
-    let mut depth = 0i32;
-    let mut rest = html;
-    let mut text = String::new();
-    while let Some(i) = rest.find('<') {
-        if depth == 0 {
-            text.push_str(&rest[..i]);
-        }
-        let end = rest[i..].find('>').map(|j| i + j + 1).unwrap_or(rest.len());
-        let tag = &rest[i..end];
-        if tag.starts_with("<code") || tag.starts_with("<pre") {
-            depth += 1;
-        } else if tag.starts_with("</code") || tag.starts_with("</pre") {
-            depth -= 1;
-        }
-        text.push(' ');
-        rest = &rest[end..];
-    }
-    text.push_str(rest);
-    text
-}
-
-/// Whether GitHub would link a mention in `text`.
-fn has_mention(text: &str) -> bool {
-    let chars: Vec<char> = text.chars().collect();
-    (0..chars.len().saturating_sub(1)).any(|i| {
-        chars[i] == '@'
-            && chars[i + 1].is_ascii_alphanumeric()
-            && (i == 0 || !chars[i - 1].is_alphanumeric())
-    })
-}
-
 /// A posted body is inert: as rendered, no foreign HTML, no comment but redline's markers, no
 /// heading, no link but http(s), no mention; and within GitHub's 65,536 characters.
 pub fn assert_inert(body: &str, what: &str) {
@@ -121,23 +79,5 @@ pub fn assert_inert(body: &str, what: &str) {
     ] {
         assert!(!lower.contains(tag), "{what}: {tag} in\n{html}");
     }
-    let openers = html.matches("<!--").count();
-    assert_eq!(
-        openers,
-        html.matches("<!-- redline:").count(),
-        "{what}: a comment that is not ours\n{html}"
-    );
-    assert_eq!(openers, html.matches("-->").count(), "{what}: {html}");
-    for (i, _) in lower.match_indices("href=\"") {
-        let url = &lower[i + 6..];
-        assert!(
-            url.starts_with("http://") || url.starts_with("https://"),
-            "{what}: a link that is not http(s): {}\n{html}",
-            &url[..url.len().min(60)]
-        );
-    }
-    assert!(
-        !has_mention(&text_outside_code(&html)),
-        "{what}: a mention GitHub would link\n{html}"
-    );
+    assert_no_comment_link_or_mention(&html, what);
 }
