@@ -3,7 +3,7 @@
 
 use super::conversation::{account, file_loop, prompt_size, redact, system_message, user_message};
 use super::validate::{Checked, check_drafts, confirms, merge_with_rules, settle_severity};
-use super::verify::verify_all;
+use super::verify::{confirm_candidates, verify_all};
 use super::{Draft, Run};
 use crate::llm::{LlmError, Route};
 use async_openai::types::chat::CreateChatCompletionRequestArgs;
@@ -22,6 +22,12 @@ fn route(result: &PreparedFile, m: &Material) -> (Route, String) {
         return (
             Route::Large,
             format!("{} rule finding(s)", result.findings.len()),
+        );
+    }
+    if !result.candidates.is_empty() {
+        return (
+            Route::Large,
+            format!("{} candidate(s) to confirm", result.candidates.len()),
         );
     }
     if SENSITIVE.is_match(m.diff.path()) {
@@ -95,10 +101,13 @@ pub(super) async fn review_file(
     }
     rec.samples = samples.len();
     let checked = agree(samples, run.settings.agree, &mut rec);
+    // Candidates join the rules' findings only once confirmed.
+    let confirmed = confirm_candidates(run, route, m, &result.candidates, &checked, &mut rec).await;
+    let rule_findings: Vec<Finding> = result.findings.iter().cloned().chain(confirmed).collect();
     // A finding that confirms a rule's stands with the rule; only the model's own are verified.
     let (confirming, own): (Vec<Checked>, Vec<Checked>) = checked
         .into_iter()
-        .partition(|c| result.findings.iter().any(|rf| confirms(&c.finding, rf)));
+        .partition(|c| rule_findings.iter().any(|rf| confirms(&c.finding, rf)));
     if run.settings.verify {
         rec.before_verification = own
             .iter()
@@ -119,7 +128,7 @@ pub(super) async fn review_file(
         settle_severity(run, &mut c, confirmed, &mut rec);
         kept.push(c.finding);
     }
-    let findings = merge_with_rules(&result.findings, kept);
+    let findings = merge_with_rules(&rule_findings, kept);
     rec.comments_kept = findings
         .iter()
         .filter(|f| f.source == FindingSource::Llm)

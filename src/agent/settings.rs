@@ -33,6 +33,9 @@ pub struct AgentSettings {
     pub agree: usize,
     /// Sampling temperature: 0 for one sample, `REDLINE_AGENT_TEMPERATURE` (default 0.7) for several.
     pub temperature: f32,
+    /// Candidates (rule hits too unsure to post alone) asked about per file, the first ones in
+    /// the file (`REDLINE_AGENT_CANDIDATES`; 0: candidates stay silent).
+    pub max_candidates: usize,
 }
 
 /// What happens to a model-only finding that verification rejects or cannot confirm.
@@ -61,13 +64,14 @@ impl Default for AgentSettings {
             samples: 1,
             agree: 1,
             temperature: 0.0,
+            max_candidates: 3,
         }
     }
 }
 
 impl AgentSettings {
     /// Defaults, with `REDLINE_AGENT_MAX_TOOL_CALLS`, `_CONCURRENCY`, `_CONTEXT_TOKENS`, `_VERIFY`,
-    /// `_UNCONFIRMED`, `_SAMPLES`, `_AGREE`, `_TEMPERATURE` and `REDLINE_LLM_BUDGET_USD` applied.
+    /// `_UNCONFIRMED`, `_SAMPLES`, `_AGREE`, `_TEMPERATURE`, `_CANDIDATES` and `REDLINE_LLM_BUDGET_USD` applied.
     pub fn from_env() -> AgentSettings {
         let mut s = AgentSettings::default();
         let num = |k: &str| {
@@ -90,6 +94,9 @@ impl AgentSettings {
         }
         if std::env::var("REDLINE_AGENT_UNCONFIRMED").is_ok_and(|v| v.trim() == "demote") {
             s.unconfirmed = Unconfirmed::Demote;
+        }
+        if let Some(v) = num("REDLINE_AGENT_CANDIDATES") {
+            s.max_candidates = (v.max(0.0) as usize).min(20);
         }
         if let Some(v) = num("REDLINE_AGENT_SAMPLES") {
             s.samples = (v.max(1.0) as usize).min(9);

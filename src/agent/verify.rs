@@ -6,13 +6,13 @@
 
 use super::conversation::{account, prompt_size, redact, user_message};
 use super::settings::Unconfirmed;
-use super::validate::Checked;
+use super::validate::{Checked, confirms};
 use super::{Run, parse};
 use crate::llm::Route;
 use async_openai::types::chat::{
     ChatCompletionRequestSystemMessageArgs, CreateChatCompletionRequestArgs,
 };
-use redline_core::model::{FileRecord, Severity, note_quirk};
+use redline_core::model::{FileRecord, Finding, Severity, note_quirk};
 use redline_core::pipeline::Material;
 use serde_json::Value;
 
@@ -94,6 +94,66 @@ pub(super) async fn verify_all(
                         out.push((c, Some(false)));
                     }
                 }
+            }
+        }
+    }
+    out
+}
+
+/// The candidates (rule hits too unsure to post alone) a model confirms, at their rule's
+/// severity: each goes through the verification call; with verification off, one stands when
+/// the model's own review reported it too. Unconfirmed ones stay silent; the record says why.
+pub(super) async fn confirm_candidates(
+    run: &Run<'_>,
+    route: Route,
+    m: &Material,
+    candidates: &[Finding],
+    model: &[Checked],
+    rec: &mut FileRecord,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (i, cand) in candidates.iter().enumerate() {
+        let what = format!(
+            "line {} {}: candidate ({})",
+            cand.line,
+            cand.category,
+            cand.rule_id.as_deref().unwrap_or("")
+        );
+        if i >= run.settings.max_candidates {
+            rec.verification
+                .push(format!("{what}: not asked (candidate limit): silent"));
+            continue;
+        }
+        if !run.settings.verify {
+            if model.iter().any(|c| confirms(&c.finding, cand)) {
+                rec.verification
+                    .push(format!("{what}: the model reported it too: posted"));
+                out.push(cand.clone());
+            } else {
+                rec.verification
+                    .push(format!("{what}: the model did not report it: silent"));
+            }
+            continue;
+        }
+        let c = Checked {
+            finding: cand.clone(),
+            asked: cand.severity,
+        };
+        match verify_one(run, route, m, &c, rec).await {
+            Verdict::Confirmed { trigger } => {
+                rec.verification.push(format!(
+                    "{what}: confirmed (trigger: {}): posted",
+                    crate::truncate(&trigger, 120)
+                ));
+                out.push(cand.clone());
+            }
+            Verdict::Rejected { reason: why }
+            | Verdict::Unknown { why }
+            | Verdict::Unavailable { why } => {
+                rec.verification.push(format!(
+                    "{what}: not confirmed ({}): silent",
+                    crate::truncate(&why, 120)
+                ));
             }
         }
     }

@@ -319,3 +319,158 @@ fn a_verification_outage_keeps_the_finding_as_a_warning() {
             .contains("not verified")
     );
 }
+
+// Candidates: a helper that opens a path built from its own parameter. Whether a caller passes
+// request input is not in this file, so the path rule holds it as a candidate (line 6): silent
+// with the rules alone, posted only when the model confirms it.
+const CANDIDATE_BASE: &[u8] = b"import os\n\nUPLOADS = \"/srv/uploads\"\n";
+const CANDIDATE_HEAD: &[u8] = b"import os\n\nUPLOADS = \"/srv/uploads\"\n\ndef read_upload(name):\n    with open(os.path.join(UPLOADS, name)) as f:\n        return f.read()\n";
+
+fn candidate_workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    write_files(
+        dir.path(),
+        &[
+            ("a/store/uploads.py", CANDIDATE_BASE),
+            ("b/store/uploads.py", CANDIDATE_HEAD),
+        ],
+    );
+    dir
+}
+
+/// A fake model whose reviews report `review` and whose verifier answers `verdict`.
+fn candidate_model(verdict: &'static str, review: Vec<String>) -> FakeOpenAi {
+    FakeOpenAi::start().with_script(move |body, _| {
+        if is_verification(body) {
+            return (200, text_reply(verdict), Duration::ZERO);
+        }
+        let mut calls: Vec<(&str, &str)> = review
+            .iter()
+            .map(|c| ("post_review_comment", c.as_str()))
+            .collect();
+        calls.push(("finish_file", r#"{"summary":"s"}"#));
+        (200, tool_calls(&calls), Duration::ZERO)
+    })
+}
+
+fn verification_record(v: &Value) -> String {
+    v["summary"]["agent"]["files"][0]["verification"].to_string()
+}
+
+#[test]
+fn a_candidate_is_silent_without_a_model_and_posted_once_verification_confirms_it() {
+    let dir = candidate_workspace();
+    assert_eq!(
+        keys(&rules_review(dir.path())),
+        vec![],
+        "the rules alone never post a candidate"
+    );
+
+    let fake = candidate_model(
+        r#"{"verdict": "confirmed", "trigger": "read_upload('../../etc/passwd')"}"#,
+        vec![],
+    );
+    let v = agent(dir.path(), &fake, &[]);
+    assert_eq!(
+        keys(&v),
+        vec![(
+            "store/uploads.py".to_string(),
+            6,
+            "critical".to_string(),
+            "path-traversal".to_string()
+        )],
+        "{}",
+        v["summary"]["agent"]
+    );
+    assert_eq!(
+        v["findings"][0]["rule_id"], "py.path.tainted-file-access",
+        "{v}"
+    );
+    let record = verification_record(&v);
+    assert!(
+        record
+            .contains("line 6 path-traversal: candidate (py.path.tainted-file-access): confirmed"),
+        "{record}"
+    );
+    // The verifier saw the candidate's line, marked.
+    let asked = fake
+        .chat_requests()
+        .into_iter()
+        .find(|r| is_verification(&r.body))
+        .expect("a verification call");
+    assert!(
+        asked.body["messages"][1]["content"]
+            .as_str()
+            .unwrap()
+            .contains(">6:     with open(os.path.join(UPLOADS, name)) as f:"),
+        "{}",
+        asked.body
+    );
+}
+
+#[test]
+fn a_candidate_the_verifier_rejects_or_cannot_judge_stays_silent() {
+    let dir = candidate_workspace();
+    for verdict in [
+        r#"{"verdict": "rejected", "reason": "callers pass fixed names"}"#,
+        // A confirmation that names no trigger is no confirmation.
+        r#"{"verdict": "confirmed", "trigger": ""}"#,
+        "not JSON at all",
+    ] {
+        let fake = candidate_model(verdict, vec![]);
+        let v = agent(dir.path(), &fake, &[]);
+        assert_eq!(keys(&v), vec![], "{verdict}: {}", v["summary"]["agent"]);
+        let record = verification_record(&v);
+        assert!(record.contains("not confirmed"), "{verdict}: {record}");
+        assert!(record.contains("silent"), "{verdict}: {record}");
+    }
+}
+
+#[test]
+fn without_verification_a_candidate_needs_the_models_own_report_and_the_limit_bounds_the_calls() {
+    let dir = candidate_workspace();
+    let same = json!({"line": 6, "severity": "warning", "category": "path-traversal",
+        "body": "`name` can hold ../ and escape the uploads folder.", "confidence": 0.9,
+        "code_reference": "with open(os.path.join(UPLOADS, name)) as f:",
+        "guideline_ids": ["sec.path-traversal"]})
+    .to_string();
+    let fake = candidate_model("unused", vec![same]);
+    let v = agent(dir.path(), &fake, &[("REDLINE_AGENT_VERIFY", "0")]);
+    assert_eq!(
+        keys(&v),
+        vec![(
+            "store/uploads.py".to_string(),
+            6,
+            "critical".to_string(),
+            "path-traversal".to_string()
+        )],
+        "the rule's severity stands once the model reports the same: {}",
+        v["summary"]["agent"]
+    );
+    assert!(
+        verification_record(&v).contains("the model reported it too: posted"),
+        "{}",
+        verification_record(&v)
+    );
+
+    let fake = candidate_model("unused", vec![]);
+    let v = agent(dir.path(), &fake, &[("REDLINE_AGENT_VERIFY", "0")]);
+    assert_eq!(keys(&v), vec![], "{}", v["summary"]["agent"]);
+
+    // With the limit at 0, no verification call is made and the candidate stays silent.
+    let fake = candidate_model(r#"{"verdict": "confirmed", "trigger": "x"}"#, vec![]);
+    let v = agent(dir.path(), &fake, &[("REDLINE_AGENT_CANDIDATES", "0")]);
+    assert_eq!(keys(&v), vec![], "{}", v["summary"]["agent"]);
+    assert!(
+        !fake
+            .chat_requests()
+            .iter()
+            .any(|r| is_verification(&r.body)),
+        "no verification call"
+    );
+    assert!(
+        verification_record(&v).contains("not asked (candidate limit)"),
+        "{}",
+        verification_record(&v)
+    );
+}

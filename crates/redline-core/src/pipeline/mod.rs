@@ -23,6 +23,9 @@ pub use skip::{MAX_FILE_BYTES, is_test_path};
 pub struct PreparedFile {
     pub report: FileReport,
     pub findings: Vec<Finding>,
+    /// Rule hits too unsure to post on their own (see `Rule::candidate_when`): the agent posts
+    /// one only when a model confirms it; the rules engine alone never does.
+    pub candidates: Vec<Finding>,
     /// Parse, rules and context milliseconds.
     pub timings: [f64; 3],
     /// None when the file was skipped.
@@ -147,8 +150,19 @@ impl Reviewer<'_> {
             }
             _ => Vec::new(),
         };
+        let (candidates, hits): (Vec<RuleHit>, Vec<RuleHit>) =
+            hits.into_iter().partition(|h| h.candidate);
         let findings = self.changed_line_findings(&report.path, &file.diff, hits, removed_hits);
         let (findings, notes) = suppress(&report.path, &text, findings);
+        let candidates =
+            self.changed_line_findings(&report.path, &file.diff, candidates, Vec::new());
+        let (mut candidates, _) = suppress(&report.path, &text, candidates);
+        // A finding of the class nearby already speaks for the place.
+        candidates.retain(|c| {
+            !findings
+                .iter()
+                .any(|f| f.category == c.category && f.line.abs_diff(c.line) <= 3)
+        });
         let t2 = Instant::now();
         let mut ctx: FileContext = context::trim(language, &text, &tree, &file.diff);
         if self.count_tokens {
@@ -167,6 +181,7 @@ impl Reviewer<'_> {
         PreparedFile {
             report,
             findings,
+            candidates,
             timings: [ms(t0, t1), ms(t1, t2), ms(t2, t3)],
             material: Some(Material {
                 language,
@@ -283,6 +298,7 @@ impl PreparedFile {
         PreparedFile {
             report,
             findings: Vec::new(),
+            candidates: Vec::new(),
             timings: [0.0; 3],
             material: None,
             notes: Vec::new(),

@@ -69,6 +69,12 @@ pub struct Rule {
     /// Predicates that must all hold: `name`, `name:@capture`, `name:argument`, `!name`.
     #[serde(default)]
     pub when: Vec<String>,
+    /// A broader reading of the same match, too unsure to post on its own: `when` with some
+    /// entries replaced (`candidate_when = { tainted = "param-tainted" }`). A match that fails
+    /// `when` but holds under the replacements is a candidate: the rules engine alone never
+    /// reports it; with an LLM, a verification call must confirm it before it is posted.
+    #[serde(default)]
+    pub candidate_when: std::collections::BTreeMap<String, String>,
     /// Report only the first hit in each function: one tainted value reaching several sinks of
     /// the same kind is one bug to fix, not several comments.
     #[serde(default)]
@@ -113,6 +119,8 @@ pub enum Expect {
     Hit,
     /// The rule must not report it.
     Clean,
+    /// The rule must report it as a candidate (under `candidate_when`), not as a finding.
+    Candidate,
 }
 
 /// A rule hit, before the pipeline filters it to changed lines.
@@ -127,6 +135,8 @@ pub struct RuleHit {
     pub message: String,
     pub guidance: Vec<String>,
     pub confidence: f64,
+    /// Held under the rule's `candidate_when` only: posted only when a model confirms it.
+    pub candidate: bool,
 }
 
 /// Parses a rules file.

@@ -269,6 +269,7 @@ impl RuleSet {
                 message,
                 guidance: c.rule.guidance.clone(),
                 confidence: c.rule.confidence,
+                candidate: false,
             });
         }
         hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));

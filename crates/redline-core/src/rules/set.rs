@@ -62,6 +62,8 @@ pub(super) struct Compiled {
     /// The grammars this rule runs on.
     pub(super) langs: Vec<Language>,
     pub(super) conditions: Vec<Condition>,
+    /// `conditions` with the rule's `candidate_when` replacements, when it has any.
+    pub(super) candidate_conditions: Option<Vec<Condition>>,
     /// A removed-check rule's regex on deleted lines, and its sink regex on head lines.
     pub(super) removed: Option<LazyRegex>,
     pub(super) removed_unless: Option<LazyRegex>,
@@ -204,6 +206,7 @@ impl RuleSet {
                 .iter()
                 .map(|w| parse_condition(&rule.id, w))
                 .collect::<Result<Vec<_>>>()?;
+            let candidate_conditions = candidate_conditions(&rule)?;
             let lazy = |v: &Option<String>| v.as_deref().map(LazyRegex::new);
             let removed = lazy(&rule.removed);
             let sink = lazy(&rule.sink);
@@ -212,6 +215,7 @@ impl RuleSet {
                 rule,
                 langs,
                 conditions,
+                candidate_conditions,
                 removed,
                 removed_unless,
                 sink,
@@ -374,7 +378,7 @@ impl RuleSet {
             pattern_rule,
         } = combined;
         let mut found: Vec<Found<'t>> = Vec::new();
-        let mut functions_hit: std::collections::HashSet<(usize, usize)> =
+        let mut functions_hit: std::collections::HashSet<(usize, usize, bool)> =
             std::collections::HashSet::new();
         let profile = std::env::var_os("REDLINE_RULE_TIMES").is_some();
         let names = query.capture_names();
@@ -392,16 +396,24 @@ impl RuleSet {
             };
             analysis.focus.set(None);
             analysis.reach.set(None);
-            let ok = c
-                .conditions
-                .iter()
-                .all(|cond| cond.holds(analysis, report, &captured));
+            let holds = |conds: &[Condition]| {
+                conds
+                    .iter()
+                    .all(|cond| cond.holds(analysis, report, &captured))
+            };
+            let ok = holds(&c.conditions);
+            let candidate = !ok
+                && c.candidate_conditions.as_deref().is_some_and(|conds| {
+                    analysis.focus.set(None);
+                    analysis.reach.set(None);
+                    holds(conds)
+                });
             let focus = analysis.focus.take();
             let reach = analysis.reach.take();
             if let Some(t) = started {
                 profile::record(&c.rule.id, t.elapsed());
             }
-            if !ok {
+            if !ok && !candidate {
                 continue;
             }
             let line = report.start_position().row as u32 + 1;
@@ -425,14 +437,21 @@ impl RuleSet {
                     (line, end)
                 }
             };
-            if found
+            // One hit per rule and line; a finding takes a candidate's place.
+            if let Some(i) = found
                 .iter()
-                .any(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
+                .position(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
             {
-                continue;
+                if candidate || !found[i].hit.candidate {
+                    continue;
+                }
+                found.remove(i);
             }
             let function = analysis.enclosing_function(report);
-            if c.rule.one_per_function && !functions_hit.insert((rule_index, function.id())) {
+            // Candidates count apart, so that one never takes a finding's place in a function.
+            if c.rule.one_per_function
+                && !functions_hit.insert((rule_index, function.id(), candidate))
+            {
                 continue;
             }
             found.push(Found {
@@ -448,6 +467,7 @@ impl RuleSet {
                     message: c.rule.message.clone(),
                     guidance: c.rule.guidance.clone(),
                     confidence: c.rule.confidence,
+                    candidate,
                 },
             });
         }
@@ -494,8 +514,12 @@ impl RuleSet {
                     return true;
                 }
                 let called = format!("{name}(");
+                // A candidate in the caller does not make the helper's finding a repeat.
                 !funcs.iter().enumerate().any(|(j, (rule_j, text))| {
-                    j != i && *rule_j == f.rule && text.contains(&called)
+                    j != i
+                        && *rule_j == f.rule
+                        && (!found[j].hit.candidate || f.hit.candidate)
+                        && text.contains(&called)
                 })
             })
             .collect()
@@ -504,22 +528,34 @@ impl RuleSet {
     /// A once-per-function rule is a fallback for its category: when another rule already
     /// reported that category in the same function (an SQL fragment and the query it ends up
     /// in), the two are one bug; of two fallbacks in one function, the earlier one speaks.
+    /// A candidate is covered by any finding of its category in its function, and never covers
+    /// a finding.
     fn covered_fallbacks(&self, found: &[Found<'_>], keep: &mut [bool]) {
         let fallback = |f: &Found<'_>| self.compiled[f.rule].rule.one_per_function;
         for i in 0..found.len() {
-            if !keep[i] || !fallback(&found[i]) {
+            let candidate = found[i].hit.candidate;
+            if !keep[i] || !(fallback(&found[i]) || candidate) {
                 continue;
             }
             // Covered by a precise rule of the category in the same function, or by another
             // fallback of the category that reported earlier in it (the join of an archive
             // entry name and the file it opens are one bug).
             let covered = (0..found.len()).any(|j| {
-                j != i
+                let (a, b) = (&found[i].hit, &found[j].hit);
+                let same_place = j != i
                     && keep[j]
-                    && found[j].hit.category == found[i].hit.category
-                    && found[j].hit.rule_id != found[i].hit.rule_id
-                    && found[j].function.id() == found[i].function.id()
-                    && (!fallback(&found[j]) || found[j].hit.line < found[i].hit.line)
+                    && b.category == a.category
+                    && found[j].function.id() == found[i].function.id();
+                same_place
+                    && match (candidate, b.candidate) {
+                        (true, false) => true,
+                        (false, true) => false,
+                        _ => {
+                            fallback(&found[i])
+                                && b.rule_id != a.rule_id
+                                && (!fallback(&found[j]) || b.line < a.line)
+                        }
+                    }
             });
             if covered {
                 keep[i] = false;
@@ -533,6 +569,18 @@ impl RuleSet {
         for c in &self.compiled {
             if c.rule.examples.is_empty() {
                 failures.push(format!("{}: has no examples", c.rule.id));
+            }
+            if c.candidate_conditions.is_some()
+                && !c
+                    .rule
+                    .examples
+                    .iter()
+                    .any(|e| e.expect == Expect::Candidate)
+            {
+                failures.push(format!(
+                    "{}: a rule with `candidate_when` needs an example with expect = \"candidate\"",
+                    c.rule.id
+                ));
             }
             if c.removed.is_some() && c.rule.changes.is_empty() {
                 failures.push(format!(
@@ -583,16 +631,25 @@ impl RuleSet {
                         continue;
                     }
                 };
-                let hit = hits.iter().any(|h| h.rule_id == c.rule.id);
-                let want = ex.expect == Expect::Hit;
-                if hit != want {
+                let mine = hits.iter().filter(|h| h.rule_id == c.rule.id);
+                let got = match mine.map(|h| h.candidate).min() {
+                    None => Expect::Clean,
+                    Some(false) => Expect::Hit,
+                    Some(true) => Expect::Candidate,
+                };
+                if got != ex.expect {
+                    let name = |e: Expect| match e {
+                        Expect::Hit => "a hit",
+                        Expect::Clean => "no hit",
+                        Expect::Candidate => "a candidate only",
+                    };
                     failures.push(format!(
                         "{} example {} ({}): expected {}, got {}",
                         c.rule.id,
                         i + 1,
                         lang.name(),
-                        if want { "hit" } else { "clean" },
-                        if hit { "a hit" } else { "no hit" }
+                        name(ex.expect),
+                        name(got)
                     ));
                 }
             }
@@ -669,6 +726,25 @@ fn rule_languages(rule: &Rule) -> Result<Vec<Language>> {
         }
     }
     Ok(out)
+}
+
+/// A rule's conditions under its `candidate_when` replacements; each replaced entry must be one
+/// of its `when` entries, written the same way.
+fn candidate_conditions(rule: &Rule) -> Result<Option<Vec<Condition>>> {
+    if rule.candidate_when.is_empty() {
+        return Ok(None);
+    }
+    if let Some(k) = rule.candidate_when.keys().find(|k| !rule.when.contains(k)) {
+        bail!(
+            "rule {}: candidate_when replaces `{k}`, which is not one of its `when` entries",
+            rule.id
+        );
+    }
+    rule.when
+        .iter()
+        .map(|w| parse_condition(&rule.id, rule.candidate_when.get(w).unwrap_or(w)))
+        .collect::<Result<Vec<_>>>()
+        .map(Some)
 }
 
 fn parse_condition(rule: &str, s: &str) -> Result<Condition> {

@@ -319,6 +319,54 @@ impl<'t> Analysis<'t> {
         self.expr_tainted(n, &scope, t, trust)
     }
 
+    /// Whether `n` carries a parameter of its function (or any input): a function another file
+    /// calls takes its input from callers this file does not show. Much broader than
+    /// `is_tainted`, so only candidates (which a model must confirm) use it.
+    pub fn is_param_tainted(&self, n: Node<'t>) -> bool {
+        let scope = self.scope(n);
+        let mut t = Taint::default();
+        if let Some(known) = self.taint_of(&scope) {
+            t.local.extend(known.local.iter().cloned());
+        }
+        // Receivers and the request/response/context objects of handlers are not text a caller
+        // chose (the request's fields are sources already).
+        let receiver = |name: &str| {
+            matches!(
+                name,
+                "self"
+                    | "cls"
+                    | "this"
+                    | "ctx"
+                    | "context"
+                    | "c"
+                    | "e"
+                    | "r"
+                    | "w"
+                    | "req"
+                    | "res"
+                    | "request"
+                    | "response"
+            )
+        };
+        for b in &scope.bindings {
+            if b.kind == BindKind::Param && !receiver(&b.name) {
+                t.local.insert(b.name.clone());
+            }
+        }
+        for _ in 0..2 {
+            for b in &scope.bindings {
+                let Some(v) = b.value else { continue };
+                if b.kind != BindKind::Param
+                    && !t.local.contains(&b.name)
+                    && self.expr_tainted(v, &scope, &t, Trust::Local)
+                {
+                    t.local.insert(b.name.clone());
+                }
+            }
+        }
+        self.expr_tainted(n, &scope, &t, Trust::Local)
+    }
+
     pub(super) fn source_match(&self, text: &str, scope: &Scope<'t>, trust: Trust) -> bool {
         let (remote, local): (&Regex, &Regex) = match self.lang {
             Language::Python => (&PY_REMOTE, &PY_LOCAL),

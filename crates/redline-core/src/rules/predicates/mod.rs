@@ -39,6 +39,7 @@ pub enum Predicate {
     MutatedParam,
     Tainted,
     TaintedLocal,
+    ParamTainted,
     DynamicString,
     DynamicOrTainted,
     DynamicSql,
@@ -81,6 +82,7 @@ impl Predicate {
         ("mutated-param", Predicate::MutatedParam),
         ("tainted", Predicate::Tainted),
         ("tainted-local", Predicate::TaintedLocal),
+        ("param-tainted", Predicate::ParamTainted),
         ("dynamic-string", Predicate::DynamicString),
         ("dynamic-or-tainted", Predicate::DynamicOrTainted),
         ("dynamic-sql", Predicate::DynamicSql),
@@ -150,6 +152,7 @@ pub fn eval<'t>(
     match predicate {
         Predicate::Tainted => a.is_tainted(n, Trust::Remote),
         Predicate::TaintedLocal => a.is_tainted(n, Trust::Local),
+        Predicate::ParamTainted => a.is_param_tainted(n),
         Predicate::DynamicString => for_args(n, |x| injection::dynamic_string(a, x)),
         Predicate::DynamicOrTainted => for_args(n, |x| {
             injection::dynamic_string(a, x) || (a.is_tainted(x, Trust::Local) && !a.is_constant(x))
