@@ -638,18 +638,21 @@ impl RuleSet {
                     Some(true) => Expect::Candidate,
                 };
                 if got != ex.expect {
-                    let name = |e: Expect| match e {
+                    let wanted = match ex.expect {
+                        Expect::Hit => "hit",
+                        Expect::Clean => "clean",
+                        Expect::Candidate => "candidate",
+                    };
+                    let found = match got {
                         Expect::Hit => "a hit",
                         Expect::Clean => "no hit",
                         Expect::Candidate => "a candidate only",
                     };
                     failures.push(format!(
-                        "{} example {} ({}): expected {}, got {}",
+                        "{} example {} ({}): expected {wanted}, got {found}",
                         c.rule.id,
                         i + 1,
                         lang.name(),
-                        name(ex.expect),
-                        name(got)
                     ));
                 }
             }
