@@ -161,6 +161,11 @@ impl<'t> Analysis<'t> {
                     if ty.contains("zip.File") || ty.contains("tar.Header") {
                         input.extend(names.iter().cloned());
                     }
+                    // An uploaded file's header handed to a helper: its Filename is the
+                    // client's. (Not `url.Values`: clients build outgoing queries with it too.)
+                    if ty.contains("multipart.FileHeader") {
+                        input.extend(names.iter().cloned());
+                    }
                     // The callback an archive extractor calls with each entry's name
                     // (`ExtractZip(r, func(name string, r io.Reader) error {...})`).
                     if ty == "string" && self.is_extract_callback(f) {

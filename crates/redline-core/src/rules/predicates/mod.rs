@@ -71,6 +71,7 @@ pub enum Predicate {
     FunctionMatches,
     FileMatches,
     InFunction,
+    NamedBy,
     BacktrackingRegex,
 }
 
@@ -117,6 +118,7 @@ impl Predicate {
         ("function-matches", Predicate::FunctionMatches),
         ("file-matches", Predicate::FileMatches),
         ("in-function", Predicate::InFunction),
+        ("named-by", Predicate::NamedBy),
         ("backtracking-regex", Predicate::BacktrackingRegex),
     ];
 
@@ -137,6 +139,7 @@ impl Predicate {
                 | Predicate::StatementMatches
                 | Predicate::FunctionMatches
                 | Predicate::FileMatches
+                | Predicate::NamedBy
         )
     }
 }
@@ -207,8 +210,36 @@ pub fn eval<'t>(
         Predicate::FunctionMatches => regex_of(arg).is_match(a.text(a.enclosing_function(n))),
         Predicate::FileMatches => file_matches(a, arg),
         Predicate::InFunction => a.enclosing_function(n).id() != a.root.id(),
+        Predicate::NamedBy => named_by(a, n, &regex_of(arg)),
         Predicate::BacktrackingRegex => redos::backtracking_regex(a, n),
     }
+}
+
+/// `named-by:<regex>`: a key, assignment target, declared name or method name around `n` (at any
+/// depth) matches: the value is (inside) what a library calls by that name, such as a chart's
+/// `tooltip: { content: (...) => ... }` or `options.yaxis.tickFormatter = ...`.
+fn named_by(a: &Analysis<'_>, n: Node<'_>, re: &Regex) -> bool {
+    let mut cur = n.parent();
+    while let Some(p) = cur {
+        let name = match p.kind() {
+            "pair" => p.child_by_field_name("key"),
+            "assignment_expression" | "augmented_assignment_expression" => p
+                .child_by_field_name("left")
+                .filter(|l| l.kind() == "member_expression"),
+            "variable_declarator"
+            | "method_definition"
+            | "public_field_definition"
+            | "function_declaration" => p
+                .child_by_field_name("name")
+                .or_else(|| p.child_by_field_name("property")),
+            _ => None,
+        };
+        if name.is_some_and(|k| re.is_match(a.text(k))) {
+            return true;
+        }
+        cur = p.parent();
+    }
+    false
 }
 
 /// Whether the file's text holds `needle`, once per file (predicates ask it for every match).
