@@ -320,13 +320,14 @@ impl RuleSet {
         tree: &Tree,
         disabled: &[String],
     ) -> Vec<RuleHit> {
-        self.run_selected(lang, src, tree, disabled, None)
+        self.run_selected(lang, src, tree, disabled, None, None)
     }
 
-    /// `run_except` for a review that keeps only the hits touching `lines` (the added lines):
-    /// those are exactly as `run_except` finds them; hits elsewhere may be missing. Only the
-    /// patterns whose words appear in the top-level statements around `lines` are compiled, so
-    /// that a one-line change does not pay for every rule that could match its whole file.
+    /// `run_except` for a review that keeps only the hits touching `lines` (the added lines).
+    /// Only the patterns whose words appear in the top-level statements around `lines` are
+    /// compiled, so that a one-line change does not pay for every rule that could match its
+    /// whole file. A once-per-function rule's turn in a function is taken by its first hit on
+    /// the lines, not by one in code the change left alone.
     pub fn run_on_lines(
         &self,
         lang: Language,
@@ -336,16 +337,19 @@ impl RuleSet {
         lines: &std::collections::BTreeSet<u32>,
     ) -> Vec<RuleHit> {
         let region = Region::of(lang, src, tree, lines);
-        self.run_selected(lang, src, tree, disabled, Some(&region))
+        self.run_selected(lang, src, tree, disabled, Some(&region), Some(lines))
     }
 
-    fn run_selected(
+    /// Runs the rules `region` selects (all without one); with `focus`, once-per-function rules
+    /// count only hits touching those lines against their one turn per function.
+    pub(super) fn run_selected(
         &self,
         lang: Language,
         src: &str,
         tree: &Tree,
         disabled: &[String],
         region: Option<&Region>,
+        focus: Option<&std::collections::BTreeSet<u32>>,
     ) -> Vec<RuleHit> {
         let Some(combined) = self.by_lang[&lang]
             .get_or_init(|| LangRules::new(&self.compiled, lang))
@@ -354,7 +358,7 @@ impl RuleSet {
             return Vec::new();
         };
         let analysis = Analysis::new(lang, src, tree);
-        let mut found = self.matches(&combined, &analysis, tree, disabled);
+        let mut found = self.matches(&combined, &analysis, tree, disabled, focus);
         let mut keep = self.helper_repeats(&analysis, &found);
         self.covered_fallbacks(&found, &mut keep);
         let mut it = keep.into_iter();
@@ -365,13 +369,15 @@ impl RuleSet {
     }
 
     /// Every match of the combined query whose rule's predicates hold, once per rule and line
-    /// (and once per function for `one_per_function` rules), in the order found.
+    /// (and once per function for `one_per_function` rules, counting only hits touching the
+    /// `changed` lines when given), in the order found.
     fn matches<'t>(
         &self,
         combined: &Combined,
         analysis: &Analysis<'t>,
         tree: &'t Tree,
         disabled: &[String],
+        changed: Option<&std::collections::BTreeSet<u32>>,
     ) -> Vec<Found<'t>> {
         let Combined {
             query,
@@ -448,8 +454,11 @@ impl RuleSet {
                 found.remove(i);
             }
             let function = analysis.enclosing_function(report);
-            // Candidates count apart, so that one never takes a finding's place in a function.
+            // Candidates count apart, so that one never takes a finding's place in a function;
+            // a hit in code the change left alone does not take the turn of one on its lines.
+            let on_change = changed.is_none_or(|l| l.range(line..=end_line).next().is_some());
             if c.rule.one_per_function
+                && on_change
                 && !functions_hit.insert((rule_index, function.id(), candidate))
             {
                 continue;
