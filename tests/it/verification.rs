@@ -14,14 +14,14 @@ const HEAD: &[u8] = b"from flask import request\n\n\ndef show_invoice(db, invoic
 const LINE_10: &str = "    db.delete(\"invoices\", invoice_id)";
 
 fn workspace() -> tempfile::TempDir {
+    change("billing/invoices.py", BASE, HEAD)
+}
+
+/// A folder with `a/PATH` (base) and `b/PATH` (head).
+fn change(path: &str, base: &[u8], head: &[u8]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[
-            ("a/billing/invoices.py", BASE),
-            ("b/billing/invoices.py", HEAD),
-        ],
-    );
+    let (a, b) = (format!("a/{path}"), format!("b/{path}"));
+    write_files(dir.path(), &[(a.as_str(), base), (b.as_str(), head)]);
     dir
 }
 
@@ -38,6 +38,15 @@ fn is_verification(body: &Value) -> bool {
     body["messages"][0]["content"]
         .as_str()
         .is_some_and(|s| s.starts_with("You check one finding"))
+}
+
+/// The body of the first verification call the fake received.
+fn first_verification(fake: &FakeOpenAi) -> Value {
+    fake.chat_requests()
+        .into_iter()
+        .find(|r| is_verification(&r.body))
+        .expect("a verification call")
+        .body
 }
 
 /// (path, line, severity, category) of every finding, sorted.
@@ -182,15 +191,11 @@ fn a_finding_verification_rejects_is_dropped_and_the_record_says_why() {
         "{file}"
     );
     // The verification call saw the finding and the code it points at, and no tools.
-    let verify = fake
-        .chat_requests()
-        .into_iter()
-        .find(|r| is_verification(&r.body))
-        .expect("a verification call");
-    let question = verify.body["messages"][1]["content"].as_str().unwrap();
+    let verify = first_verification(&fake);
+    let question = verify["messages"][1]["content"].as_str().unwrap();
     assert!(question.contains(">10:"), "{question}");
     assert!(question.contains("sec.missing-authorization"), "{question}");
-    assert!(verify.body["tools"].is_null());
+    assert!(verify["tools"].is_null());
 }
 
 #[test]
@@ -327,15 +332,7 @@ const CANDIDATE_BASE: &[u8] = b"import os\n\nUPLOADS = \"/srv/uploads\"\n";
 const CANDIDATE_HEAD: &[u8] = b"import os\n\nUPLOADS = \"/srv/uploads\"\n\ndef read_upload(name):\n    with open(os.path.join(UPLOADS, name)) as f:\n        return f.read()\n";
 
 fn candidate_workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    write_files(
-        dir.path(),
-        &[
-            ("a/store/uploads.py", CANDIDATE_BASE),
-            ("b/store/uploads.py", CANDIDATE_HEAD),
-        ],
-    );
-    dir
+    change("store/uploads.py", CANDIDATE_BASE, CANDIDATE_HEAD)
 }
 
 /// A fake model whose reviews report `review` and whose verifier answers `verdict`.
@@ -351,6 +348,16 @@ fn candidate_model(verdict: &'static str, review: Vec<String>) -> FakeOpenAi {
         calls.push(("finish_file", r#"{"summary":"s"}"#));
         (200, tool_calls(&calls), Duration::ZERO)
     })
+}
+
+/// The candidate, posted as the rule's critical finding.
+fn candidate_posted() -> Vec<(String, u64, String, String)> {
+    vec![(
+        "store/uploads.py".to_string(),
+        6,
+        "critical".to_string(),
+        "path-traversal".to_string(),
+    )]
 }
 
 fn verification_record(v: &Value) -> String {
@@ -371,17 +378,7 @@ fn a_candidate_is_silent_without_a_model_and_posted_once_verification_confirms_i
         vec![],
     );
     let v = agent(dir.path(), &fake, &[]);
-    assert_eq!(
-        keys(&v),
-        vec![(
-            "store/uploads.py".to_string(),
-            6,
-            "critical".to_string(),
-            "path-traversal".to_string()
-        )],
-        "{}",
-        v["summary"]["agent"]
-    );
+    assert_eq!(keys(&v), candidate_posted(), "{}", v["summary"]["agent"]);
     assert_eq!(
         v["findings"][0]["rule_id"], "py.path.tainted-file-access",
         "{v}"
@@ -393,18 +390,14 @@ fn a_candidate_is_silent_without_a_model_and_posted_once_verification_confirms_i
         "{record}"
     );
     // The verifier saw the candidate's line, marked.
-    let asked = fake
-        .chat_requests()
-        .into_iter()
-        .find(|r| is_verification(&r.body))
-        .expect("a verification call");
+    let asked = first_verification(&fake);
     assert!(
-        asked.body["messages"][1]["content"]
+        asked["messages"][1]["content"]
             .as_str()
             .unwrap()
             .contains(">6:     with open(os.path.join(UPLOADS, name)) as f:"),
         "{}",
-        asked.body
+        asked
     );
 }
 
@@ -438,12 +431,7 @@ fn without_verification_a_candidate_needs_the_models_own_report_and_the_limit_bo
     let v = agent(dir.path(), &fake, &[("REDLINE_AGENT_VERIFY", "0")]);
     assert_eq!(
         keys(&v),
-        vec![(
-            "store/uploads.py".to_string(),
-            6,
-            "critical".to_string(),
-            "path-traversal".to_string()
-        )],
+        candidate_posted(),
         "the rule's severity stands once the model reports the same: {}",
         v["summary"]["agent"]
     );
