@@ -510,10 +510,6 @@ impl RuleSet {
     /// A tainted value passed to a helper in the same file is one bug, reported where the input
     /// enters (in the caller), not once more inside the helper: false for such helper hits.
     fn helper_repeats<'t>(&self, analysis: &Analysis<'t>, found: &[Found<'t>]) -> Vec<bool> {
-        let funcs: Vec<(usize, &str)> = found
-            .iter()
-            .map(|f| (f.rule, analysis.text(f.function)))
-            .collect();
         found
             .iter()
             .enumerate()
@@ -523,12 +519,21 @@ impl RuleSet {
                     return true;
                 }
                 let called = format!("{name}(");
+                let own = f.function.byte_range();
+                // A call is outside the helper itself: its own definition (`name(args) {`) and
+                // recursion are no caller, even in a function that encloses it.
+                let calls_it = |g: tree_sitter::Node<'_>| {
+                    analysis
+                        .text(g)
+                        .match_indices(&called)
+                        .any(|(at, _)| !own.contains(&(g.start_byte() + at)))
+                };
                 // A candidate in the caller does not make the helper's finding a repeat.
-                !funcs.iter().enumerate().any(|(j, (rule_j, text))| {
+                !found.iter().enumerate().any(|(j, g)| {
                     j != i
-                        && *rule_j == f.rule
-                        && (!found[j].hit.candidate || f.hit.candidate)
-                        && text.contains(&called)
+                        && g.rule == f.rule
+                        && (!g.hit.candidate || f.hit.candidate)
+                        && calls_it(g.function)
                 })
             })
             .collect()

@@ -175,3 +175,51 @@ fn a_helper_that_returned_the_guarded_value_is_its_own_sink() {
         vec![("t.removed-escape".into(), 2)]
     );
 }
+
+const SYSTEM_CALL: &str = r#"
+[[rule]]
+id = "t.os-system"
+languages = ["python"]
+severity = "critical"
+category = "command-injection"
+message = "m"
+query = '''(call function: (attribute object: (identifier) @_o attribute: (identifier) @_m) arguments: (argument_list . (_) @sink) (#eq? @_o "os") (#eq? @_m "system"))'''
+report = "sink"
+one_per_function = true
+when = ["dynamic-string"]
+[[rule.examples]]
+expect = "hit"
+code = "os.system('rm %s' % x)"
+"#;
+
+#[test]
+fn a_once_per_function_rule_reports_the_changed_line_not_only_the_first_in_the_function() {
+    let rules = set(SYSTEM_CALL);
+    let src = "import os\n\ndef backup(name, other):\n    os.system(\"tar czf /b/%s.tgz /data\" % name)\n    os.system(\"rm -rf /tmp/%s\" % other)\n";
+    let mut p = tree_sitter::Parser::new();
+    p.set_language(&Language::Python.grammar()).unwrap();
+    let tree = p.parse(src, None).unwrap();
+    let on = |lines: &[u32]| -> Vec<u32> {
+        rules
+            .run_on_lines(
+                Language::Python,
+                src,
+                &tree,
+                &[],
+                &lines.iter().copied().collect(),
+            )
+            .into_iter()
+            .map(|h| h.line)
+            .filter(|l| lines.contains(l))
+            .collect()
+    };
+    // The whole file: once per function, the first.
+    assert_eq!(
+        hits(&rules, Language::Python, src),
+        vec![("t.os-system".to_string(), 4)]
+    );
+    // A change to line 5 alone: line 4, unchanged, does not take its turn; and the function's
+    // own `def backup(` does not make the two hits repeats of each other.
+    assert_eq!(on(&[5]), vec![5]);
+    assert_eq!(on(&[4]), vec![4]);
+}
