@@ -8,10 +8,14 @@ fn set(toml: &str) -> RuleSet {
     RuleSet::new(parse_rules("test", toml).unwrap()).unwrap()
 }
 
-fn hits(rules: &RuleSet, lang: Language, src: &str) -> Vec<(String, u32)> {
+fn parse(lang: Language, src: &str) -> tree_sitter::Tree {
     let mut p = tree_sitter::Parser::new();
     p.set_language(&lang.grammar()).unwrap();
-    let tree = p.parse(src, None).unwrap();
+    p.parse(src, None).unwrap()
+}
+
+fn hits(rules: &RuleSet, lang: Language, src: &str) -> Vec<(String, u32)> {
+    let tree = parse(lang, src);
     rules
         .run(lang, src, &tree)
         .into_iter()
@@ -20,9 +24,7 @@ fn hits(rules: &RuleSet, lang: Language, src: &str) -> Vec<(String, u32)> {
 }
 
 fn removed_hits(rules: &RuleSet, lang: Language, base: &str, head: &str) -> Vec<(String, u32)> {
-    let mut p = tree_sitter::Parser::new();
-    p.set_language(&lang.grammar()).unwrap();
-    let tree = p.parse(head, None).unwrap();
+    let tree = parse(lang, head);
     let diff = crate::diff::diff_texts(Some("f"), Some("f"), base, head);
     rules
         .run_removed(lang, head, &tree, base, &removals(&diff), &[])
@@ -57,9 +59,7 @@ fn unsanitized_leaves_out_constants_escapes_and_other_elements_markup() {
 fn unsanitized_templates_reach_to_their_last_unescaped_substitution() {
     let rules = set(INNER_HTML);
     let src = "function f(a: HTMLElement, base: string, remote: string) {\n  a.innerHTML = `\n    <div>\n      <span>x</span>\n      <span>y</span>\n      <span>z</span>\n      <span>${escapeHtml(base)}</span>\n      <span>${remote}</span>\n      <span>${escapeHtml(base)}</span>\n    </div>`;\n}\n";
-    let mut p = tree_sitter::Parser::new();
-    p.set_language(&Language::TypeScript.grammar()).unwrap();
-    let tree = p.parse(src, None).unwrap();
+    let tree = parse(Language::TypeScript, src);
     let got: Vec<(u32, u32)> = rules
         .run(Language::TypeScript, src, &tree)
         .into_iter()
@@ -196,9 +196,7 @@ code = "os.system('rm %s' % x)"
 fn a_once_per_function_rule_reports_the_changed_line_not_only_the_first_in_the_function() {
     let rules = set(SYSTEM_CALL);
     let src = "import os\n\ndef backup(name, other):\n    os.system(\"tar czf /b/%s.tgz /data\" % name)\n    os.system(\"rm -rf /tmp/%s\" % other)\n";
-    let mut p = tree_sitter::Parser::new();
-    p.set_language(&Language::Python.grammar()).unwrap();
-    let tree = p.parse(src, None).unwrap();
+    let tree = parse(Language::Python, src);
     let on = |lines: &[u32]| -> Vec<u32> {
         rules
             .run_on_lines(
