@@ -305,15 +305,7 @@ impl GitHub {
         body: &str,
     ) -> Result<u64, GitHubError> {
         let path = pr.path(&format!("/comments/{thread_id}/replies"));
-        let r = self
-            .request(
-                pr.installation,
-                Method::POST,
-                &path,
-                Some(&serde_json::json!({ "body": body })),
-            )
-            .await?;
-        created_id(&path, &r)
+        self.post_comment(pr, &path, body).await
     }
 
     /// The comments of a pull request's conversation, oldest first.
@@ -328,15 +320,20 @@ impl GitHub {
     /// Comments in a pull request's conversation; returns the comment's id.
     pub async fn comment_on_pull(&self, pr: &PrRef, body: &str) -> Result<u64, GitHubError> {
         let path = format!("/repos/{}/issues/{}/comments", pr.repo, pr.number);
+        self.post_comment(pr, &path, body).await
+    }
+
+    /// POSTs a comment `{ "body": … }` to `path`; returns the created comment's id.
+    async fn post_comment(&self, pr: &PrRef, path: &str, body: &str) -> Result<u64, GitHubError> {
         let r = self
             .request(
                 pr.installation,
                 Method::POST,
-                &path,
+                path,
                 Some(&serde_json::json!({ "body": body })),
             )
             .await?;
-        created_id(&path, &r)
+        created_id(path, &r)
     }
 
     /// How `head` relates to `base`, with the files that differ; None when GitHub does not know

@@ -76,13 +76,8 @@ pub async fn answer_job(
     };
     composed.body.push_str("\n\n");
     composed.body.push_str(&marker);
-    if lost.is_cancelled()
-        || !ctx
-            .store
-            .still_holds(job.id, &claim.worker, job.attempts)
-            .await?
-    {
-        return Ok("stopped before posting: the job was cancelled or taken over".into());
+    if !super::still_ours(ctx, claim, lost).await? {
+        return Ok(super::STOPPED_BEFORE_POSTING.into());
     }
     let id = match (conv.kind.as_str(), conv.thread_id) {
         ("review_comment", Some(thread)) => {

@@ -271,13 +271,8 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         .any(|o| o.severity == "critical" && fetched.unchanged.contains(&o.path));
 
     // Post nothing for a head that is no longer current, or for a job that is no longer ours.
-    if lost.is_cancelled()
-        || !ctx
-            .store
-            .still_holds(job.id, &claim.worker, job.attempts)
-            .await?
-    {
-        return Ok("stopped before posting: the job was cancelled or taken over".into());
+    if !still_ours(ctx, claim, lost).await? {
+        return Ok(STOPPED_BEFORE_POSTING.into());
     }
     let now = gh.pull(&at).await?;
     if now.head.sha != head_sha {
@@ -299,40 +294,27 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
     )
     .await?;
     let scope_record = covered::record(&scope, &fetched, &review);
+    let review_id = posted.review_id.unwrap_or(0);
     if posted.already_posted {
         // An earlier attempt posted and then died, or the store failed before it recorded:
-        // record it now (once), with its findings, so that jobs, stats and outcomes see it.
-        let review_id = posted.review_id.unwrap_or(0);
+        // record it now (once, below), with its findings, so that jobs, stats and outcomes see it.
         if ctx.store.review_recorded(job.id, review_id as i64).await? {
             return Ok(format!("already posted and recorded as review {review_id}"));
         }
-        record(
-            ctx,
-            job,
-            &head_sha,
-            &review,
-            &posted,
-            start.elapsed(),
-            &scope_record,
-        )
-        .await?;
-        return Ok(format!(
-            "already posted as review {review_id}; recorded now with {} finding(s)",
-            posted.findings.len()
-        ));
-    }
-    let partial = !fetched.not_reviewed.is_empty()
-        || review.skipped().any(|f| f.language.is_some())
-        || review
-            .agent
-            .as_ref()
-            .is_some_and(|a| a.llm_skipped.is_some());
-    if ctx.settings.check_runs
-        && let Err(e) = gh
-            .post_check_run(at.installation, &at.repo, &head_sha, &review, partial)
-            .await
-    {
-        tracing::warn!(error = %e, "cannot create the check run");
+    } else {
+        let partial = !fetched.not_reviewed.is_empty()
+            || review.skipped().any(|f| f.language.is_some())
+            || review
+                .agent
+                .as_ref()
+                .is_some_and(|a| a.llm_skipped.is_some());
+        if ctx.settings.check_runs
+            && let Err(e) = gh
+                .post_check_run(at.installation, &at.repo, &head_sha, &review, partial)
+                .await
+        {
+            tracing::warn!(error = %e, "cannot create the check run");
+        }
     }
     record(
         ctx,
@@ -344,11 +326,31 @@ async fn review_job(ctx: &Arc<Context>, claim: &Claim, lost: &CancellationToken)
         &scope_record,
     )
     .await?;
+    if posted.already_posted {
+        return Ok(format!(
+            "already posted as review {review_id}; recorded now with {} finding(s)",
+            posted.findings.len()
+        ));
+    }
     let mut outcome = outcome_line(&review, &posted, &settled);
     if let Some(s) = covered::outcome(&scope, &fetched) {
         outcome.push_str(&format!("; {s}"));
     }
     Ok(outcome)
+}
+
+/// What a job says when it stops short of posting.
+const STOPPED_BEFORE_POSTING: &str = "stopped before posting: the job was cancelled or taken over";
+
+/// Whether the claimed job may still post: not cancelled, and not taken over by another worker
+/// since (its attempt count is still ours).
+async fn still_ours(ctx: &Context, claim: &Claim, lost: &CancellationToken) -> Result<bool> {
+    let job = &claim.job;
+    Ok(!lost.is_cancelled()
+        && ctx
+            .store
+            .still_holds(job.id, &claim.worker, job.attempts)
+            .await?)
 }
 
 /// The head a job reviews, or (as Err) the outcome when it reviews nothing. A `/redline review`

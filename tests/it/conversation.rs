@@ -113,6 +113,18 @@ async fn reply(
     deliver_and_wait(server, dir, "pull_request_review_comment", delivery, &body).await
 }
 
+/// A reply by the repository's owner (write access) in the thread of `thread`.
+async fn owner_reply(
+    server: &Proc,
+    dir: &Path,
+    gh: &FakeGitHub,
+    thread: u64,
+    text: &str,
+    delivery: &str,
+) -> (u16, Value, Option<Value>) {
+    reply(server, dir, gh, thread, "alice", "OWNER", text, delivery).await
+}
+
 /// redline's answers in the thread of `thread` on pull request `number`.
 fn answers(gh: &FakeGitHub, number: u64, thread: u64) -> Vec<String> {
     gh.review_comments(REPO, number)
@@ -190,13 +202,11 @@ async fn explain_fix_ignore_ask_and_help_are_answered_without_an_llm() {
     let token = thread_at(&threads, "app/reports.py", 25);
 
     // explain: the guidance, the CWE, why this line, the code; in the thread, once.
-    let (status, answer, job) = reply(
+    let (status, answer, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         sql,
-        "alice",
-        "OWNER",
         "/redline explain",
         "r-explain",
     )
@@ -273,13 +283,11 @@ async fn explain_fix_ignore_ask_and_help_are_answered_without_an_llm() {
     assert!(!fix[1].contains("```suggestion"), "{}", fix[1]);
 
     // A question without an LLM says what works without one.
-    let (_, _, job) = reply(
+    let (_, _, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         shell,
-        "alice",
-        "OWNER",
         "@redline is `target` not checked in the caller?",
         "r-ask",
     )
@@ -294,13 +302,11 @@ async fn explain_fix_ignore_ask_and_help_are_answered_without_an_llm() {
     // ignore: dismissed with the reason, counted in the statistics.
     let before = stats(dir.path());
     assert_eq!(before["acceptance"]["dismissed"], 0, "{before:#}");
-    let (_, _, job) = reply(
+    let (_, _, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         shell,
-        "alice",
-        "OWNER",
         "/redline ignore the target is validated in the caller",
         "r-ignore",
     )
@@ -318,13 +324,11 @@ async fn explain_fix_ignore_ask_and_help_are_answered_without_an_llm() {
     let rule = rule_row(&after, "py.cmd.shell-true");
     assert_eq!(rule["dismissed"], 1, "{after:#}");
     // A second ignore of the same finding says so, and changes nothing.
-    let (_, _, job) = reply(
+    let (_, _, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         shell,
-        "alice",
-        "OWNER",
         "/redline ignore again",
         "r-ignore-2",
     )
@@ -509,17 +513,8 @@ async fn replies_from_users_without_write_access_or_from_bots_are_not_answered()
     );
 
     // An owner's command after them is answered; once it has been, nothing else was.
-    let (status, _, job) = reply(
-        &server,
-        dir.path(),
-        &gh,
-        sql,
-        "alice",
-        "OWNER",
-        "/redline explain",
-        "yes-1",
-    )
-    .await;
+    let (status, _, job) =
+        owner_reply(&server, dir.path(), &gh, sql, "/redline explain", "yes-1").await;
     assert_eq!(status, 202);
     assert_eq!(job.unwrap()["status"], "done");
     only_answer(&gh, 7, sql);
@@ -601,17 +596,7 @@ async fn with_an_llm_answers_are_grounded_audited_within_the_policy_and_inert() 
 
     // A hostile question: the model gets it fenced, with the code and the guidance.
     let question = hostile("@redline is `name` not validated in the caller?");
-    let (status, _, job) = reply(
-        &server,
-        dir.path(),
-        &gh,
-        sql,
-        "alice",
-        "OWNER",
-        &question,
-        "l-ask",
-    )
-    .await;
+    let (status, _, job) = owner_reply(&server, dir.path(), &gh, sql, &question, "l-ask").await;
     assert_eq!(status, 202);
     let job = job.unwrap();
     let conv = &job["conversation"];
@@ -654,13 +639,11 @@ async fn with_an_llm_answers_are_grounded_audited_within_the_policy_and_inert() 
     assert_inert(&body, "the answer to a hostile question");
 
     // explain on the token line: the token never reaches the model, nor GitHub.
-    let (_, _, job) = reply(
+    let (_, _, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         token,
-        "alice",
-        "OWNER",
         "/redline explain",
         "l-explain",
     )
@@ -686,17 +669,7 @@ async fn with_an_llm_answers_are_grounded_audited_within_the_policy_and_inert() 
     assert_inert(&only_answer(&gh, 7, token), "explain with the LLM");
 
     // fix: the model's fix becomes a one-click suggestion on the thread's line.
-    let (_, _, job) = reply(
-        &server,
-        dir.path(),
-        &gh,
-        sql,
-        "alice",
-        "OWNER",
-        "/redline fix",
-        "l-fix",
-    )
-    .await;
+    let (_, _, job) = owner_reply(&server, dir.path(), &gh, sql, "/redline fix", "l-fix").await;
     assert_eq!(job.unwrap()["conversation"]["outcome"], "suggested a fix");
     let fix = answers(&gh, 7, sql).pop().unwrap();
     assert!(
@@ -706,13 +679,11 @@ async fn with_an_llm_answers_are_grounded_audited_within_the_policy_and_inert() 
     assert_inert(&fix, "fix");
 
     // A hostile reason for ignore is recorded and echoed inert.
-    let (_, _, job) = reply(
+    let (_, _, job) = owner_reply(
         &server,
         dir.path(),
         &gh,
         token,
-        "alice",
-        "OWNER",
         &hostile("/redline ignore"),
         "l-ignore",
     )

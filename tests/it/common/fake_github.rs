@@ -2251,6 +2251,20 @@ fn update_check_run(st: &St, req: &Req, repo: &str, id: u64) -> Response {
     json_resp(200, value)
 }
 
+/// A comment's `body` as GitHub checks it: present (422 otherwise) and at most 65,536 characters.
+fn comment_text<'a>(req: &'a Req, docs: &str) -> Result<&'a str, Response> {
+    let Some(text) = req.body.as_ref().and_then(|b| b["body"].as_str()) else {
+        return Err(invalid_request("\"body\" wasn't supplied.", docs));
+    };
+    if text.chars().count() > 65536 {
+        return Err(unprocessable(
+            "Body is too long (maximum is 65536 characters)",
+            docs,
+        ));
+    }
+    Ok(text)
+}
+
 fn create_issue_comment(st: &St, req: &Req, repo: &str, number: u64) -> Response {
     const DOCS_COMMENT: &str =
         "https://docs.github.com/rest/issues/comments#create-an-issue-comment";
@@ -2261,16 +2275,10 @@ fn create_issue_comment(st: &St, req: &Req, repo: &str, number: u64) -> Response
     if let Some(resp) = secondary_limit(&mut s) {
         return resp;
     }
-    let body = req.body.clone().unwrap_or_else(|| json!({}));
-    let Some(text) = body["body"].as_str() else {
-        return invalid_request("\"body\" wasn't supplied.", DOCS_COMMENT);
+    let text = match comment_text(req, DOCS_COMMENT) {
+        Ok(text) => text,
+        Err(refused) => return refused,
     };
-    if text.chars().count() > 65536 {
-        return unprocessable(
-            "Body is too long (maximum is 65536 characters)",
-            DOCS_COMMENT,
-        );
-    }
     let value = issue_comment_value(&mut s, repo, number, text);
     s.issue_comments
         .push((repo.to_string(), number, value.clone()));
@@ -2406,13 +2414,10 @@ fn create_reply(st: &St, req: &Req, repo: &str, number: u64, to: u64) -> Respons
     if let Some(resp) = secondary_limit(&mut s) {
         return resp;
     }
-    let body = req.body.clone().unwrap_or_else(|| json!({}));
-    let Some(text) = body["body"].as_str() else {
-        return invalid_request("\"body\" wasn't supplied.", DOCS_REPLY);
+    let text = match comment_text(req, DOCS_REPLY) {
+        Ok(text) => text,
+        Err(refused) => return refused,
     };
-    if text.chars().count() > 65536 {
-        return unprocessable("Body is too long (maximum is 65536 characters)", DOCS_REPLY);
-    }
     match store_reply(
         &mut s,
         repo,
