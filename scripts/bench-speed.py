@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
 """How fast a review is, as a user sees it (release build, wall time including process start,
-median of N runs): a one-line change in each language, a 2,000-line change of 10 files, a whole
-real tree, and the worker's CPU for a 2,000-line review after its first job.
+median of N runs): a one-line change in each language (a line added, and a line edited in
+place), a 2,000-line change of 10 files, a whole real tree, and the worker's CPU for a
+2,000-line review after its first job.
 
     cargo build --release && scripts/bench-speed.py [--runs 10] [--tree DIR] [--only one,change,tree,worker]
 
-The one-line changes add a line to a file of the shipped cases (fixtures/cases), one per
-language; the 2,000-line change comes from scripts/gen-change.py; the tree defaults to this
+The one-line changes add a line to (or edit one line of) a file of the shipped cases
+(fixtures/cases), one per language; the 2,000-line change comes from scripts/gen-change.py; the tree defaults to this
 Python's standard library (a real tree of more than 500k lines). Timings are printed, never
 asserted: this machine is shared and noisy.
 """
@@ -40,6 +41,23 @@ def one_line_change(work, name, src):
     mid = len(lines) // 2
     (base / src.name).write_text("".join(lines))
     (head / src.name).write_text("".join(lines[:mid] + [comment + "one more line\n"] + lines[mid:]))
+    return base, head
+
+
+def one_line_edit(work, name, src):
+    """The commonest real edit: one line changed in place (a deletion and an addition), which also
+    runs the removed-check rules on the deleted line."""
+    base, head = work / ("edit-" + name) / "base", work / ("edit-" + name) / "head"
+    for d in (base, head):
+        d.mkdir(parents=True, exist_ok=True)
+    lines = src.read_text().splitlines(keepends=True)
+    i = len(lines) // 2
+    while not lines[i].strip():
+        i += 1
+    line = lines[i].rstrip("\n")
+    edited = line.replace("=", "= ", 1) if "=" in line else line + " "
+    (base / src.name).write_text("".join(lines))
+    (head / src.name).write_text("".join(lines[:i] + [edited + "\n"] + lines[i + 1:]))
     return base, head
 
 
@@ -88,6 +106,15 @@ def main():
                                      args.runs, env)
                 r, c = rules_ms(p.stdout)
                 print(f"  {name:<11} {wall:7.1f} ms wall, {cpu:6.1f} ms CPU   rules {r} ms, context {c} ms   ({src.name}, {len(src.read_text().splitlines())} lines)")
+            print(f"one edited line (a line changed in place), median of {args.runs}")
+            for name, lang_dir, exts in [("python", "python", {".py"}), ("javascript", "javascript", {".js", ".mjs"}),
+                                         ("go", "go", {".go"}), ("typescript", "typescript", {".ts", ".tsx"})]:
+                src = biggest(lang_dir, exts)
+                base, head = one_line_edit(work, name, src)
+                wall, cpu, p = timed([str(BIN), "review", "--base-dir", str(base), "--head-dir", str(head), "--format", "json"],
+                                     args.runs, env)
+                r, c = rules_ms(p.stdout)
+                print(f"  {name:<11} {wall:7.1f} ms wall, {cpu:6.1f} ms CPU   rules {r} ms")
         if "change" in only or "worker" in only:
             change = work / "change"
             subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-change.py"), str(change)], check=True,

@@ -13,6 +13,7 @@ use super::analysis::Analysis;
 use super::set::RuleSet;
 use crate::diff::{FileDiff, LineKind};
 use crate::lang::Language;
+use crate::text::ascii_regex;
 use tree_sitter::{Node, Point, QueryCursor, StreamingIterator, Tree};
 
 /// One block of deleted lines (with what replaced it, if anything).
@@ -84,8 +85,7 @@ pub fn removals(diff: &FileDiff) -> Vec<Removal> {
 
 /// A function or method definition among deleted lines.
 static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    regex::Regex::new(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>")
-        .unwrap()
+    ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>").unwrap()
 });
 
 /// A sink found for a rule: its line and text.
@@ -295,7 +295,10 @@ impl RuleSet {
         let mut matches =
             cursor.matches(&combined.query, tree.root_node(), analysis.src.as_bytes());
         while let Some(m) = matches.next() {
-            let ri = combined.pattern_rule[m.pattern_index];
+            // Removed-check sinks are compiled one rule per pattern.
+            let Some(&ri) = combined.pattern_rules[m.pattern_index].first() else {
+                continue;
+            };
             if !wanted.contains(&ri) {
                 continue;
             }

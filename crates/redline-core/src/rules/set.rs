@@ -95,7 +95,8 @@ impl std::ops::Deref for LazyRegex {
     fn deref(&self) -> &regex::Regex {
         self.compiled.get_or_init(|| {
             // Checked by `compile_rule` (at load or by `knowledge check`): this does not fail.
-            regex::Regex::new(&self.pattern).unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
+            crate::text::ascii_regex(&self.pattern)
+                .unwrap_or_else(|_| regex::Regex::new("$^").unwrap())
         })
     }
 }
@@ -103,8 +104,9 @@ impl std::ops::Deref for LazyRegex {
 /// A grammar's rules in one query, so that a file is walked once rather than once per rule.
 pub(super) struct Combined {
     pub(super) query: Query,
-    /// For each pattern of the query, the index of the rule it came from.
-    pub(super) pattern_rule: Vec<usize>,
+    /// For each pattern of the query, the indices of the rules it came from: rules that share a
+    /// pattern (the same text) compile it once, and each weighs its matches.
+    pub(super) pattern_rules: Vec<Vec<usize>>,
 }
 
 type CombinedByLanguage = HashMap<Language, std::sync::OnceLock<Option<Combined>>>;
@@ -115,11 +117,18 @@ pub(super) fn compile_together<'q>(
     parts: impl Iterator<Item = (usize, &'q str)>,
 ) -> Option<Combined> {
     let mut text = String::new();
-    let mut spans: Vec<(usize, usize, usize)> = Vec::new();
+    let mut spans: Vec<(usize, usize, Vec<usize>)> = Vec::new();
+    // Compiling costs per pattern, so a text that another rule already brought is compiled once.
+    let mut seen: HashMap<&str, usize> = HashMap::new();
     for (rule, part) in parts {
+        if let Some(&at) = seen.get(part) {
+            spans[at].2.push(rule);
+            continue;
+        }
+        seen.insert(part, spans.len());
         let start = text.len();
         text.push_str(part);
-        spans.push((start, text.len(), rule));
+        spans.push((start, text.len(), vec![rule]));
         text.push('\n');
     }
     // Rules are compiled one by one when loaded or checked; a failure here is a bug.
@@ -132,19 +141,19 @@ pub(super) fn compile_together<'q>(
             return None;
         }
     };
-    let pattern_rule = (0..query.pattern_count())
+    let pattern_rules = (0..query.pattern_count())
         .map(|p| {
             let at = query.start_byte_for_pattern(p);
             spans
                 .iter()
                 .find(|(s, e, _)| (*s..*e).contains(&at))
-                .map(|x| x.2)
-                .unwrap_or(0)
+                .map(|x| x.2.clone())
+                .unwrap_or_default()
         })
         .collect();
     Some(Combined {
         query,
-        pattern_rule,
+        pattern_rules,
     })
 }
 
@@ -279,13 +288,13 @@ impl RuleSet {
                         return None;
                     }
                 };
-                let pattern_rule = (0..query.pattern_count())
+                let pattern_rules = (0..query.pattern_count())
                     .map(|p| {
                         let at = query.start_byte_for_pattern(p);
-                        spans.iter().find(|(s, e, _)| (*s..*e).contains(&at)).map(|x| x.2).unwrap_or(0)
+                        spans.iter().find(|(s, e, _)| (*s..*e).contains(&at)).map(|x| vec![x.2]).unwrap_or_default()
                     })
                     .collect();
-                Some(Combined { query, pattern_rule })
+                Some(Combined { query, pattern_rules })
             })
             .as_ref()
     }
@@ -381,7 +390,7 @@ impl RuleSet {
     ) -> Vec<Found<'t>> {
         let Combined {
             query,
-            pattern_rule,
+            pattern_rules,
         } = combined;
         let mut found: Vec<Found<'t>> = Vec::new();
         let mut functions_hit: std::collections::HashSet<(usize, usize, bool)> =
@@ -391,94 +400,95 @@ impl RuleSet {
         let mut cursor = QueryCursor::new();
         let mut matches = cursor.matches(query, tree.root_node(), analysis.src.as_bytes());
         while let Some(m) = matches.next() {
-            let rule_index = pattern_rule[m.pattern_index];
-            let c = &self.compiled[rule_index];
-            if !disabled.is_empty() && disabled.contains(&c.rule.id) {
-                continue;
-            }
-            let started = profile.then(std::time::Instant::now);
-            let Some((report, captured)) = self.report_of(c, query, m.captures(), names) else {
-                continue;
-            };
-            analysis.focus.set(None);
-            analysis.reach.set(None);
-            let holds = |conds: &[Condition]| {
-                conds
-                    .iter()
-                    .all(|cond| cond.holds(analysis, report, &captured))
-            };
-            let ok = holds(&c.conditions);
-            let candidate = !ok
-                && c.candidate_conditions.as_deref().is_some_and(|conds| {
-                    analysis.focus.set(None);
-                    analysis.reach.set(None);
-                    holds(conds)
-                });
-            let focus = analysis.focus.take();
-            let reach = analysis.reach.take();
-            if let Some(t) = started {
-                profile::record(&c.rule.id, t.elapsed());
-            }
-            if !ok && !candidate {
-                continue;
-            }
-            let line = report.start_position().row as u32 + 1;
-            // Long nodes (a whole call spread over lines) are reported on their first lines only,
-            // or on the line a predicate pointed at.
-            let (line, end_line) = match focus {
-                Some(b) if b >= report.start_byte() && b < report.end_byte() => {
-                    let l = line_of_byte(analysis.src, b);
-                    (l, l)
-                }
-                _ => {
-                    let end = (report.end_position().row as u32 + 1).min(line + 4);
-                    // A predicate that knows where the unsafe part of a long node ends lets the
-                    // finding sit on any changed line up to there.
-                    let end = match reach {
-                        Some(b) if b >= report.start_byte() && b < report.end_byte() => {
-                            end.max(line_of_byte(analysis.src, b))
-                        }
-                        _ => end,
-                    };
-                    (line, end)
-                }
-            };
-            // One hit per rule and line; a finding takes a candidate's place.
-            if let Some(i) = found
-                .iter()
-                .position(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
-            {
-                if candidate || !found[i].hit.candidate {
+            for &rule_index in &pattern_rules[m.pattern_index] {
+                let c = &self.compiled[rule_index];
+                if !disabled.is_empty() && disabled.contains(&c.rule.id) {
                     continue;
                 }
-                found.remove(i);
+                let started = profile.then(std::time::Instant::now);
+                let Some((report, captured)) = self.report_of(c, query, m.captures(), names) else {
+                    continue;
+                };
+                analysis.focus.set(None);
+                analysis.reach.set(None);
+                let holds = |conds: &[Condition]| {
+                    conds
+                        .iter()
+                        .all(|cond| cond.holds(analysis, report, &captured))
+                };
+                let ok = holds(&c.conditions);
+                let candidate = !ok
+                    && c.candidate_conditions.as_deref().is_some_and(|conds| {
+                        analysis.focus.set(None);
+                        analysis.reach.set(None);
+                        holds(conds)
+                    });
+                let focus = analysis.focus.take();
+                let reach = analysis.reach.take();
+                if let Some(t) = started {
+                    profile::record(&c.rule.id, t.elapsed());
+                }
+                if !ok && !candidate {
+                    continue;
+                }
+                let line = report.start_position().row as u32 + 1;
+                // Long nodes (a whole call spread over lines) are reported on their first lines only,
+                // or on the line a predicate pointed at.
+                let (line, end_line) = match focus {
+                    Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                        let l = line_of_byte(analysis.src, b);
+                        (l, l)
+                    }
+                    _ => {
+                        let end = (report.end_position().row as u32 + 1).min(line + 4);
+                        // A predicate that knows where the unsafe part of a long node ends lets the
+                        // finding sit on any changed line up to there.
+                        let end = match reach {
+                            Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                                end.max(line_of_byte(analysis.src, b))
+                            }
+                            _ => end,
+                        };
+                        (line, end)
+                    }
+                };
+                // One hit per rule and line; a finding takes a candidate's place.
+                if let Some(i) = found
+                    .iter()
+                    .position(|f| f.hit.rule_id == c.rule.id && f.hit.line == line)
+                {
+                    if candidate || !found[i].hit.candidate {
+                        continue;
+                    }
+                    found.remove(i);
+                }
+                let function = analysis.enclosing_function(report);
+                // Candidates count apart, so that one never takes a finding's place in a function;
+                // a hit in code the change left alone does not take the turn of one on its lines.
+                let on_change = changed.is_none_or(|l| l.range(line..=end_line).next().is_some());
+                if c.rule.one_per_function
+                    && on_change
+                    && !functions_hit.insert((rule_index, function.id(), candidate))
+                {
+                    continue;
+                }
+                found.push(Found {
+                    rule: rule_index,
+                    function,
+                    hit: RuleHit {
+                        rule_id: c.rule.id.clone(),
+                        line,
+                        end_line,
+                        severity: c.rule.severity,
+                        category: c.rule.category.clone(),
+                        cwe: c.rule.cwe.clone(),
+                        message: c.rule.message.clone(),
+                        guidance: c.rule.guidance.clone(),
+                        confidence: c.rule.confidence,
+                        candidate,
+                    },
+                });
             }
-            let function = analysis.enclosing_function(report);
-            // Candidates count apart, so that one never takes a finding's place in a function;
-            // a hit in code the change left alone does not take the turn of one on its lines.
-            let on_change = changed.is_none_or(|l| l.range(line..=end_line).next().is_some());
-            if c.rule.one_per_function
-                && on_change
-                && !functions_hit.insert((rule_index, function.id(), candidate))
-            {
-                continue;
-            }
-            found.push(Found {
-                rule: rule_index,
-                function,
-                hit: RuleHit {
-                    rule_id: c.rule.id.clone(),
-                    line,
-                    end_line,
-                    severity: c.rule.severity,
-                    category: c.rule.category.clone(),
-                    cwe: c.rule.cwe.clone(),
-                    message: c.rule.message.clone(),
-                    guidance: c.rule.guidance.clone(),
-                    confidence: c.rule.confidence,
-                    candidate,
-                },
-            });
         }
         found
     }
@@ -693,14 +703,14 @@ fn compile_rule(rule: &Rule) -> Result<()> {
     ];
     for (name, pattern) in fields {
         if let Some(p) = pattern {
-            regex::Regex::new(p)
+            crate::text::ascii_regex(p)
                 .map_err(|e| anyhow!("rule {}: bad `{name}` regex: {e}", rule.id))?;
         }
     }
     for w in &rule.when {
         let c = parse_condition(&rule.id, w)?;
         if let Some(a) = c.arg.as_deref().filter(|_| c.predicate.takes_regex()) {
-            regex::Regex::new(a)
+            crate::text::ascii_regex(a)
                 .map_err(|e| anyhow!("rule {}: bad regex in `{w}`: {e}", rule.id))?;
         }
     }

@@ -12,6 +12,7 @@
 //!
 //! Suppressed findings are not dropped silently: the pipeline lists them in the review's notes.
 
+use crate::text::ascii_regex;
 use regex::Regex;
 use std::sync::LazyLock;
 
@@ -42,17 +43,17 @@ pub struct Suppression {
 }
 
 static REDLINE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?:#|//|/\*)\s*redline:\s*ignore\s+([\w.\-]+)[\s:,\-]*(.*?)\s*(?:\*/\s*)?$")
+    ascii_regex(r"(?:#|//|/\*)\s*redline:\s*ignore\s+([\w.\-]+)[\s:,\-]*(.*?)\s*(?:\*/\s*)?$")
         .unwrap()
 });
 static NOSEC: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:#|//|/\*)\s*#?nosec\b([^\n]*)").unwrap());
+    LazyLock::new(|| ascii_regex(r"(?:#|//|/\*)\s*#?nosec\b([^\n]*)").unwrap());
 static NOSEMGREP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"(?:#|//|/\*)\s*nosemgrep\b\s*:?\s*([^\n]*)").unwrap());
-static GOSEC_CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\b[GB]\d{3}\b").unwrap());
+    LazyLock::new(|| ascii_regex(r"(?:#|//|/\*)\s*nosemgrep\b\s*:?\s*([^\n]*)").unwrap());
+static GOSEC_CODE: LazyLock<Regex> = LazyLock::new(|| ascii_regex(r"\b[GB]\d{3}\b").unwrap());
 static NOQA_BANDIT: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"#\s*noqa\s*:\s*([A-Z0-9, ]+)").unwrap());
-static BANDIT_CODE: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\bS\d{3}\b").unwrap());
+    LazyLock::new(|| ascii_regex(r"#\s*noqa\s*:\s*([A-Z0-9, ]+)").unwrap());
+static BANDIT_CODE: LazyLock<Regex> = LazyLock::new(|| ascii_regex(r"\bS\d{3}\b").unwrap());
 
 /// The suppression comments of a file.
 pub fn suppressions(text: &str) -> Vec<Suppression> {

@@ -2,6 +2,7 @@
 //! appends and out-parameters, and which of its parameters are input by themselves.
 
 use super::*;
+use crate::text::ascii_regex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BindKind {
@@ -35,24 +36,25 @@ pub(super) struct Scope<'t> {
 }
 
 pub(super) static NOT_INPUT_TYPE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"Session|User|Request|Response|Connection|Cursor|Settings|Config|Logger|BackgroundTasks|Engine|Client|Repository|Service|Depends").unwrap()
+    ascii_regex(r"Session|User|Request|Response|Connection|Cursor|Settings|Config|Logger|BackgroundTasks|Engine|Client|Repository|Service|Depends").unwrap()
 });
 
 pub(super) static NEST_INPUT_DECORATOR: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"@(Query|Param|Body|Headers|Req)\b").unwrap());
+    LazyLock::new(|| ascii_regex(r"@(Query|Param|Body|Headers|Req)\b").unwrap());
 
 pub(super) static PY_HANDLER_DECORATOR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(route|get|post|put|patch|delete|api_route|websocket)\(|@api_view|@\w*\.?(command|argument|option)\b").unwrap()
+    ascii_regex(r"\.(route|get|post|put|patch|delete|api_route|websocket)\(|@api_view|@\w*\.?(command|argument|option)\b").unwrap()
 });
 
-pub(super) static HANDLER_BASE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\w*(?:RequestHandler|Handler|View|APIView|Resource)\b").unwrap());
+pub(super) static HANDLER_BASE: LazyLock<Regex> = LazyLock::new(|| {
+    ascii_regex(r"\w*(?:RequestHandler|Handler|View|APIView|Resource)\b").unwrap()
+});
 
 static EXTRACT_CALL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^(?i)(extract|unzip|untar|unarchive|decompress)\w*$").unwrap());
+    LazyLock::new(|| ascii_regex(r"^(?i)(extract|unzip|untar|unarchive|decompress)\w*$").unwrap());
 
 pub(super) static PARAM_NOT_INPUT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(self|cls|request|req|db|session|current_user|user|background_tasks|response|res|ctx|context|conn|cursor|settings|config|logger)$").unwrap()
+    ascii_regex(r"^(self|cls|request|req|db|session|current_user|user|background_tasks|response|res|ctx|context|conn|cursor|settings|config|logger)$").unwrap()
 });
 
 impl<'t> Analysis<'t> {

@@ -4,6 +4,7 @@
 //! values of local helpers and into a helper's parameters from its call sites.
 
 use super::*;
+use crate::text::ascii_regex;
 
 /// The names of a function that hold untrusted values.
 #[derive(Default)]
@@ -23,39 +24,39 @@ impl Taint {
 }
 
 pub(super) static PY_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(request|req)\.(args|form|values|json|data|files|cookies|headers|GET|POST|FILES|COOKIES|META|body|query_params|path_params|get_json|get_data|stream|view_args|url|path|full_path|query_string|host|match_info|query|rel_url|post|content|text|multipart|raw_path|path_qs)\b|\bself\.(get_argument|get_arguments|get_query_argument|get_query_arguments|get_body_argument|get_body_arguments|get_cookie|get_secure_cookie)\(|\bself\.request\.(body|arguments|query_arguments|body_arguments|files|uri|path|query|headers|host)\b|\.(namelist|infolist|getmembers|getnames|recv|recvfrom)\(").unwrap()
+    ascii_regex(r"\b(request|req)\.(args|form|values|json|data|files|cookies|headers|GET|POST|FILES|COOKIES|META|body|query_params|path_params|get_json|get_data|stream|view_args|url|path|full_path|query_string|host|match_info|query|rel_url|post|content|text|multipart|raw_path|path_qs)\b|\bself\.(get_argument|get_arguments|get_query_argument|get_query_arguments|get_body_argument|get_body_arguments|get_cookie|get_secure_cookie)\(|\bself\.request\.(body|arguments|query_arguments|body_arguments|files|uri|path|query|headers|host)\b|\.(namelist|infolist|getmembers|getnames|recv|recvfrom)\(").unwrap()
 });
 
 pub(super) static PY_LOCAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
+    ascii_regex(
         r"\bsys\.argv\b|\bos\.environ\b|\bos\.getenv\(|\binput\(|\bsys\.stdin\b|\.parse_args\(",
     )
     .unwrap()
 });
 
 pub(super) static JS_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\b(req|request)\.(query|body|params|headers|cookies|signedCookies|url|originalUrl|path|hostname|get|header|nextUrl|json|formData|text|raw)\b|\b(c|ctx|context)\.req\.(query|queries|param|params|json|parseBody|formData|text|header|url|path|body|headers)\b|\bctx\.(path|url|href|originalUrl|get|host|hostname|search)\b|\b(req|request)\.files?\b[\w.\[\]'\x22]*\.(originalname|name)\b|\bctx\.(query|params|request|querystring|headers|cookies)\b|\b(location|window\.location|document\.location)\.(search|hash|href|pathname)\b|\bdocument\.(cookie|URL|referrer|documentURI)\b|\.searchParams\b|\b(event|message|msg)\.data\b|\.getEntries\(|\bentry\.(fileName|entryName|path)\b").unwrap()
+    ascii_regex(r"\b(req|request)\.(query|body|params|headers|cookies|signedCookies|url|originalUrl|path|hostname|get|header|nextUrl|json|formData|text|raw)\b|\b(c|ctx|context)\.req\.(query|queries|param|params|json|parseBody|formData|text|header|url|path|body|headers)\b|\bctx\.(path|url|href|originalUrl|get|host|hostname|search)\b|\b(req|request)\.files?\b[\w.\[\]'\x22]*\.(originalname|name)\b|\bctx\.(query|params|request|querystring|headers|cookies)\b|\b(location|window\.location|document\.location)\.(search|hash|href|pathname)\b|\bdocument\.(cookie|URL|referrer|documentURI)\b|\.searchParams\b|\b(event|message|msg)\.data\b|\.getEntries\(|\bentry\.(fileName|entryName|path)\b").unwrap()
 });
 
 pub(super) static JS_LOCAL: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\bprocess\.(argv|env|stdin)\b").unwrap());
+    LazyLock::new(|| ascii_regex(r"\bprocess\.(argv|env|stdin)\b").unwrap());
 
 pub(super) static GO_REMOTE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\.(URL\.Query\(\)|URL\.RawQuery|URL\.Path|FormValue\(|PostFormValue\(|PathValue\(|Header\.Get\(|Referer\(\)|FormFile\(|MultipartForm\b|PostForm\b)|\b\w+\.(Query|DefaultQuery|Param|Params|PostForm|DefaultPostForm|GetHeader|QueryParam|QueryParams|FormParams|GetQuery|GetPostForm|QueryArray|PostFormArray)\(|\bmux\.Vars\(|\bchi\.URLParam\(|\bchi\.URLParamFromCtx\(").unwrap()
+    ascii_regex(r"\.(URL\.Query\(\)|URL\.RawQuery|URL\.Path|FormValue\(|PostFormValue\(|PathValue\(|Header\.Get\(|Referer\(\)|FormFile\(|MultipartForm\b|PostForm\b)|\b\w+\.(Query|DefaultQuery|Param|Params|PostForm|DefaultPostForm|GetHeader|QueryParam|QueryParams|FormParams|GetQuery|GetPostForm|QueryArray|PostFormArray)\(|\bmux\.Vars\(|\bchi\.URLParam\(|\bchi\.URLParamFromCtx\(").unwrap()
 });
 
 pub(super) static GO_LOCAL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\bos\.(Args|Getenv|LookupEnv|Stdin)\b|\bflag\.(Arg|Args)\(").unwrap()
+    ascii_regex(r"\bos\.(Args|Getenv|LookupEnv|Stdin)\b|\bflag\.(Arg|Args)\(").unwrap()
 });
 
 /// Calls whose result is safe to use in any sink that takes text (numbers, escaped text, base names).
 pub(super) static SANITIZER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(int|float|bool|len|abs|round|secure_filename|basename|quote|escape|escape_\w*|\w*_escape|clean|sanitize\w*|urlencode|url_for|UUID|uuid\w*|parseInt|parseFloat|Number|Boolean|encodeURIComponent|encodeURI|escapeHtml|escapeHTML|escapeRegExp|escapeRegex|isValid\w*|validate\w*|Validate\w*|Atoi|ParseInt|ParseUint|ParseFloat|ParseBool|Base|EscapeString|HTMLEscapeString|QueryEscape|PathEscape|QuoteMeta|Itoa|FormatInt|Clean\w*|count|hash\w*|hexdigest|digest|compare_digest|timingSafeEqual|ConstantTimeCompare)$").unwrap()
+    ascii_regex(r"^(int|float|bool|len|abs|round|secure_filename|basename|quote|escape|escape_\w*|\w*_escape|clean|sanitize\w*|urlencode|url_for|UUID|uuid\w*|parseInt|parseFloat|Number|Boolean|encodeURIComponent|encodeURI|escapeHtml|escapeHTML|escapeRegExp|escapeRegex|isValid\w*|validate\w*|Validate\w*|Atoi|ParseInt|ParseUint|ParseFloat|ParseBool|Base|EscapeString|HTMLEscapeString|QueryEscape|PathEscape|QuoteMeta|Itoa|FormatInt|Clean\w*|count|hash\w*|hexdigest|digest|compare_digest|timingSafeEqual|ConstantTimeCompare)$").unwrap()
 });
 
 /// Calls that return (a transformation of) their arguments, so taint flows through them.
 pub(super) static PASSTHROUGH: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^(join|Join|resolve|normpath|normalize|abspath|realpath|expanduser|urljoin|Clean|Abs|format|Sprintf|Sprint|Sprintln|replace|Replace|ReplaceAll|strip|lstrip|rstrip|trim|trimStart|trimEnd|TrimSpace|Trim|TrimPrefix|TrimSuffix|TrimLeft|TrimRight|lower|upper|casefold|toLowerCase|toUpperCase|ToLower|ToUpper|concat|decode|unquote|unquote_plus|decodeURIComponent|decodeURI|unescape|b64decode|urlsafe_b64decode|DecodeString|loads|parse|Parse|ParseRequestURI|from|String|str|toString|split|Split|SplitN|slice|substring|substr|Fields|urlparse|urlsplit|URL|Buffer|bytes|bytearray|dict|list|tuple|sorted|reversed|getattr|enumerate|iter|items|values|valueOf|fromEntries|assign|await|Promise|resolve|fsPath|Path|PurePath|filepath|Dir|Ext|NewDecoder|NewReader|NewScanner|ReadAll|LimitReader|MaxBytesReader|TeeReader|NopCloser|MultiReader|Decode|Unmarshal|Bytes|Text|readFileSync|readFile|json|text|body|Query|Values)$").unwrap()
+    ascii_regex(r"^(join|Join|resolve|normpath|normalize|abspath|realpath|expanduser|urljoin|Clean|Abs|format|Sprintf|Sprint|Sprintln|replace|Replace|ReplaceAll|strip|lstrip|rstrip|trim|trimStart|trimEnd|TrimSpace|Trim|TrimPrefix|TrimSuffix|TrimLeft|TrimRight|lower|upper|casefold|toLowerCase|toUpperCase|ToLower|ToUpper|concat|decode|unquote|unquote_plus|decodeURIComponent|decodeURI|unescape|b64decode|urlsafe_b64decode|DecodeString|loads|parse|Parse|ParseRequestURI|from|String|str|toString|split|Split|SplitN|slice|substring|substr|Fields|urlparse|urlsplit|URL|Buffer|bytes|bytearray|dict|list|tuple|sorted|reversed|getattr|enumerate|iter|items|values|valueOf|fromEntries|assign|await|Promise|resolve|fsPath|Path|PurePath|filepath|Dir|Ext|NewDecoder|NewReader|NewScanner|ReadAll|LimitReader|MaxBytesReader|TeeReader|NopCloser|MultiReader|Decode|Unmarshal|Bytes|Text|readFileSync|readFile|json|text|body|Query|Values)$").unwrap()
 });
 
 impl<'t> Analysis<'t> {

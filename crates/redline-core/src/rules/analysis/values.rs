@@ -2,6 +2,7 @@
 //! a string's literal text with whether it has dynamic parts.
 
 use super::*;
+use crate::text::ascii_regex;
 
 impl<'t> Analysis<'t> {
     /// Whether `n` is a constant, or built only from constants (literals, ALL_CAPS names, names bound
@@ -366,7 +367,7 @@ impl<'t> Analysis<'t> {
 /// A helper whose name says it returns a table, column or schema name (or quotes one).
 fn cached_identifier_helper(name: &str) -> bool {
     static RE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)^(?:get_?|quote_?|escape_?)?(?:table|tbl|column|col|schema|ident|identifier|relation)(?:_?name|s)?$|^(?:quote|escape)_?(?:ident|identifier|name)$").unwrap()
+        ascii_regex(r"(?i)^(?:get_?|quote_?|escape_?)?(?:table|tbl|column|col|schema|ident|identifier|relation)(?:_?name|s)?$|^(?:quote|escape)_?(?:ident|identifier|name)$").unwrap()
     });
     RE.is_match(name)
 }
@@ -374,9 +375,9 @@ fn cached_identifier_helper(name: &str) -> bool {
 /// `", ".join(["%s"] * len(ids))`, `ids.map(() => "?").join(",")`, `"?" + ",?" * n`: SQL placeholders, not data.
 pub(super) fn is_placeholder_builder(text: &str) -> bool {
     static RE: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r#"["'`](\?|%s|\$\d*|\$%d|:\w+|@\w+)["'`]|`\$\$\{"#).unwrap());
+        LazyLock::new(|| ascii_regex(r#"["'`](\?|%s|\$\d*|\$%d|:\w+|@\w+)["'`]|`\$\$\{"#).unwrap());
     static BUILDER: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"join|Join|repeat|Repeat|map\(|\*|range").unwrap());
+        LazyLock::new(|| ascii_regex(r"join|Join|repeat|Repeat|map\(|\*|range").unwrap());
     RE.is_match(text)
         && BUILDER.is_match(text)
         && !text.contains("request")

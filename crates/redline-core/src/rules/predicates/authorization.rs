@@ -4,7 +4,7 @@ use super::*;
 
 /// Names of helpers that check that the caller may touch a record (ownership, membership).
 pub(super) static OWNERSHIP_HELPER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b\w*(owned|ownership|membership|member_?for|authori[sz]e_?\w*|can_?(edit|access|view|modify|manage|delete)|check_?(access|owner|permission|membership)|ensure_?(owner|access|member)\w*|require_?(owner|member|access)\w*|assert_?(owner|access|member)\w*)\w*\s*\(").unwrap()
+    ascii_regex(r"(?i)\b\w*(owned|ownership|membership|member_?for|authori[sz]e_?\w*|can_?(edit|access|view|modify|manage|delete)|check_?(access|owner|permission|membership)|ensure_?(owner|access|member)\w*|require_?(owner|member|access)\w*|assert_?(owner|access|member)\w*)\w*\s*\(").unwrap()
 });
 
 /// A call that loads or changes a record by an id from the request, in a request handler that

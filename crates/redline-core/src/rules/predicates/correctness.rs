@@ -26,7 +26,7 @@ pub(super) fn mutated_param<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         ),
         n = name
     );
-    Regex::new(&pattern)
+    ascii_regex(&pattern)
         .map(|r| r.is_match(body))
         .unwrap_or(true)
 }
@@ -78,7 +78,7 @@ pub(super) fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     };
     // Rounded up elsewhere in the function: the remainder, ceil or -(-a // b).
     let f = a.text(a.enclosing_function(n));
-    let remainder = Regex::new(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
+    let remainder = ascii_regex(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
     !(remainder.is_match(f)
         || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
 }

@@ -5,7 +5,7 @@ use super::*;
 
 pub(super) static GO_IMPORTANT_ERR: LazyLock<Regex> = LazyLock::new(|| {
     // Number parsing with `_` is the usual way to default an optional value to zero: not listed.
-    Regex::new(r"^(Unmarshal|Decode|Exec|ExecContext|Commit|Scan|Remove|RemoveAll|WriteFile|MkdirAll|Mkdir|Rename|Setenv|Sync|ParseForm|ParseMultipartForm|Chmod|Chdir|Symlink|ReadFile|ReadAll|Open|OpenFile|Create|Marshal|Query|QueryRow|QueryContext|Do|NewRequest|NewRequestWithContext|Copy|Get|Post|Dial|Listen|Stat|Seek)$").unwrap()
+    ascii_regex(r"^(Unmarshal|Decode|Exec|ExecContext|Commit|Scan|Remove|RemoveAll|WriteFile|MkdirAll|Mkdir|Rename|Setenv|Sync|ParseForm|ParseMultipartForm|Chmod|Chdir|Symlink|ReadFile|ReadAll|Open|OpenFile|Create|Marshal|Query|QueryRow|QueryContext|Do|NewRequest|NewRequestWithContext|Copy|Get|Post|Dial|Listen|Stat|Seek)$").unwrap()
 });
 
 /// An `except`/`catch` handler that only logs, after a `try` that calls out (HTTP, payments,

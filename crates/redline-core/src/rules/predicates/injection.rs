@@ -4,11 +4,11 @@
 use super::*;
 
 pub(super) static SQL_KEYWORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)\b(select\s.+\sfrom|insert\s+into|update\s+\S+\s+set|delete\s+from|where\s|order\s+by|group\s+by|values\s*\(|drop\s+table|create\s+table|alter\s+table|limit\s|join\s)").unwrap()
+    ascii_regex(r"(?i)\b(select\s.+\sfrom|insert\s+into|update\s+\S+\s+set|delete\s+from|where\s|order\s+by|group\s+by|values\s*\(|drop\s+table|create\s+table|alter\s+table|limit\s|join\s)").unwrap()
 });
 
 pub(super) static HTML_TAG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"<[a-zA-Z!/][^>]*>?").unwrap());
+    LazyLock::new(|| ascii_regex(r"<[a-zA-Z!/][^>]*>?").unwrap());
 
 pub(super) fn dynamic_string<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     a.string_parts(n).is_some_and(|(_, dynamic)| dynamic)
@@ -146,7 +146,7 @@ pub(super) fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         .unwrap_or_default();
     let recursive = !name.is_empty()
         && !target.is_empty()
-        && Regex::new(&format!(
+        && ascii_regex(&format!(
             r"(?:^|[^.\w]|this\.){0}\s*\(\s*{1}\s*\[",
             regex::escape(name),
             target

@@ -8,15 +8,17 @@
 
 use super::analysis::{Analysis, Trust};
 use crate::lang::Language;
+use crate::text::ascii_regex;
 use regex::Regex;
 use std::sync::LazyLock;
 use tree_sitter::Node;
 
-/// A regex compiled once per call site.
+/// A regex compiled once per call site (with ASCII classes, as every rule regex: see
+/// `text::ascii_regex`).
 macro_rules! cached_regex {
     ($re:expr) => {{
         static RE: LazyLock<Regex> =
-            LazyLock::new(|| Regex::new($re).expect("a valid built-in regex"));
+            LazyLock::new(|| ascii_regex($re).expect("a valid built-in regex"));
         &*RE
     }};
 }
@@ -276,7 +278,7 @@ fn regex_of(arg: Option<&str>) -> Regex {
         if let Some(r) = c.borrow().get(pat) {
             return r.clone();
         }
-        let r = Regex::new(pat).unwrap_or_else(|_| Regex::new("$^").unwrap());
+        let r = ascii_regex(pat).unwrap_or_else(|_| Regex::new("$^").unwrap());
         c.borrow_mut().insert(pat.to_string(), r.clone());
         r
     })

@@ -4,27 +4,27 @@
 use super::*;
 
 pub(super) static PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)passw(or)?d|passwd|passphrase|\bpwd\b|_pwd|pwd_|Pwd\b|\bpw\b").unwrap()
+    ascii_regex(r"(?i)passw(or)?d|passwd|passphrase|\bpwd\b|_pwd|pwd_|Pwd\b|\bpw\b").unwrap()
 });
 
 pub(super) static TOKEN_WORDS: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)token|secret|passw|pwd|reset|otp|nonce|salt|session|csrf|api_?key|apikey|invite|verif|signature|coupon|voucher|activation|magic_?link|one_?time|recovery|credential|auth_?code").unwrap()
+    ascii_regex(r"(?i)token|secret|passw|pwd|reset|otp|nonce|salt|session|csrf|api_?key|apikey|invite|verif|signature|coupon|voucher|activation|magic_?link|one_?time|recovery|credential|auth_?code").unwrap()
 });
 
 pub(super) static SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)pass(word|wd|phrase)?$|passw(or)?d|pwd|secret|token|api_?key|apikey|access_?key|private_?key|client_?secret|auth_?key|credential|signing_?key|encryption_?key|jwt_?key|bearer|dsn|conn(ection)?_?str").unwrap()
+    ascii_regex(r"(?i)pass(word|wd|phrase)?$|passw(or)?d|pwd|secret|token|api_?key|apikey|access_?key|private_?key|client_?secret|auth_?key|credential|signing_?key|encryption_?key|jwt_?key|bearer|dsn|conn(ection)?_?str").unwrap()
 });
 
 pub(super) static NOT_SECRET_NAME: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)(_|\b|[a-z])(url|uri|endpoint|path|file|dir|name|field|label|message|msg|text|header|param|prefix|suffix|length|len|type|kind|env|var|key_?name|template|route|regex|pattern|format|placeholder|hint|error|id|count|ttl|expiry|expires|timeout|mode|policy|query|column|table|key_?id|cookie_?name)s?$").unwrap()
+    ascii_regex(r"(?i)(_|\b|[a-z])(url|uri|endpoint|path|file|dir|name|field|label|message|msg|text|header|param|prefix|suffix|length|len|type|kind|env|var|key_?name|template|route|regex|pattern|format|placeholder|hint|error|id|count|ttl|expiry|expires|timeout|mode|policy|query|column|table|key_?id|cookie_?name)s?$").unwrap()
 });
 
 pub(super) static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?i)^(changeme|change_?me|password|passw0rd|secret|example|dummy|test|testing|none|null|redacted|placeholder|todo|fixme|xxx+|\*+|\.+|-+)$|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|^%\(.*\)s$|your[_-]|example|placeholder|xxxx|dummy|fake|sample|<|>|\$\{|\{\{").unwrap()
+    ascii_regex(r"(?i)^(changeme|change_?me|password|passw0rd|secret|example|dummy|test|testing|none|null|redacted|placeholder|todo|fixme|xxx+|\*+|\.+|-+)$|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|^%\(.*\)s$|your[_-]|example|placeholder|xxxx|dummy|fake|sample|<|>|\$\{|\{\{").unwrap()
 });
 
 pub(super) static KEY_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(concat!(
+    ascii_regex(concat!(
         r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}", // AWS access key ids
         r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}", // GitHub tokens
         r"|sk_live_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,}", // Stripe
@@ -52,7 +52,7 @@ pub(super) fn password_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         return true;
     }
     static NOT_PASSWORD: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)(^|[^a-z])(token|nonce|otp|code|key|secret|content|data|body|file|chunk|payload|url|email|bytes|blob|etag|checksum)").unwrap()
+        ascii_regex(r"(?i)(^|[^a-z])(token|nonce|otp|code|key|secret|content|data|body|file|chunk|payload|url|email|bytes|blob|etag|checksum)").unwrap()
     });
     if NOT_PASSWORD.is_match(&input) {
         return false;
@@ -64,7 +64,7 @@ pub(super) fn password_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
 /// function does (and the statement is not about jitter, delays or sampling).
 pub(super) fn token_context<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     static BENIGN: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)jitter|delay|backoff|sleep|retry|sample|shuffle|colou?r|weight|timeout|interval|port\b|percent|ratio|chance|probability").unwrap()
+        ascii_regex(r"(?i)jitter|delay|backoff|sleep|retry|sample|shuffle|colou?r|weight|timeout|interval|port\b|percent|ratio|chance|probability").unwrap()
     });
     let stmt = a.text(a.statement(n));
     if BENIGN.is_match(stmt) {
@@ -156,7 +156,7 @@ pub(super) fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         }
     }
     static NOT_SECRET_VALUE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)(type|kind|scheme|alg|algorithm|length|count|status|prefix|version|name|format)\b|(\bid|_id|Id|ID|_ids|Ids)$").unwrap()
+        ascii_regex(r"(?i)(type|kind|scheme|alg|algorithm|length|count|status|prefix|version|name|format)\b|(\bid|_id|Id|ID|_ids|Ids)$").unwrap()
     });
     let trivial = |x: Node<'t>| {
         let t = a.text(x);
@@ -207,7 +207,7 @@ pub(super) fn secret_compare<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     }
     // `parts.v1 !== expected` in a function that computes an HMAC or a signature.
     static SIGNING: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"(?i)hmac|signature|createHmac|\.sign\(").unwrap());
+        LazyLock::new(|| ascii_regex(r"(?i)hmac|signature|createHmac|\.sign\(").unwrap());
     let expected = |ws: &[String]| ws.iter().any(|w| w == "expected" || w == "computed");
     (expected(&lw) || expected(&rw)) && SIGNING.is_match(a.text(a.enclosing_function(n)))
 }
@@ -285,11 +285,11 @@ pub(super) fn secret_literal<'t>(
 /// A value with the shape of a real credential, that is not a documented example or a placeholder.
 pub(super) fn known_secret_shape(value: &str) -> bool {
     static EXAMPLE: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)example|dummy|fake|sample|placeholder|xxxx|your[_-]|redacted|changeme")
+        ascii_regex(r"(?i)example|dummy|fake|sample|placeholder|xxxx|your[_-]|redacted|changeme")
             .unwrap()
     });
     static URL_CREDENTIALS: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"://[^/\s:@]+:([^/\s:@]+)@").unwrap());
+        LazyLock::new(|| ascii_regex(r"://[^/\s:@]+:([^/\s:@]+)@").unwrap());
     let Some(m) = KEY_SHAPES.find(value) else {
         return false;
     };
@@ -299,7 +299,7 @@ pub(super) fn known_secret_shape(value: &str) -> bool {
     // Credentials in a URL to a documentation or test host, or percent-encoded ones, are an
     // example of the URL syntax.
     static TEST_HOST: LazyLock<Regex> = LazyLock::new(|| {
-        Regex::new(r"(?i)@(localhost|127\.0\.0\.1|\[::1\]|[\w.-]*(example|dummy|fake|test|invalid|foo|bar)[\w.-]*)").unwrap()
+        ascii_regex(r"(?i)@(localhost|127\.0\.0\.1|\[::1\]|[\w.-]*(example|dummy|fake|test|invalid|foo|bar)[\w.-]*)").unwrap()
     });
     if m.as_str().contains("://") && (TEST_HOST.is_match(value) || m.as_str().contains('%')) {
         return false;
