@@ -74,6 +74,7 @@ pub enum Predicate {
     FileMatches,
     InFunction,
     NamedBy,
+    PrefixChecked,
     BacktrackingRegex,
 }
 
@@ -121,6 +122,7 @@ impl Predicate {
         ("file-matches", Predicate::FileMatches),
         ("in-function", Predicate::InFunction),
         ("named-by", Predicate::NamedBy),
+        ("prefix-checked", Predicate::PrefixChecked),
         ("backtracking-regex", Predicate::BacktrackingRegex),
     ];
 
@@ -213,6 +215,7 @@ pub fn eval<'t>(
         Predicate::FileMatches => file_matches(a, arg),
         Predicate::InFunction => a.enclosing_function(n).id() != a.root.id(),
         Predicate::NamedBy => named_by(a, n, &regex_of(arg)),
+        Predicate::PrefixChecked => prefix_checked(a, n),
         Predicate::BacktrackingRegex => redos::backtracking_regex(a, n),
     }
 }
@@ -242,6 +245,32 @@ fn named_by(a: &Analysis<'_>, n: Node<'_>, re: &Regex) -> bool {
         cur = p.parent();
     }
     false
+}
+
+/// `prefix-checked`: the name assigned at `n` (`x = ...`, `x := ...`) is tested later in its
+/// function with a prefix check (`x.startswith(`, `str(x).startswith(`, `x.startsWith(`,
+/// `strings.HasPrefix(x,`): the value is what a containment check relies on.
+fn prefix_checked<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+    let left = n
+        .child_by_field_name("left")
+        .or_else(|| n.child_by_field_name("name"))
+        .filter(|l| l.kind() == "identifier" || l.kind() == "expression_list");
+    let Some(name) = left.map(|l| a.text(l).trim()) else {
+        return false;
+    };
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return false;
+    }
+    let f = a.enclosing_function(n);
+    if f.end_byte() <= n.end_byte() {
+        return false;
+    }
+    let after = &a.src[n.end_byte()..f.end_byte()];
+    let name = regex::escape(name);
+    ascii_regex(&format!(
+        r"\b{name}\)?\.(?:startswith|startsWith)\(|HasPrefix\(\s*{name}\b"
+    ))
+    .is_ok_and(|re| re.is_match(after))
 }
 
 /// Whether the file's text holds `needle`, once per file (predicates ask it for every match).
