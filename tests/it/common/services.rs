@@ -16,6 +16,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port for a throwaway PostgreSQL, below the kernel's ephemeral range (32768 and up): while a
+/// test has the server stopped (an outage), nothing else in the tests can be handed its port by
+/// a bind to port 0 (`free_port`, the servers under test, outgoing connections), so it starts
+/// again on the same port. Spread by process id so that test processes running side by side
+/// rarely try the same ports; a port found taken is skipped.
+fn pg_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let base = 20000 + (std::process::id() % 500) as u16 * 16;
+    loop {
+        let port = 20000 + (base - 20000 + NEXT.fetch_add(1, Ordering::Relaxed)) % 12000;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
 fn pg_bin() -> PathBuf {
     if let Ok(p) = std::env::var("PG_BIN") {
         return PathBuf::from(p);
@@ -94,7 +111,7 @@ impl TempPg {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        let port = free_port();
+        let port = pg_port();
         let opts = format!(
             "-k {} -p {port} -h 127.0.0.1 -F -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200",
             dir.path().display()
@@ -124,20 +141,33 @@ impl TempPg {
         );
     }
 
-    /// Starts the server (again) on its port, and waits until it accepts connections.
+    /// Starts the server (again) on its port, and waits until it accepts connections. A start
+    /// right after a stop is tried a few times (a loaded machine can be slow to release the old
+    /// server's socket and lock files); a failure shows the server's log.
     pub fn start_again(&self) {
-        let out = pg_command("pg_ctl")
-            .arg("-D")
-            .arg(self.dir.path().join("data"))
-            .args(["-o", &self.opts, "-l"])
-            .arg(self.dir.path().join("log"))
-            .args(["-w", "start"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "pg_ctl start failed: {}",
-            String::from_utf8_lossy(&out.stderr)
+        let mut last = None;
+        for _ in 0..5 {
+            let out = pg_command("pg_ctl")
+                .arg("-D")
+                .arg(self.dir.path().join("data"))
+                .args(["-o", &self.opts, "-l"])
+                .arg(self.dir.path().join("log"))
+                .args(["-w", "start"])
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return;
+            }
+            last = Some(out);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        let log = std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        panic!(
+            "pg_ctl start failed: {}\nserver log (last lines, newest first):\n{}",
+            last.map(|o| String::from_utf8_lossy(&o.stderr).to_string())
+                .unwrap_or_default(),
+            tail.join("\n")
         );
     }
 }
