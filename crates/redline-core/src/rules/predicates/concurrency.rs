@@ -51,7 +51,7 @@ pub(super) fn go_unlocked_guarded_write<'t>(a: &Analysis<'t>, n: Node<'t>) -> bo
     {
         return false;
     }
-    let guarded = ascii_regex(&format!(r"\.{}\b", regex::escape(&field))).expect("escaped");
+    let guarded = regex_of(Some(&format!(r"\.{}\b", regex::escape(&field))));
     let call = format!(".{name}(");
     let mut guarded_elsewhere = false;
     let mut stack = vec![a.root];
@@ -107,12 +107,11 @@ pub(super) fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                 n.child_by_field_name("operator")
                     .is_some_and(|o| matches!(a.text(o), "+=" | "-="))
             } else {
-                ascii_regex(&format!(
+                regex_of(Some(&format!(
                     r"^\s*{}\.{}\s*[-+]",
                     regex::escape(obj),
                     regex::escape(field)
-                ))
-                .expect("escaped")
+                )))
                 .is_match(right)
             };
             if !self_relative || !ftext.contains(&format!("{obj}.save(")) {
@@ -122,11 +121,10 @@ pub(super) fn lost_update<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
                 return false;
             }
             // Read from the database in this function, without a row lock.
-            ascii_regex(&format!(
+            regex_of(Some(&format!(
                 r"\b{}\s*=\s*[^\n]*(\.objects\.[^\n]*\.?(get|first|last)\(|get_object_or_404\()",
                 regex::escape(obj)
-            ))
-            .expect("escaped")
+            )))
             .is_match(ftext)
         }
         "call_expression" => {

@@ -26,9 +26,7 @@ pub(super) fn mutated_param<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         ),
         n = name
     );
-    ascii_regex(&pattern)
-        .map(|r| r.is_match(body))
-        .unwrap_or(true)
+    regex_of(Some(&pattern)).is_match(body)
 }
 
 /// A count of pages (parts, batches, chunks) computed with a floor division, with no rounding
@@ -78,7 +76,7 @@ pub(super) fn floor_count<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     };
     // Rounded up elsewhere in the function: the remainder, ceil or -(-a // b).
     let f = a.text(a.enclosing_function(n));
-    let remainder = ascii_regex(&format!(r"%\s*{}\b", regex::escape(&divisor))).expect("escaped");
+    let remainder = regex_of(Some(&format!(r"%\s*{}\b", regex::escape(&divisor))));
     !(remainder.is_match(f)
         || cached_regex!(r"(?i)ceil|divmod|-\s*\(\s*-|\+\s*[\w.]+\s*-\s*1\s*\)?\s*//").is_match(f))
 }

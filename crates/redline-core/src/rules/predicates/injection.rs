@@ -146,12 +146,12 @@ pub(super) fn prototype_pollution<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         .unwrap_or_default();
     let recursive = !name.is_empty()
         && !target.is_empty()
-        && ascii_regex(&format!(
+        && regex_of(Some(&format!(
             r"(?:^|[^.\w]|this\.){0}\s*\(\s*{1}\s*\[",
             regex::escape(name),
             target
-        ))
-        .is_ok_and(|re| re.is_match(body));
+        )))
+        .is_match(body);
     // Walking a path: `cur = cur[part]` / `node = node[k] || {}`.
     let walks = cached_regex!(r"(\w+)\s*=\s*(\w+)\[[^\]]+\]")
         .captures_iter(body)

@@ -267,10 +267,10 @@ fn prefix_checked<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     }
     let after = &a.src[n.end_byte()..f.end_byte()];
     let name = regex::escape(name);
-    ascii_regex(&format!(
+    regex_of(Some(&format!(
         r"\b{name}\)?\.(?:startswith|startsWith)\(|HasPrefix\(\s*{name}\b"
-    ))
-    .is_ok_and(|re| re.is_match(after))
+    )))
+    .is_match(after)
 }
 
 /// Whether the file's text holds `needle`, once per file (predicates ask it for every match).
@@ -297,8 +297,11 @@ fn file_matches(a: &Analysis<'_>, arg: Option<&str>) -> bool {
     v
 }
 
+/// `arg` compiled once per thread: the rules' regex arguments, and the patterns predicates build
+/// from a name they found (`\b{err}\b`), which repeat across a file and across files.
 fn regex_of(arg: Option<&str>) -> Regex {
-    // Rules are checked at load time, so a bad regex never reaches here; cache per pattern.
+    // Rules are checked at load time, and built patterns escape their names, so a bad regex
+    // never reaches here; cache per pattern.
     thread_local! {
         static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
     }

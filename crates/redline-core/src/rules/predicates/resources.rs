@@ -27,8 +27,7 @@ pub(super) fn go_close_after_return<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
         if let Some(c) = assigned {
             // The call's error variable: `f, e := os.Open(p)` checks `e`.
             let err_name = c.get(2).map(|m| m.as_str()).unwrap_or("err");
-            let err_re =
-                ascii_regex(&format!(r"\b{}\b", regex::escape(err_name))).expect("an escaped name");
+            let err_re = regex_of(Some(&format!(r"\b{}\b", regex::escape(err_name))));
             // In source order. The `if`s on the error right after the call are its own error
             // checks (`errors.Is(err, ...)`, `err != nil`): X is not open when they return.
             between.reverse();
