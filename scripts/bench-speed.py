@@ -25,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "target" / "release" / "redline"
+LANGS = [("python", "python", {".py"}), ("javascript", "javascript", {".js", ".mjs"}),
+         ("go", "go", {".go"}), ("typescript", "typescript", {".ts", ".tsx"})]
 
 
 def biggest(lang_dir, exts):
@@ -97,24 +99,17 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="redline-speed-"))
     try:
         if "one" in only:
-            print(f"one added line, median of {args.runs} (wall incl. process start; rules and context ms of the last run)")
-            for name, lang_dir, exts in [("python", "python", {".py"}), ("javascript", "javascript", {".js", ".mjs"}),
-                                         ("go", "go", {".go"}), ("typescript", "typescript", {".ts", ".tsx"})]:
-                src = biggest(lang_dir, exts)
-                base, head = one_line_change(work, name, src)
-                wall, cpu, p = timed([str(BIN), "review", "--base-dir", str(base), "--head-dir", str(head), "--format", "json"],
-                                     args.runs, env)
-                r, c = rules_ms(p.stdout)
-                print(f"  {name:<11} {wall:7.1f} ms wall, {cpu:6.1f} ms CPU   rules {r} ms, context {c} ms   ({src.name}, {len(src.read_text().splitlines())} lines)")
-            print(f"one edited line (a line changed in place), median of {args.runs}")
-            for name, lang_dir, exts in [("python", "python", {".py"}), ("javascript", "javascript", {".js", ".mjs"}),
-                                         ("go", "go", {".go"}), ("typescript", "typescript", {".ts", ".tsx"})]:
-                src = biggest(lang_dir, exts)
-                base, head = one_line_edit(work, name, src)
-                wall, cpu, p = timed([str(BIN), "review", "--base-dir", str(base), "--head-dir", str(head), "--format", "json"],
-                                     args.runs, env)
-                r, c = rules_ms(p.stdout)
-                print(f"  {name:<11} {wall:7.1f} ms wall, {cpu:6.1f} ms CPU   rules {r} ms")
+            for title, make in [("one added line", one_line_change),
+                                ("one edited line (a line changed in place)", one_line_edit)]:
+                print(f"{title}, median of {args.runs} (wall incl. process start; rules and context ms of the last run)")
+                for name, lang_dir, exts in LANGS:
+                    src = biggest(lang_dir, exts)
+                    base, head = make(work, name, src)
+                    wall, cpu, p = timed([str(BIN), "review", "--base-dir", str(base), "--head-dir", str(head),
+                                          "--format", "json"], args.runs, env)
+                    r, c = rules_ms(p.stdout)
+                    print(f"  {name:<11} {wall:7.1f} ms wall, {cpu:6.1f} ms CPU   rules {r} ms, context {c} ms   "
+                          f"({src.name}, {len(src.read_text().splitlines())} lines)")
         if "change" in only or "worker" in only:
             change = work / "change"
             subprocess.run([sys.executable, str(ROOT / "scripts" / "gen-change.py"), str(change)], check=True,
