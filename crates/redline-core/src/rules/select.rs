@@ -146,25 +146,26 @@ impl LangRules {
         };
         let in_file = words_in(src);
         let in_region = region.map(|r| words_in(&r.text));
-        let mut selection: Vec<bool> = self
-            .patterns
-            .iter()
-            .map(|p| {
-                let (present, kinds) = match (&in_region, region) {
-                    (Some(words), Some(r)) if !p.file_wide => (words, Some(&r.kinds)),
-                    _ => (&in_file, None),
-                };
-                // A match starts at a node of the region, so at one of the kinds found there.
-                let kind_present = match (kinds, &p.roots) {
-                    (Some(kinds), Some(roots)) => roots.iter().any(|k| kinds.contains(k.as_str())),
-                    _ => true,
-                };
-                kind_present
-                    && p.needs
-                        .iter()
-                        .all(|any| any.iter().any(|w| present.contains(w.as_str())))
-            })
-            .collect();
+        // The words inside the outermost nodes of each root kind, found once per kind.
+        let mut in_kind: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+        let mut selection: Vec<bool> = Vec::with_capacity(self.patterns.len());
+        for p in &self.patterns {
+            let selected = match (&in_region, region) {
+                (Some(words), Some(r)) if !p.file_wide => match &p.roots {
+                    // A match starts at a node of the region, so at one of the kinds found
+                    // there, and its words lie inside the outermost nodes of that kind.
+                    Some(roots) => roots.iter().filter(|k| r.kinds.contains(k.as_str())).any(|k| {
+                        let present = in_kind
+                            .entry(k.as_str())
+                            .or_insert_with(|| words_in(r.by_kind.get(k).map_or("", |t| t)));
+                        needs_met(&p.needs, present)
+                    }),
+                    None => needs_met(&p.needs, words),
+                },
+                _ => needs_met(&p.needs, &in_file),
+            };
+            selection.push(selected);
+        }
         if region.is_some() {
             let fallback_selected = |g: usize| {
                 self.groups[g]
@@ -177,10 +178,7 @@ impl LangRules {
             for g in groups {
                 for &i in &self.groups[g] {
                     // Still only patterns whose words are in the file: the others match nowhere.
-                    selection[i] = self.patterns[i]
-                        .needs
-                        .iter()
-                        .all(|any| any.iter().any(|w| in_file.contains(w.as_str())));
+                    selection[i] = needs_met(&self.patterns[i].needs, &in_file);
                 }
             }
         }
@@ -246,6 +244,13 @@ impl LangRules {
                 .map(|(p, _)| (p.rule, p.text.as_str())),
         )
     }
+}
+
+/// Whether every need of a pattern has one of its words among `present`.
+fn needs_met(needs: &prefilter::Needs, present: &std::collections::HashSet<&str>) -> bool {
+    needs
+        .iter()
+        .all(|any| any.iter().any(|w| present.contains(w.as_str())))
 }
 
 /// Whether a query pattern can match a file's root node (or any node), whose text is the whole
@@ -316,6 +321,10 @@ pub(super) struct Region {
     text: String,
     /// The kinds of the nodes that overlap a line: a match starts at one of them.
     kinds: std::collections::HashSet<String>,
+    /// For each of those kinds, the text of the outermost nodes of that kind that overlap a
+    /// line: a match that starts at such a node lies inside one of them, and so do its words.
+    /// (Often much less than `text`: the call around a line rather than the whole function.)
+    by_kind: HashMap<String, String>,
 }
 
 impl Region {
@@ -331,7 +340,11 @@ impl Region {
         let mut region = Region {
             text: String::new(),
             kinds: std::collections::HashSet::new(),
+            by_kind: HashMap::new(),
         };
+        // Per kind, the byte ranges of the outermost nodes of that kind seen so far (a parent is
+        // always seen before its children).
+        let mut outermost: HashMap<u16, Vec<std::ops::Range<usize>>> = HashMap::new();
         for child in root.children(&mut cursor) {
             let (start, end) = (
                 child.start_position().row as u32 + 1,
@@ -354,6 +367,11 @@ impl Region {
                     continue;
                 }
                 ids.insert(node.kind_id());
+                let ranges = outermost.entry(node.kind_id()).or_default();
+                let r = node.byte_range();
+                if !ranges.iter().any(|o| o.start <= r.start && r.end <= o.end) {
+                    ranges.push(r);
+                }
                 let mut c = node.walk();
                 stack.extend(node.children(&mut c));
             }
@@ -363,6 +381,16 @@ impl Region {
             .into_iter()
             .filter_map(|id| grammar.node_kind_for_id(id).map(str::to_string))
             .collect();
+        for (id, ranges) in outermost {
+            let Some(kind) = grammar.node_kind_for_id(id) else {
+                continue;
+            };
+            let text = region.by_kind.entry(kind.to_string()).or_default();
+            for r in ranges {
+                text.push_str(&src[r]);
+                text.push('\n');
+            }
+        }
         region
     }
 }
