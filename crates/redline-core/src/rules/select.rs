@@ -154,12 +154,15 @@ impl LangRules {
                 (Some(words), Some(r)) if !p.file_wide => match &p.roots {
                     // A match starts at a node of the region, so at one of the kinds found
                     // there, and its words lie inside the outermost nodes of that kind.
-                    Some(roots) => roots.iter().filter(|k| r.kinds.contains(k.as_str())).any(|k| {
-                        let present = in_kind
-                            .entry(k.as_str())
-                            .or_insert_with(|| words_in(r.by_kind.get(k).map_or("", |t| t)));
-                        needs_met(&p.needs, present)
-                    }),
+                    Some(roots) => roots
+                        .iter()
+                        .filter(|k| r.kinds.contains(k.as_str()))
+                        .any(|k| {
+                            let present = in_kind
+                                .entry(k.as_str())
+                                .or_insert_with(|| words_in(r.by_kind.get(k).map_or("", |t| t)));
+                            needs_met(&p.needs, present)
+                        }),
                     None => needs_met(&p.needs, words),
                 },
                 _ => needs_met(&p.needs, &in_file),
