@@ -1,6 +1,7 @@
 //! Embeds the workspace's knowledge/ folder (guidance entries and rules) into the crate, so that a
 //! review needs no files beside the executable.
 
+use sha2::{Digest, Sha256};
 use std::path::Path;
 
 fn main() {
@@ -12,10 +13,25 @@ fn main() {
     let mut out = String::from(
         "/// Built-in knowledge files: (path under knowledge/, contents).\npub static FILES: &[(&str, &str)] = &[\n",
     );
-    for (rel, abs) in files {
+    // The rules' version: a hash of the rules files, computed here rather than on every review.
+    let mut rules = Sha256::new();
+    for (rel, abs) in &files {
         out.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
+        if rel.ends_with(".rules.toml") {
+            rules.update(rel.as_bytes());
+            rules.update(std::fs::read(abs).unwrap());
+        }
     }
     out.push_str("];\n");
+    let hash: String = rules
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    out.push_str(&format!(
+        "/// The first 12 hex digits of the SHA-256 of the rules files (path, then contents, in order).\npub const RULES_HASH: &str = {:?};\n",
+        &hash[..12]
+    ));
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("knowledge_files.rs");
     std::fs::write(dest, out).unwrap();
 }

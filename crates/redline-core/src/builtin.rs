@@ -9,3 +9,8 @@ mod embedded {
 pub fn files() -> &'static [(&'static str, &'static str)] {
     embedded::FILES
 }
+
+/// A hash of the built-in rules files, computed when the crate is built (see build.rs).
+pub fn rules_hash() -> &'static str {
+    embedded::RULES_HASH
+}
