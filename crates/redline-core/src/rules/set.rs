@@ -23,6 +23,15 @@ pub(super) struct Condition {
     arg: Option<String>,
 }
 
+/// Where a match reports, once its rule's conditions held (see `RuleSet::place`).
+struct Placed<'t> {
+    report: tree_sitter::Node<'t>,
+    line: u32,
+    end_line: u32,
+    /// Held under `candidate_when` only.
+    candidate: bool,
+}
+
 /// A hit as found, with its rule and the function that holds it.
 struct Found<'t> {
     rule: usize,
@@ -333,9 +342,9 @@ impl RuleSet {
     }
 
     /// `run_except` for a review that keeps only the hits touching `lines` (the added lines).
-    /// Only the patterns whose words appear in the top-level statements around `lines` are
-    /// compiled, so that a one-line change does not pay for every rule that could match its
-    /// whole file. A once-per-function rule's turn in a function is taken by its first hit on
+    /// Only the patterns that can match there are compiled (their root kinds on the lines, their
+    /// words inside those nodes: see `select::Region`), so that a one-line change does not pay
+    /// for every rule that could match its whole file. A once-per-function rule's turn in a function is taken by its first hit on
     /// the lines, not by one in code the change left alone.
     pub fn run_on_lines(
         &self,
@@ -405,52 +414,14 @@ impl RuleSet {
                 if !disabled.is_empty() && disabled.contains(&c.rule.id) {
                     continue;
                 }
-                let started = profile.then(std::time::Instant::now);
-                let Some((report, captured)) = self.report_of(c, query, m.captures(), names) else {
+                let Some(Placed {
+                    report,
+                    line,
+                    end_line,
+                    candidate,
+                }) = self.place(c, query, m.captures(), names, analysis, profile)
+                else {
                     continue;
-                };
-                analysis.focus.set(None);
-                analysis.reach.set(None);
-                let holds = |conds: &[Condition]| {
-                    conds
-                        .iter()
-                        .all(|cond| cond.holds(analysis, report, &captured))
-                };
-                let ok = holds(&c.conditions);
-                let candidate = !ok
-                    && c.candidate_conditions.as_deref().is_some_and(|conds| {
-                        analysis.focus.set(None);
-                        analysis.reach.set(None);
-                        holds(conds)
-                    });
-                let focus = analysis.focus.take();
-                let reach = analysis.reach.take();
-                if let Some(t) = started {
-                    profile::record(&c.rule.id, t.elapsed());
-                }
-                if !ok && !candidate {
-                    continue;
-                }
-                let line = report.start_position().row as u32 + 1;
-                // Long nodes (a whole call spread over lines) are reported on their first lines only,
-                // or on the line a predicate pointed at.
-                let (line, end_line) = match focus {
-                    Some(b) if b >= report.start_byte() && b < report.end_byte() => {
-                        let l = line_of_byte(analysis.src, b);
-                        (l, l)
-                    }
-                    _ => {
-                        let end = (report.end_position().row as u32 + 1).min(line + 4);
-                        // A predicate that knows where the unsafe part of a long node ends lets the
-                        // finding sit on any changed line up to there.
-                        let end = match reach {
-                            Some(b) if b >= report.start_byte() && b < report.end_byte() => {
-                                end.max(line_of_byte(analysis.src, b))
-                            }
-                            _ => end,
-                        };
-                        (line, end)
-                    }
                 };
                 // One hit per rule and line; a finding takes a candidate's place.
                 if let Some(i) = found
@@ -491,6 +462,69 @@ impl RuleSet {
             }
         }
         found
+    }
+
+    /// Where a match puts its rule's hit, when the rule's conditions hold (or, failing them,
+    /// its `candidate_when`): the reported node and lines. Long nodes (a whole call spread over
+    /// lines) are reported on their first lines only, or on the line a predicate pointed at.
+    fn place<'t>(
+        &self,
+        c: &Compiled,
+        query: &Query,
+        captures: &[tree_sitter::QueryCapture<'t>],
+        names: &[&str],
+        analysis: &Analysis<'t>,
+        profile: bool,
+    ) -> Option<Placed<'t>> {
+        let started = profile.then(std::time::Instant::now);
+        let (report, captured) = self.report_of(c, query, captures, names)?;
+        analysis.focus.set(None);
+        analysis.reach.set(None);
+        let holds = |conds: &[Condition]| {
+            conds
+                .iter()
+                .all(|cond| cond.holds(analysis, report, &captured))
+        };
+        let ok = holds(&c.conditions);
+        let candidate = !ok
+            && c.candidate_conditions.as_deref().is_some_and(|conds| {
+                analysis.focus.set(None);
+                analysis.reach.set(None);
+                holds(conds)
+            });
+        let focus = analysis.focus.take();
+        let reach = analysis.reach.take();
+        if let Some(t) = started {
+            profile::record(&c.rule.id, t.elapsed());
+        }
+        if !ok && !candidate {
+            return None;
+        }
+        let line = report.start_position().row as u32 + 1;
+        let (line, end_line) = match focus {
+            Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                let l = line_of_byte(analysis.src, b);
+                (l, l)
+            }
+            _ => {
+                let end = (report.end_position().row as u32 + 1).min(line + 4);
+                // A predicate that knows where the unsafe part of a long node ends lets the
+                // finding sit on any changed line up to there.
+                let end = match reach {
+                    Some(b) if b >= report.start_byte() && b < report.end_byte() => {
+                        end.max(line_of_byte(analysis.src, b))
+                    }
+                    _ => end,
+                };
+                (line, end)
+            }
+        };
+        Some(Placed {
+            report,
+            line,
+            end_line,
+            candidate,
+        })
     }
 
     /// The node a match reports (its `report` capture, or its first) and its named captures.

@@ -159,18 +159,8 @@ impl<'t> Analysis<'t> {
                     t.local.insert(b.name.clone());
                 }
             }
-            for _ in 0..2 {
-                for b in &scope.bindings {
-                    let Some(v) = b.value else { continue };
-                    if b.kind != BindKind::Param
-                        && !t.set(trust).contains(&b.name)
-                        && self.expr_tainted(v, &scope, &t, trust)
-                    {
-                        t.remote.insert(b.name.clone());
-                        t.local.insert(b.name.clone());
-                    }
-                }
-            }
+            // What a parameter taints counts for both kinds of input.
+            self.spread_through_bindings(&scope, &mut t, trust, true);
             let tainted = self
                 .return_values(f)
                 .into_iter()
@@ -354,18 +344,29 @@ impl<'t> Analysis<'t> {
                 t.local.insert(b.name.clone());
             }
         }
+        self.spread_through_bindings(&scope, &mut t, Trust::Local, false);
+        self.expr_tainted(n, &scope, &t, Trust::Local)
+    }
+
+    /// Marks the scope's local bindings whose value is tainted under `trust`, twice over so that
+    /// a chain of two assignments is followed: in `trust`'s set, or in both sets with `both`.
+    fn spread_through_bindings(&self, scope: &Scope<'t>, t: &mut Taint, trust: Trust, both: bool) {
         for _ in 0..2 {
             for b in &scope.bindings {
                 let Some(v) = b.value else { continue };
                 if b.kind != BindKind::Param
-                    && !t.local.contains(&b.name)
-                    && self.expr_tainted(v, &scope, &t, Trust::Local)
+                    && !t.set(trust).contains(&b.name)
+                    && self.expr_tainted(v, scope, t, trust)
                 {
-                    t.local.insert(b.name.clone());
+                    if both || trust == Trust::Remote {
+                        t.remote.insert(b.name.clone());
+                    }
+                    if both || trust == Trust::Local {
+                        t.local.insert(b.name.clone());
+                    }
                 }
             }
         }
-        self.expr_tainted(n, &scope, &t, Trust::Local)
     }
 
     pub(super) fn source_match(&self, text: &str, scope: &Scope<'t>, trust: Trust) -> bool {
