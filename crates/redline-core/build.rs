@@ -1,5 +1,6 @@
 //! Embeds the workspace's knowledge/ folder (guidance entries and rules) into the crate, so that a
-//! review needs no files beside the executable.
+//! review needs no files beside the executable. Also stores each rules file in the form a review
+//! reads: JSON without the rules' examples (parsing the TOML was half of a one-line review).
 
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -15,14 +16,21 @@ fn main() {
     );
     // The rules' version: a hash of the rules files, computed here rather than on every review.
     let mut rules = Sha256::new();
+    let mut review_form = String::from(
+        "/// The built-in rules files as a review reads them: (path, JSON of the rules without `examples` and `changes`).\npub static RULES_FOR_REVIEW: &[(&str, &str)] = &[\n",
+    );
     for (rel, abs) in &files {
         out.push_str(&format!("    ({rel:?}, include_str!({abs:?})),\n"));
         if rel.ends_with(".rules.toml") {
+            let text = std::fs::read_to_string(abs).unwrap();
             rules.update(rel.as_bytes());
-            rules.update(std::fs::read(abs).unwrap());
+            rules.update(text.as_bytes());
+            review_form.push_str(&format!("    ({rel:?}, {:?}),\n", for_review(rel, &text)));
         }
     }
     out.push_str("];\n");
+    review_form.push_str("];\n");
+    out.push_str(&review_form);
     let hash: String = rules
         .finalize()
         .iter()
@@ -34,6 +42,23 @@ fn main() {
     ));
     let dest = Path::new(&std::env::var("OUT_DIR").unwrap()).join("knowledge_files.rs");
     std::fs::write(dest, out).unwrap();
+}
+
+/// A rules file as JSON, less what only `redline knowledge check` reads. A built-in rules file
+/// that is not valid TOML stops the build, with the parser's message.
+fn for_review(rel: &str, text: &str) -> String {
+    let mut file: toml::Table = text
+        .parse()
+        .unwrap_or_else(|e| panic!("knowledge/{rel} is not valid TOML: {e}"));
+    if let Some(toml::Value::Array(rules)) = file.get_mut("rule") {
+        for rule in rules.iter_mut() {
+            if let toml::Value::Table(t) = rule {
+                t.remove("examples");
+                t.remove("changes");
+            }
+        }
+    }
+    serde_json::to_string(&file).unwrap()
 }
 
 /// Every entry (`.md`, READMEs aside) and rules file (`.toml`) under `dir`.

@@ -167,7 +167,7 @@ pub async fn run(cmd: KnowledgeCommand) -> Result<i32> {
         }
         KnowledgeCommand::Check { extra } => {
             let store = Store::with_extra(&extra)?;
-            let rules = RuleSet::load(&extra, &[])?;
+            let rules = RuleSet::with_examples(&extra)?;
             let mut problems = rules.check_examples();
             for r in rules.rules() {
                 if r.guidance.is_empty() {

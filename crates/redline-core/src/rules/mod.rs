@@ -142,9 +142,18 @@ pub struct RuleHit {
 /// Parses a rules file.
 pub fn parse_rules(origin: &str, text: &str) -> Result<Vec<Rule>> {
     let file: RuleFile = toml::from_str(text).map_err(|e| anyhow!("{origin}: {}", e.message()))?;
-    let mut rules = file.rule;
+    Ok(with_origin(file.rule, origin))
+}
+
+/// Parses a built-in rules file in the form build.rs stored for reviews (JSON, no examples).
+fn parse_rules_for_review(origin: &str, json: &str) -> Result<Vec<Rule>> {
+    let file: RuleFile = serde_json::from_str(json).map_err(|e| anyhow!("{origin}: {e}"))?;
+    Ok(with_origin(file.rule, origin))
+}
+
+fn with_origin(mut rules: Vec<Rule>, origin: &str) -> Vec<Rule> {
     for r in &mut rules {
         r.origin = origin.to_string();
     }
-    Ok(rules)
+    rules
 }

@@ -177,15 +177,30 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// The built-in rules (knowledge/**/*.rules.toml, compiled into the binary).
+    /// The built-in rules (knowledge/**/*.rules.toml, compiled into the binary), as a review runs
+    /// them: without their examples.
     pub fn builtin() -> Result<RuleSet> {
         RuleSet::load(&[], &[])
     }
 
     /// The built-in rules plus the `.rules.toml` files under `dirs`, less the `disabled` ids.
     /// Rules from `dirs` are compiled at once so that a broken team rule is reported by name;
-    /// built-in rules are checked by `redline knowledge check` (and CI).
+    /// built-in rules are checked by `redline knowledge check` (and CI). The built-in rules come
+    /// without their examples (see `with_examples`).
     pub fn load(extra_dirs: &[std::path::PathBuf], disabled: &[String]) -> Result<RuleSet> {
+        let mut rules = Vec::new();
+        for (path, json) in crate::builtin::rules_for_review() {
+            rules.extend(super::parse_rules_for_review(
+                &format!("builtin:{path}"),
+                json,
+            )?);
+        }
+        RuleSet::with_extra(rules, extra_dirs, disabled)
+    }
+
+    /// The built-in rules with their examples, read from the TOML itself, plus the rules under
+    /// `dirs`: what `redline knowledge check` and the examples tests run.
+    pub fn with_examples(extra_dirs: &[std::path::PathBuf]) -> Result<RuleSet> {
         let mut rules = Vec::new();
         for (path, text) in crate::builtin::files()
             .iter()
@@ -193,6 +208,14 @@ impl RuleSet {
         {
             rules.extend(parse_rules(&format!("builtin:{path}"), text)?);
         }
+        RuleSet::with_extra(rules, extra_dirs, &[])
+    }
+
+    fn with_extra(
+        mut rules: Vec<Rule>,
+        extra_dirs: &[std::path::PathBuf],
+        disabled: &[String],
+    ) -> Result<RuleSet> {
         let builtin_count = rules.len();
         for dir in extra_dirs {
             let mut files = Vec::new();

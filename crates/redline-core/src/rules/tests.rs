@@ -221,3 +221,18 @@ fn a_once_per_function_rule_reports_the_changed_line_not_only_the_first_in_the_f
     assert_eq!(on(&[5]), vec![5]);
     assert_eq!(on(&[4]), vec![4]);
 }
+
+#[test]
+fn the_review_form_of_the_builtin_rules_is_the_toml_less_its_examples() {
+    let review = RuleSet::builtin().unwrap();
+    let full = RuleSet::with_examples(&[]).unwrap();
+    assert_eq!(review.len(), full.len());
+    assert!(review.len() > 100);
+    for (a, b) in review.rules().zip(full.rules()) {
+        assert!(a.examples.is_empty() && a.changes.is_empty(), "{}", a.id);
+        let mut b = b.clone();
+        b.examples.clear();
+        b.changes.clear();
+        assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    }
+}
