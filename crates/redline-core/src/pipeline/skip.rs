@@ -126,12 +126,38 @@ fn readable(
     Ok((language, text))
 }
 
-/// Test code, by the conventions of the four languages.
+/// Test code, by the conventions of the four languages: a `test`, `tests`, `__tests__`, `testing`,
+/// `spec` or `e2e` folder, `test_*.py`, `*_test.py`, `*_test.go`, `conftest.py`, and
+/// `*.test.*`/`*.spec.*` for JavaScript and TypeScript. Written out rather than as a regex, whose
+/// compilation was a tenth of a one-line review.
 pub fn is_test_path(path: &str) -> bool {
-    static TEST: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"(^|/)(tests?|__tests__|testing|spec|e2e)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|(^|/)conftest\.py$|\.(test|spec)\.[cm]?[jt]sx?$").unwrap()
-    });
-    TEST.is_match(path)
+    let (dirs, name) = match path.rsplit_once('/') {
+        Some((dirs, name)) => (Some(dirs), name),
+        None => (None, path),
+    };
+    let test_dir = |d: &str| {
+        matches!(
+            d,
+            "test" | "tests" | "__tests__" | "testing" | "spec" | "e2e"
+        )
+    };
+    if dirs.is_some_and(|d| d.split('/').any(test_dir)) {
+        return true;
+    }
+    if (name.starts_with("test_") && name.ends_with(".py"))
+        || name.ends_with("_test.py")
+        || name.ends_with("_test.go")
+        || name == "conftest.py"
+    {
+        return true;
+    }
+    // `.test.js`, `.spec.tsx`, `.test.mjs`, `.spec.cts` ...: `[cm]?[jt]sx?` after `.test`/`.spec`.
+    let Some((stem, ext)) = name.rsplit_once('.') else {
+        return false;
+    };
+    let ext = ext.strip_prefix(['c', 'm']).unwrap_or(ext);
+    let ext = ext.strip_suffix('x').unwrap_or(ext);
+    matches!(ext, "js" | "ts") && (stem.ends_with(".test") || stem.ends_with(".spec"))
 }
 
 /// Go's and others' convention for generated code, in the first lines of a file.
@@ -141,4 +167,60 @@ fn is_generated(text: &str) -> bool {
         (l.starts_with("Code generated") && l.contains("DO NOT EDIT"))
             || l.starts_with("@generated")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_test_path;
+    use proptest::prelude::*;
+
+    /// The convention as the regex it replaced: the written-out check must agree with it.
+    fn by_regex(path: &str) -> bool {
+        regex::Regex::new(r"(^|/)(tests?|__tests__|testing|spec|e2e)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|(^|/)conftest\.py$|\.(test|spec)\.[cm]?[jt]sx?$")
+            .unwrap()
+            .is_match(path)
+    }
+
+    #[test]
+    fn test_paths_of_the_four_languages() {
+        for p in [
+            "tests/test_api.py",
+            "pkg/api_test.go",
+            "src/__tests__/a.js",
+            "a/b.spec.tsx",
+            "a/b.test.mjs",
+            "conftest.py",
+            "e2e/x.ts",
+            "test_.py",
+        ] {
+            assert!(is_test_path(p), "{p}");
+            assert!(by_regex(p), "{p}");
+        }
+        for p in [
+            "src/api.py",
+            "contest.py",
+            "a/testdata.go",
+            "a/b.test.py",
+            "spec",
+            "tests",
+        ] {
+            assert!(!is_test_path(p), "{p}");
+            assert!(!by_regex(p), "{p}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn agrees_with_the_regex(parts in proptest::collection::vec(
+            proptest::sample::select(vec![
+                "test", "tests", "__tests__", "testing", "spec", "e2e", "src", "", "test_a", "a_test",
+                "conftest", "b", ".test", ".spec", ".py", ".go", ".js", ".cjs", ".mts", ".tsx", ".jsx",
+                ".ctsx", ".x", "/", "/", "/", "_test", "test_", "m", "c",
+            ]),
+            0..7,
+        )) {
+            let path: String = parts.concat();
+            prop_assert_eq!(is_test_path(&path), by_regex(&path), "{}", path);
+        }
+    }
 }
