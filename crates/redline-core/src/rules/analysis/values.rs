@@ -297,11 +297,21 @@ impl<'t> Analysis<'t> {
                 let mut c = args.walk();
                 let arg_nodes: Vec<Node> = args.named_children(&mut c).collect();
                 if matches!(ftext, "fmt.Sprintf" | "fmt.Sprint" | "fmt.Sprintln") {
-                    let (lit, d) = self.string_parts_depth(*arg_nodes.first()?, depth + 1)?;
-                    let rest_dynamic = arg_nodes
-                        .iter()
-                        .skip(1)
-                        .any(|a| !self.is_constant_depth(*a, depth + 1));
+                    let format = *arg_nodes.first()?;
+                    let (lit, d) = self.string_parts_depth(format, depth + 1)?;
+                    let verbs = (ftext == "fmt.Sprintf")
+                        .then(|| go_verbs(self.text(format)))
+                        .flatten();
+                    let rest_dynamic = arg_nodes.iter().skip(1).enumerate().any(|(i, a)| {
+                        match verbs.as_ref().and_then(|v| v.get(i)) {
+                            // A number cannot carry text into the string.
+                            Some(FormatSlot::Number) => false,
+                            // A table name from the program's own state (a field, a constant
+                            // helper) is not a value from outside; one from a request still is.
+                            Some(FormatSlot::TableName) => self.is_tainted(*a, Trust::Remote),
+                            _ => !self.is_constant_depth(*a, depth + 1),
+                        }
+                    });
                     return Some((lit, d || rest_dynamic));
                 }
                 let obj = f.child_by_field_name("object")?;
@@ -382,4 +392,56 @@ pub(super) fn is_placeholder_builder(text: &str) -> bool {
         && BUILDER.is_match(text)
         && !text.contains("request")
         && !text.contains("req.")
+}
+
+/// What a `fmt.Sprintf` verb does with its argument, as far as injection goes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FormatSlot {
+    /// `%d`, `%x`, `%f`, `%t`...: the argument is printed as a number or a boolean.
+    Number,
+    /// `%s` where SQL names a table (`FROM %s`, `INSERT INTO %s`, `UPDATE %s`, `JOIN %s`).
+    TableName,
+    /// Anything else: its text lands in the string as it is.
+    Text,
+}
+
+/// The slots of a Go format string literal, one per argument in order; `None` when the format
+/// is not a plain literal or indexes or stars its arguments (`%[2]s`, `%*d`), whose pairing this
+/// does not follow.
+fn go_verbs(literal: &str) -> Option<Vec<FormatSlot>> {
+    let body = literal
+        .strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .or_else(|| literal.strip_prefix('`').and_then(|s| s.strip_suffix('`')))?;
+    static TABLE_BEFORE: LazyLock<Regex> = LazyLock::new(|| {
+        ascii_regex(r"(?i)\b(from|into|update|join|table)\s+\\?[`\x22]?$").unwrap()
+    });
+    let mut slots = Vec::new();
+    let mut chars = body.char_indices().peekable();
+    while let Some((at, c)) = chars.next() {
+        if c != '%' {
+            continue;
+        }
+        // Flags, width and precision, then the verb.
+        let mut verb = None;
+        for (_, f) in chars.by_ref() {
+            match f {
+                '+' | '-' | '#' | ' ' | '0'..='9' | '.' => continue,
+                '[' | '*' => return None,
+                v => {
+                    verb = Some(v);
+                    break;
+                }
+            }
+        }
+        match verb? {
+            '%' => {}
+            'd' | 'b' | 'o' | 'O' | 'x' | 'X' | 'e' | 'E' | 'f' | 'F' | 'g' | 'G' | 't' => {
+                slots.push(FormatSlot::Number)
+            }
+            's' | 'v' if TABLE_BEFORE.is_match(&body[..at]) => slots.push(FormatSlot::TableName),
+            _ => slots.push(FormatSlot::Text),
+        }
+    }
+    Some(slots)
 }
