@@ -88,6 +88,72 @@ static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(
     ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>").unwrap()
 });
 
+/// A named function definition on a deleted line: `function isValidKey(`, `def _safe_path(`,
+/// `func checkPath(`, `const isSafe = (` or `= function`.
+static NAMED_DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:(?:def|function|func)\s+(?:\([^)]*\)\s*)?(\w+)\s*\(|(?:const|let|var)\s+(\w+)\s*=\s*(?:async\s+)?(?:function\b|\([^)]*\)\s*=>|\w+\s*=>))").unwrap()
+});
+
+/// The functions defined in deleted blocks whose deleted text holds the guard (`re`) and that no
+/// longer exist in the head file.
+fn deleted_guard_helpers(re: &regex::Regex, removals: &[Removal], src: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    for r in removals {
+        if !re.is_match(&r.text) {
+            continue;
+        }
+        let defs: Vec<regex::Captures> = NAMED_DEFINITION.captures_iter(&r.text).collect();
+        for (i, cap) in defs.iter().enumerate() {
+            let Some(name) = cap.get(1).or_else(|| cap.get(2)) else {
+                continue;
+            };
+            // The guard must be in the helper's body (up to the next definition), not only in
+            // its name.
+            let body_start = r.text[cap.get(0).map_or(0, |m| m.end())..]
+                .find('\n')
+                .map_or(r.text.len(), |n| cap.get(0).map_or(0, |m| m.end()) + n);
+            let body_end = defs
+                .get(i + 1)
+                .and_then(|d| d.get(0))
+                .map_or(r.text.len(), |m| m.start());
+            if body_start >= body_end || !re.is_match(&r.text[body_start..body_end]) {
+                continue;
+            }
+            let name = name.as_str();
+            // Too short or too common a name to stand for a guard across the file.
+            if name.len() < 4 || src.contains(&format!("{name}(")) {
+                continue;
+            }
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// The deleted line of `r` that calls one of `helpers`, when the file calls it less than before.
+/// Only a small deletion counts: a rewrite that deletes a whole implementation says nothing about
+/// where in the new one a guard is missing.
+fn helper_call(helpers: &[String], r: &Removal, old_src: &str, src: &str) -> Option<String> {
+    if r.text.lines().count() > 8 {
+        return None;
+    }
+    helpers.iter().find_map(|name| {
+        let call = format!("{name}(");
+        if old_src.matches(&call).count() <= src.matches(&call).count() {
+            return None;
+        }
+        r.text
+            .lines()
+            .find(|l| {
+                l.contains(&call)
+                    && !NAMED_DEFINITION.is_match(l)
+                    && !is_import(l)
+                    && !is_comment_line(l)
+            })
+            .map(str::to_string)
+    })
+}
+
 /// A sink found for a rule: its line and text.
 struct Sink<'t> {
     node: Node<'t>,
@@ -111,11 +177,16 @@ impl RuleSet {
         }
         // Which (rule, removal) pairs delete a guard that the file no longer holds as often.
         let mut candidates: Vec<(usize, usize, String)> = Vec::new();
+        // Candidates found through a deleted guard helper's call rather than the guard's text.
+        let mut via_helper = std::collections::HashSet::new();
         for (ri, c) in self.compiled.iter().enumerate() {
             let Some(re) = &c.removed else { continue };
             if !c.langs.contains(&lang) || disabled.contains(&c.rule.id) {
                 continue;
             }
+            // Helpers the change deletes whose bodies held the guard: a deleted call to one of
+            // them (`if (!isValidKey(key)) return;`) is a deleted guard too.
+            let helpers = deleted_guard_helpers(re, removals, src);
             for (ki, r) in removals.iter().enumerate() {
                 // A guard replaced by another guard of its kind (one the deleted lines did not
                 // hold), here or elsewhere in the file, is a change of guard, not a removal.
@@ -147,6 +218,13 @@ impl RuleSet {
                     })
                     .map(|m| line_of(m.start()))
                     .find(|l| !is_import(l))
+                    .or_else(|| {
+                        let call = helper_call(&helpers, r, old_src, src);
+                        if call.is_some() {
+                            via_helper.insert((ri, ki));
+                        }
+                        call
+                    })
                 else {
                     continue;
                 };
@@ -179,6 +257,15 @@ impl RuleSet {
             // are removals of their own inside functions.
             let Some(function) = function else { continue };
             if function.id() == analysis.root.id() && DEFINITION.is_match(&r.text) {
+                continue;
+            }
+            // A call to a deleted guard helper counts where the function that made it was kept:
+            // in a rewritten file the deleted call has no place in the new code.
+            if via_helper.contains(&(ri, ki))
+                && !function_name(&analysis, function).is_some_and(|name| {
+                    old_src.contains(&format!("{name}(")) || old_src.contains(&format!("{name} ="))
+                })
+            {
                 continue;
             }
             // One finding per rule and function: several deleted pieces of one guard are one bug.
@@ -331,6 +418,18 @@ fn node_at_line<'t>(a: &Analysis<'t>, tree: &'t Tree, line: u32) -> Option<Node<
     let col = text.len() - text.trim_start().len();
     let p = Point { row, column: col };
     tree.root_node().named_descendant_for_point_range(p, p)
+}
+
+/// The name a function is defined or bound under (`function f`, `def f`, `func (r) f`, `f(...) {`
+/// in a class, `const f = () =>`).
+fn function_name<'t>(a: &Analysis<'t>, f: Node<'t>) -> Option<&'t str> {
+    let name = f.child_by_field_name("name").or_else(|| {
+        let p = f.parent()?;
+        (p.kind() == "variable_declarator")
+            .then(|| p.child_by_field_name("name"))
+            .flatten()
+    })?;
+    Some(a.text(name))
 }
 
 fn is_return(line: &str) -> bool {
