@@ -381,7 +381,8 @@ impl<'t> Analysis<'t> {
         if self.lang == Language::Go {
             // Archive entry names are input: `range zr.File`, `hdr, _ := tr.Next()`.
             if (self.src.contains("\"archive/zip\"") && text.ends_with(".File"))
-                || (self.src.contains("\"archive/tar\"") && text.ends_with(".Next()"))
+                || (self.src.contains("\"archive/tar\"")
+                    && (text.ends_with(".Next()") || text.ends_with(".Next(")))
             {
                 return true;
             }
@@ -439,7 +440,7 @@ impl<'t> Analysis<'t> {
                 if let Some(f) = func {
                     let ftext = self.text(f);
                     let last = ftext.rsplit('.').next().unwrap_or(ftext);
-                    if SANITIZER.is_match(last) {
+                    if SANITIZER.is_match(last) && !keeps_dot_dot(self, ftext, n) {
                         return false;
                     }
                     if self.source_match(ftext, scope, trust)
@@ -540,4 +541,33 @@ impl<'t> Analysis<'t> {
             .into_iter()
             .any(|ch| self.expr_tainted_depth(ch, scope, t, trust, depth + 1))
     }
+}
+
+/// Go's `filepath.Clean`/`path.Clean` of a relative path keeps its leading `..` (`../../etc`
+/// stays as it is): it sanitizes only a path rooted first (`"/" + name`, `filepath.Join("/", name)`).
+fn keeps_dot_dot(a: &Analysis<'_>, ftext: &str, call: Node<'_>) -> bool {
+    if a.lang != Language::Go || !matches!(ftext, "filepath.Clean" | "path.Clean") {
+        return false;
+    }
+    let arg = call
+        .child_by_field_name("arguments")
+        .and_then(|args| args.named_child(0))
+        .map(|x| a.text(x).trim_start())
+        .unwrap_or("");
+    let rooted = arg.starts_with("\"/\"")
+        || arg.starts_with("`/`")
+        || arg.starts_with("string(filepath.Separator)")
+        || arg.starts_with("string(os.PathSeparator)")
+        || joined_onto_root(arg);
+    !rooted
+}
+
+fn joined_onto_root(arg: &str) -> bool {
+    [
+        "filepath.Join(\"/\"",
+        "path.Join(\"/\"",
+        "filepath.Join(string(os.PathSeparator)",
+    ]
+    .iter()
+    .any(|p| arg.starts_with(p))
 }
