@@ -52,6 +52,13 @@ impl Set {
     fn overlaps(self, o: Set) -> bool {
         self.ascii & o.ascii != 0 || (self.other && o.other)
     }
+    /// Holds nothing but whitespace (`\s`, `[ \t]`, `\t`; non-ASCII counts, as `\s` holds some).
+    fn only_whitespace(self) -> bool {
+        let ws = [' ', '\t', '\n', '\r', '\x0b', '\x0c']
+            .iter()
+            .fold(0u128, |m, c| m | 1u128 << (*c as u32));
+        self.ascii != 0 && self.ascii & !ws == 0
+    }
     fn is_empty(self) -> bool {
         self.ascii == 0 && !self.other
     }
@@ -538,6 +545,9 @@ fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
             if in_repeat && let Some(found) = adjacent_overlap(re) {
                 return Some(found);
             }
+            if !in_repeat && let Some(found) = polynomial_overlap(re) {
+                return Some(found);
+            }
             v.iter().find_map(|r| find(r, in_repeat))
         }
         Re::Alt(v) => v.iter().find_map(|r| find(r, in_repeat)),
@@ -627,6 +637,70 @@ fn adjacent_overlap(seq: &Re) -> Option<(&'static str, usize)> {
     None
 }
 
+/// Outside any repetition: two unbounded runs of whitespace in a row (only optional items between,
+/// or the second at the head of an optional group), followed by something
+/// that can fail (a mandatory item or `$`). A failing match tries every split of the run between
+/// them, at every start: quadratic or worse in the input's length (`\s*\t+\s*(\S)`,
+/// `\d*n)?\s*(?:[+-]?\s*(\d+))?$`).
+fn polynomial_overlap(seq: &Re) -> Option<(&'static str, usize)> {
+    let elems = seq.elements();
+    for i in 0..elems.len() {
+        if !elems[i].unbounded() {
+            continue;
+        }
+        let set = elems[i].chars();
+        for (j, e) in elems.iter().enumerate().skip(i + 1) {
+            // What the second item can start with: `[a-z]+(-[a-z]+)*` has no run to split.
+            let second = if e.unbounded() {
+                Some(e.first())
+            } else {
+                leading_unbounded(e)
+            };
+            // Runs of whitespace only: the shape of the advisories (an input of many spaces), and
+            // rare in the patterns of ordinary code, where `.*`, `\w+` and `[^x]*` meet all
+            // the time on short, trusted text.
+            if let Some(second) = second
+                && second.overlaps(set)
+                && set.only_whitespace()
+                && second.only_whitespace()
+                && elems[j + 1..]
+                    .iter()
+                    .any(|t| t.mandatory() || matches!(t, Re::End))
+            {
+                let at = match elems[i] {
+                    Re::Repeat { at, .. } => *at,
+                    _ => 0,
+                };
+                return Some((
+                    "two repeated items in a row match the same characters before a part that can fail (polynomial backtracking)",
+                    at,
+                ));
+            }
+            if e.mandatory() || e.unbounded() {
+                break;
+            }
+        }
+    }
+    None
+}
+
+/// The characters of an unbounded item at the head of an optional group (`(?:\s*x)?`), past the
+/// group's own optional items.
+fn leading_unbounded(e: &Re) -> Option<Set> {
+    let Re::Repeat { item, min: 0, .. } = e else {
+        return None;
+    };
+    for inner in item.elements() {
+        if inner.unbounded() {
+            return Some(inner.first());
+        }
+        if inner.mandatory() {
+            return None;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::backtracking_shape as shape;
@@ -641,6 +715,8 @@ mod tests {
             r#"((?:\s+\w+|\s*=\s*|".*?"|'.*?')*)"#,
             r"(?:\.(?:[a-z0-9]-?)*[a-z0-9]+)*",
             r"^([a-zA-Z0-9])(([\-.]|[_]+)?([a-zA-Z0-9]+))*(@){1}[a-z0-9]+[.]{1}(([a-z]{2,3})|([a-z]{2,3}[.]{1}[a-z]{2,3}))$",
+            r"\s*\t+\s*(\S)",
+            r"^([+-]?\d*n)?\s*(?:([+-]?)\s*(\d+))?$",
         ] {
             assert!(shape(p, false).is_some(), "{p}");
         }
@@ -662,6 +738,9 @@ mod tests {
             r#"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"#,
             r"(?:\n[ ]*\.\.\..*)*",
             r"(?:(?![ ]*$).+$\n?)*",
+            r#"#\s*doctest:\s*([^\n'"]*)$"#,
+            r"^(?P<group>[^ \t]+)[ \t]+(.*)$",
+            r"\s*,\s*",
         ] {
             assert!(shape(p, false).is_none(), "{p}");
         }
