@@ -125,6 +125,13 @@ impl Re {
             Re::Empty | Re::End => false,
         }
     }
+    /// Where a repetition starts in the pattern (0 for anything else).
+    fn at(&self) -> usize {
+        match self {
+            Re::Repeat { at, .. } => *at,
+            _ => 0,
+        }
+    }
     fn unbounded(&self) -> bool {
         matches!(self, Re::Repeat { max: None, item, .. } if item.mandatory())
     }
@@ -618,13 +625,9 @@ fn adjacent_overlap(seq: &Re) -> Option<(&'static str, usize)> {
         for e in &elems[i + 1..] {
             if e.unbounded() {
                 if e.chars().overlaps(set) {
-                    let at = match elems[i] {
-                        Re::Repeat { at, .. } => *at,
-                        _ => 0,
-                    };
                     return Some((
                         "two repeated items in a row inside a repetition match the same characters",
-                        at,
+                        elems[i].at(),
                     ));
                 }
                 break;
@@ -667,13 +670,9 @@ fn polynomial_overlap(seq: &Re) -> Option<(&'static str, usize)> {
                     .iter()
                     .any(|t| t.mandatory() || matches!(t, Re::End))
             {
-                let at = match elems[i] {
-                    Re::Repeat { at, .. } => *at,
-                    _ => 0,
-                };
                 return Some((
                     "two repeated items in a row match the same characters before a part that can fail (polynomial backtracking)",
-                    at,
+                    elems[i].at(),
                 ));
             }
             if e.mandatory() || e.unbounded() {
