@@ -91,6 +91,10 @@ pub struct Rule {
     /// Where the rule was loaded from.
     #[serde(skip)]
     pub origin: String,
+    /// For a built-in removed-check rule: literals every match of `removed` starts with, listed
+    /// by build.rs; deleted lines holding none of them are not matched (nor the regex compiled).
+    #[serde(skip)]
+    pub removed_prefixes: Option<Vec<String>>,
 }
 
 fn default_confidence() -> f64 {
@@ -145,9 +149,22 @@ pub fn parse_rules(origin: &str, text: &str) -> Result<Vec<Rule>> {
     Ok(with_origin(file.rule, origin))
 }
 
+/// A built-in rules file as build.rs stores it for reviews.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewFile {
+    rule: Vec<Rule>,
+    /// Rule id -> the literals every match of its `removed` regex starts with.
+    #[serde(default)]
+    removed_prefixes: std::collections::HashMap<String, Vec<String>>,
+}
+
 /// Parses a built-in rules file in the form build.rs stored for reviews (JSON, no examples).
 fn parse_rules_for_review(origin: &str, json: &str) -> Result<Vec<Rule>> {
-    let file: RuleFile = serde_json::from_str(json).map_err(|e| anyhow!("{origin}: {e}"))?;
+    let mut file: ReviewFile = serde_json::from_str(json).map_err(|e| anyhow!("{origin}: {e}"))?;
+    for r in &mut file.rule {
+        r.removed_prefixes = file.removed_prefixes.remove(&r.id);
+    }
     Ok(with_origin(file.rule, origin))
 }
 

@@ -230,9 +230,41 @@ fn the_review_form_of_the_builtin_rules_is_the_toml_less_its_examples() {
     assert!(review.len() > 100);
     for (a, b) in review.rules().zip(full.rules()) {
         assert!(a.examples.is_empty() && a.changes.is_empty(), "{}", a.id);
+        let mut a = a.clone();
+        a.removed_prefixes = None;
         let mut b = b.clone();
         b.examples.clear();
         b.changes.clear();
         assert_eq!(format!("{a:?}"), format!("{b:?}"));
     }
+}
+
+#[test]
+fn every_match_of_a_removed_check_regex_starts_with_one_of_its_listed_prefixes() {
+    let review = RuleSet::builtin().unwrap();
+    let full = RuleSet::with_examples(&[]).unwrap();
+    let mut checked = 0;
+    for (a, b) in review.rules().zip(full.rules()) {
+        let Some(prefixes) = &a.removed_prefixes else {
+            continue;
+        };
+        let re = crate::text::ascii_regex(a.removed.as_deref().unwrap()).unwrap();
+        let texts = b
+            .examples
+            .iter()
+            .chain(&b.changes)
+            .flat_map(|e| [e.code.as_str(), e.base.as_deref().unwrap_or("")]);
+        for text in texts {
+            for m in re.find_iter(text) {
+                checked += 1;
+                assert!(
+                    prefixes.iter().any(|p| m.as_str().starts_with(p.as_str())),
+                    "{}: `{}` starts with none of {prefixes:?}",
+                    a.id,
+                    m.as_str()
+                );
+            }
+        }
+    }
+    assert!(checked > 10, "only {checked} matches checked");
 }
