@@ -180,11 +180,12 @@ impl RuleSet {
         // Candidates found through a deleted guard helper's call rather than the guard's text.
         let mut via_helper = std::collections::HashSet::new();
         for (ri, c) in self.compiled.iter().enumerate() {
-            if c.removed.is_none() || !c.langs.contains(&lang) || disabled.contains(&c.rule.id) {
+            let Some(re) = &c.removed else { continue };
+            if !c.langs.contains(&lang) || disabled.contains(&c.rule.id) {
                 continue;
             }
-            // No deleted line holds a literal a match must start with: nothing to match (and
-            // the regex need not be compiled).
+            // No deleted line holds a literal a match must start with: nothing to match, and
+            // the (lazily compiled) regex is never built.
             if let Some(prefixes) = &c.rule.removed_prefixes
                 && !removals
                     .iter()
@@ -192,7 +193,6 @@ impl RuleSet {
             {
                 continue;
             }
-            let Some(re) = &c.removed else { continue };
             // Helpers the change deletes whose bodies held the guard: a deleted call to one of
             // them (`if (!isValidKey(key)) return;`) is a deleted guard too.
             let helpers = deleted_guard_helpers(re, removals, src);

@@ -554,20 +554,15 @@ fn keeps_dot_dot(a: &Analysis<'_>, ftext: &str, call: Node<'_>) -> bool {
         .and_then(|args| args.named_child(0))
         .map(|x| a.text(x).trim_start())
         .unwrap_or("");
-    let rooted = arg.starts_with("\"/\"")
-        || arg.starts_with("`/`")
-        || arg.starts_with("string(filepath.Separator)")
-        || arg.starts_with("string(os.PathSeparator)")
-        || joined_onto_root(arg);
-    !rooted
-}
-
-fn joined_onto_root(arg: &str) -> bool {
-    [
+    // What a rooted argument starts with: a slash, or a join onto one.
+    const ROOTED: &[&str] = &[
+        "\"/\"",
+        "`/`",
+        "string(filepath.Separator)",
+        "string(os.PathSeparator)",
         "filepath.Join(\"/\"",
         "path.Join(\"/\"",
         "filepath.Join(string(os.PathSeparator)",
-    ]
-    .iter()
-    .any(|p| arg.starts_with(p))
+    ];
+    !ROOTED.iter().any(|p| arg.starts_with(p))
 }
