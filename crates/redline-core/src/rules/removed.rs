@@ -271,9 +271,12 @@ impl RuleSet {
             // A call to a deleted guard helper counts where the function that made it was kept:
             // in a rewritten file the deleted call has no place in the new code.
             if via_helper.contains(&(ri, ki))
-                && !function_name(&analysis, function).is_some_and(|name| {
-                    old_src.contains(&format!("{name}(")) || old_src.contains(&format!("{name} ="))
-                })
+                && !Some(analysis.function_name_of(function))
+                    .filter(|name| !name.is_empty())
+                    .is_some_and(|name| {
+                        old_src.contains(&format!("{name}("))
+                            || old_src.contains(&format!("{name} ="))
+                    })
             {
                 continue;
             }
@@ -427,18 +430,6 @@ fn node_at_line<'t>(a: &Analysis<'t>, tree: &'t Tree, line: u32) -> Option<Node<
     let col = text.len() - text.trim_start().len();
     let p = Point { row, column: col };
     tree.root_node().named_descendant_for_point_range(p, p)
-}
-
-/// The name a function is defined or bound under (`function f`, `def f`, `func (r) f`, `f(...) {`
-/// in a class, `const f = () =>`).
-fn function_name<'t>(a: &Analysis<'t>, f: Node<'t>) -> Option<&'t str> {
-    let name = f.child_by_field_name("name").or_else(|| {
-        let p = f.parent()?;
-        (p.kind() == "variable_declarator")
-            .then(|| p.child_by_field_name("name"))
-            .flatten()
-    })?;
-    Some(a.text(name))
 }
 
 fn is_return(line: &str) -> bool {
