@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """How fast a review is, as a user sees it (release build, wall time including process start,
 median of N runs): a one-line change in each language (a line added, and a line edited in
-place), a 2,000-line change of 10 files, a whole real tree, and the worker's CPU for a
-2,000-line review after its first job.
+place), a 2,000-line change of 10 files (200 lines changed in each of 10 long files, and 10 new
+files of real library code), a whole real tree, and the worker's CPU for both 2,000-line
+reviews after its first job.
 
     cargo build --release && scripts/bench-speed.py [--runs 10] [--tree DIR] [--only one,change,tree,worker]
 
@@ -78,6 +79,39 @@ def timed(args, runs, env=None):
     return statistics.median(walls), statistics.median(cpus), last
 
 
+def library_change(work):
+    """The issue's own shape: 2,000 new lines in 10 files of real library code, 6 Python files
+    from this Python's standard library and 4 JavaScript files from npm's own dependencies (the
+    first files of 180-220 lines in sorted order), all added. Every line is new, so every pattern
+    of both languages can match: this is the shape that pays for compiling the rules."""
+    import sysconfig
+    def pick(root, suffix, n):
+        found = []
+        for p in sorted(Path(root).rglob("*" + suffix)):
+            if "test" in str(p.relative_to(root)).lower() or not p.is_file():
+                continue
+            try:
+                count = p.read_bytes().count(b"\n")
+            except OSError:
+                continue
+            if 180 <= count <= 220:
+                found.append(p)
+            if len(found) == n:
+                break
+        return found
+    npm = subprocess.run(["npm", "root", "-g"], capture_output=True, text=True).stdout.strip()
+    py = pick(sysconfig.get_paths()["stdlib"], ".py", 6)
+    js = pick(Path(npm) / "npm" / "node_modules", ".js", 4) if npm else []
+    if len(py) < 6 or len(js) < 4:
+        return None
+    base, head = work / "library" / "base", work / "library" / "head"
+    base.mkdir(parents=True)
+    for i, src in enumerate(py + js):
+        (head / f"m{i}").mkdir(parents=True)
+        shutil.copy(src, head / f"m{i}" / src.name)
+    return base, head
+
+
 def rules_ms(stdout):
     try:
         s = json.loads(stdout)["summary"]["timings_ms"]
@@ -119,6 +153,17 @@ def main():
                                   "--format", "json"], args.runs, env)
             r, c = rules_ms(p.stdout)
             print(f"2,000 changed lines in 10 files: {wall:.1f} ms wall, {cpu:.1f} ms CPU (medians)   rules {r} ms, context {c} ms (summed over files)")
+        library = library_change(work) if ("change" in only or "worker" in only) else None
+        if "change" in only:
+            if library is None:
+                print("2,000 new lines of library code: skipped (needs npm's own node_modules)")
+            else:
+                wall, cpu, p = timed([str(BIN), "review", "--base-dir", str(library[0]), "--head-dir",
+                                      str(library[1]), "--format", "json"], args.runs, env)
+                r, c = rules_ms(p.stdout)
+                n = sum(f.read_bytes().count(b"\n") for f in library[1].rglob("*") if f.is_file())
+                print(f"{n:,} new lines in 10 library files (6 Python, 4 JS): {wall:.1f} ms wall, {cpu:.1f} ms CPU "
+                      f"(medians)   rules {r} ms, context {c} ms")
         if "tree" in only:
             tree = Path(args.tree) if args.tree else Path(
                 subprocess.run([sys.executable, "-c", "import sysconfig;print(sysconfig.get_paths()['stdlib'])"],
@@ -148,6 +193,10 @@ def main():
             p = subprocess.run(["cargo", "bench", "--quiet", "--bench", "review_cpu", "--",
                                 str(change / "base"), str(change / "head"), "5"], cwd=ROOT, capture_output=True, text=True)
             print(p.stdout.strip() or p.stderr.strip()[-500:])
+            if library is not None:
+                p = subprocess.run(["cargo", "bench", "--quiet", "--bench", "review_cpu", "--",
+                                    str(library[0]), str(library[1]), "5"], cwd=ROOT, capture_output=True, text=True)
+                print(p.stdout.strip() or p.stderr.strip()[-500:])
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -73,29 +73,22 @@ impl Reviewer<'_> {
 
     /// Runs every file through parsing, rules and context trimming, on all cores.
     pub fn prepare(&self, change: &ChangeSet) -> Vec<PreparedFile> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let order = language_interleaved(change.files.iter().map(|f| f.diff.path()));
+        let next = AtomicUsize::new(0);
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2)
+            .min(change.files.len().max(1));
         std::thread::scope(|s| {
-            let workers = std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .min(change.files.len().max(1));
-            let chunks: Vec<Vec<(usize, &ChangedFile)>> = (0..workers)
-                .map(|w| {
-                    change
-                        .files
-                        .iter()
-                        .enumerate()
-                        .filter(|(i, _)| i % workers == w)
-                        .collect()
-                })
-                .collect();
-            let handles: Vec<_> = chunks
-                .into_iter()
-                .map(|chunk| {
-                    s.spawn(move || {
-                        chunk
-                            .into_iter()
-                            .map(|(i, f)| (i, self.prepare_file(f)))
-                            .collect::<Vec<_>>()
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                            done.push((i, self.prepare_file(&change.files[i])));
+                        }
+                        done
                     })
                 })
                 .collect();
@@ -354,6 +347,7 @@ impl Reviewer<'_> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let start = Instant::now();
         let total = change.paths.len();
+        let order = language_interleaved(change.paths.iter().map(String::as_str));
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
         let lines = AtomicUsize::new(0);
@@ -366,9 +360,8 @@ impl Reviewer<'_> {
         std::thread::scope(|s| {
             for _ in 0..workers {
                 s.spawn(|| {
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total || failure.lock().is_ok_and(|f| f.is_some()) {
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        if failure.lock().is_ok_and(|f| f.is_some()) {
                             break;
                         }
                         match change.file(&change.paths[i]) {
@@ -423,6 +416,30 @@ impl Reviewer<'_> {
     }
 }
 
+/// The order in which the threads take files (indices into `paths`): each language's files in
+/// their order, the languages taking turns. A language's rules compile on the first file that
+/// needs them (most of a small review's cost) and any other thread needing them waits; taking
+/// turns lets the first files of each thread be of different languages, so their rule sets
+/// compile at once on different cores instead of one after the other.
+fn language_interleaved<'p>(paths: impl Iterator<Item = &'p str>) -> Vec<usize> {
+    let mut by_language: Vec<(Option<Language>, Vec<usize>)> = Vec::new();
+    for (i, path) in paths.enumerate() {
+        let language = crate::lang::detect(path, None);
+        match by_language.iter_mut().find(|(l, _)| *l == language) {
+            Some((_, files)) => files.push(i),
+            None => by_language.push((language, vec![i])),
+        }
+    }
+    let longest = by_language.iter().map(|(_, f)| f.len()).max().unwrap_or(0);
+    (0..longest)
+        .flat_map(|turn| {
+            by_language
+                .iter()
+                .filter_map(move |(_, f)| f.get(turn).copied())
+        })
+        .collect()
+}
+
 /// Builds a rules review from the prepared files.
 pub fn assemble(change: &ChangeSet, prepared: Vec<PreparedFile>, start: Instant) -> Review {
     let mut timings = Timings::default();
@@ -464,4 +481,20 @@ pub fn sort_findings(findings: &mut [Finding]) {
             .then(a.line.cmp(&b.line))
             .then(a.severity.cmp(&b.severity))
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::language_interleaved;
+
+    #[test]
+    fn threads_take_the_languages_in_turn() {
+        let paths = ["a.py", "b.py", "c.py", "d.js", "e.js", "README.md", "f.go"];
+        // Every file once; each language keeps its own order; the first of each comes first.
+        assert_eq!(
+            language_interleaved(paths.into_iter()),
+            vec![0, 3, 5, 6, 1, 4, 2]
+        );
+        assert!(language_interleaved(std::iter::empty()).is_empty());
+    }
 }
