@@ -447,7 +447,7 @@ fn redline_toml_ignores_disables_and_filters() {
 }
 
 #[test]
-fn findings_in_test_files_are_one_level_lower_secrets_included() {
+fn findings_in_test_files_are_one_level_lower_and_security_warnings_dropped() {
     let repo = repo_with(&[("a.py", b"x = 1\n")]);
     write_files(
         repo.path(),
@@ -463,6 +463,20 @@ fn findings_in_test_files_are_one_level_lower_secrets_included() {
             (
                 "app/client.py",
                 b"import requests\n\ndef get(url):\n    return requests.get(url, verify=False)\n",
+            ),
+            // A security warning (pickle of a value from elsewhere) in a test and in app code.
+            (
+                "tests/test_cache.py",
+                b"import pickle\n\ndef load(blob):\n    return pickle.loads(blob)\n",
+            ),
+            (
+                "app/cache.py",
+                b"import pickle\n\ndef load(blob):\n    return pickle.loads(blob)\n",
+            ),
+            // A correctness warning in a test.
+            (
+                "tests/test_util.py",
+                b"def add(item, items=[]):\n    items.append(item)\n    return items\n",
             ),
         ],
     );
@@ -482,4 +496,9 @@ fn findings_in_test_files_are_one_level_lower_secrets_included() {
     // A key-shaped value in a test is still reported, a level lower: in real code such values
     // are mostly test vectors (the real-fix corpus and the real-code scans), not leaks.
     assert_eq!(sev("tests/test_keys.py").as_deref(), Some("warning"));
+    // Test code is not attack surface: a security warning there is dropped, not posted as a
+    // suggestion; a correctness warning is still a bug in the test, one level lower.
+    assert_eq!(sev("app/cache.py").as_deref(), Some("warning"));
+    assert_eq!(sev("tests/test_cache.py"), None);
+    assert_eq!(sev("tests/test_util.py").as_deref(), Some("suggestion"));
 }

@@ -221,9 +221,17 @@ impl Reviewer<'_> {
                 continue;
             }
             // Tests do insecure things on purpose (a local server without TLS, eval of a fixture,
-            // a made-up password, a private key generated as a test vector): one level lower
-            // there. A value with the shape of a real key stays a warning: it is still worth a
-            // look, but test vectors are the common case (real-fix corpus, tune split).
+            // a made-up password, a private key generated as a test vector), and test code is
+            // not attack surface: a security critical is a warning there (a value with the shape
+            // of a real key is still worth a look), and a lesser security finding (a pickle of a
+            // fixture, SQL built from test data) is dropped. Other findings are one level lower:
+            // a test that forgets an await is still a real bug.
+            if in_tests
+                && h.severity != Severity::Critical
+                && crate::rules::suppress::is_security_category(&h.category)
+            {
+                continue;
+            }
             let severity = if in_tests {
                 h.severity.lower()
             } else {

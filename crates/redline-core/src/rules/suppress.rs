@@ -127,7 +127,7 @@ pub fn suppresses(s: &Suppression, rule_id: &str, category: &str, line: u32) -> 
         Marker::Redline => s.targets.iter().any(|t| t == rule_id || t == category),
         Marker::Nosec | Marker::Noqa => {
             if s.targets.is_empty() {
-                is_security(category)
+                is_security_category(category)
             } else {
                 s.targets
                     .iter()
@@ -136,7 +136,7 @@ pub fn suppresses(s: &Suppression, rule_id: &str, category: &str, line: u32) -> 
         }
         Marker::Nosemgrep => {
             if s.targets.is_empty() {
-                is_security(category)
+                is_security_category(category)
             } else {
                 s.targets
                     .iter()
@@ -146,8 +146,9 @@ pub fn suppresses(s: &Suppression, rule_id: &str, category: &str, line: u32) -> 
     }
 }
 
-/// Security classes (what `#nosec` and a bare `nosemgrep` are about).
-fn is_security(category: &str) -> bool {
+/// Security classes (what `#nosec` and a bare `nosemgrep` are about, and what test code is
+/// spared below critical).
+pub fn is_security_category(category: &str) -> bool {
     !matches!(
         category,
         "unchecked-error"
