@@ -96,10 +96,21 @@ static NAMED_DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock
 
 /// The functions defined in deleted blocks whose deleted text holds the guard (`re`) and that no
 /// longer exist in the head file.
-fn deleted_guard_helpers(re: &regex::Regex, removals: &[Removal], src: &str) -> Vec<String> {
+fn deleted_guard_helpers(
+    re: &regex::Regex,
+    unless: Option<&regex::Regex>,
+    removals: &[Removal],
+    src: &str,
+) -> Vec<String> {
+    // A guard as the rule counts one: a match its `removed_unless` does not turn down (a helper
+    // around `querystring.unescape` is no HTML escape).
+    let holds_guard = |text: &str| {
+        re.find_iter(text)
+            .any(|m| !unless.is_some_and(|u| u.is_match(m.as_str())))
+    };
     let mut names = Vec::new();
     for r in removals {
-        if !re.is_match(&r.text) {
+        if !holds_guard(&r.text) {
             continue;
         }
         let defs: Vec<regex::Captures> = NAMED_DEFINITION.captures_iter(&r.text).collect();
@@ -116,7 +127,7 @@ fn deleted_guard_helpers(re: &regex::Regex, removals: &[Removal], src: &str) -> 
                 .get(i + 1)
                 .and_then(|d| d.get(0))
                 .map_or(r.text.len(), |m| m.start());
-            if body_start >= body_end || !re.is_match(&r.text[body_start..body_end]) {
+            if body_start >= body_end || !holds_guard(&r.text[body_start..body_end]) {
                 continue;
             }
             let name = name.as_str();
@@ -195,7 +206,7 @@ impl RuleSet {
             }
             // Helpers the change deletes whose bodies held the guard: a deleted call to one of
             // them (`if (!isValidKey(key)) return;`) is a deleted guard too.
-            let helpers = deleted_guard_helpers(re, removals, src);
+            let helpers = deleted_guard_helpers(re, c.removed_unless.as_deref(), removals, src);
             for (ki, r) in removals.iter().enumerate() {
                 // A guard replaced by another guard of its kind (one the deleted lines did not
                 // hold), here or elsewhere in the file, is a change of guard, not a removal.

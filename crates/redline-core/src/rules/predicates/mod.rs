@@ -71,6 +71,7 @@ pub enum Predicate {
     TextMatches,
     StatementMatches,
     FunctionMatches,
+    FunctionOrHelpersMatch,
     FileMatches,
     InFunction,
     NamedBy,
@@ -119,6 +120,10 @@ impl Predicate {
         ("text-matches", Predicate::TextMatches),
         ("statement-matches", Predicate::StatementMatches),
         ("function-matches", Predicate::FunctionMatches),
+        (
+            "function-or-helpers-match",
+            Predicate::FunctionOrHelpersMatch,
+        ),
         ("file-matches", Predicate::FileMatches),
         ("in-function", Predicate::InFunction),
         ("named-by", Predicate::NamedBy),
@@ -142,6 +147,7 @@ impl Predicate {
                 | Predicate::TextMatches
                 | Predicate::StatementMatches
                 | Predicate::FunctionMatches
+                | Predicate::FunctionOrHelpersMatch
                 | Predicate::FileMatches
                 | Predicate::NamedBy
         )
@@ -212,12 +218,45 @@ pub fn eval<'t>(
         Predicate::TextMatches => regex_of(arg).is_match(a.text(n)),
         Predicate::StatementMatches => regex_of(arg).is_match(a.text(a.statement(n))),
         Predicate::FunctionMatches => regex_of(arg).is_match(a.text(a.enclosing_function(n))),
+        Predicate::FunctionOrHelpersMatch => function_or_helpers_match(a, n, &regex_of(arg)),
         Predicate::FileMatches => file_matches(a, arg),
         Predicate::InFunction => a.enclosing_function(n).id() != a.root.id(),
         Predicate::NamedBy => named_by(a, n, &regex_of(arg)),
         Predicate::PrefixChecked => prefix_checked(a, n),
         Predicate::BacktrackingRegex => redos::backtracking_regex(a, n),
     }
+}
+
+/// `function-or-helpers-match:<regex>`: the enclosing function matches, or a function of this
+/// file that it calls does (one call deep): a containment check kept in a helper
+/// (`ensureBasePath(root, link)`) guards its caller as much as one written inline.
+fn function_or_helpers_match<'t>(a: &Analysis<'t>, n: Node<'t>, re: &Regex) -> bool {
+    let f = a.enclosing_function(n);
+    if re.is_match(a.text(f)) {
+        return true;
+    }
+    if f.id() == a.root.id() {
+        return false;
+    }
+    let functions = a.functions_by_name();
+    let mut stack = vec![f];
+    while let Some(x) = stack.pop() {
+        if matches!(x.kind(), "call" | "call_expression")
+            && let Some(callee) = x.child_by_field_name("function")
+        {
+            let t = a.text(callee);
+            let name = t.rsplit('.').next().unwrap_or(t);
+            if let Some(helper) = functions.get(name)
+                && helper.id() != f.id()
+                && re.is_match(a.text(*helper))
+            {
+                return true;
+            }
+        }
+        let mut c = x.walk();
+        stack.extend(x.named_children(&mut c));
+    }
+    false
 }
 
 /// `named-by:<regex>`: a key, assignment target, declared name or method name around `n` (at any
