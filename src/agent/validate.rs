@@ -68,6 +68,23 @@ pub(super) fn check_drafts(
             continue;
         }
         let (category, cwe) = classes::resolve(run.store, &d.category, &cited);
+        // Test code is not attack surface, as for the rules (`Reviewer::changed_line_findings`):
+        // a security finding below critical is not posted there, any other one a level lower.
+        let in_tests = redline_core::pipeline::is_test_path(&path);
+        if in_tests
+            && d.severity != Severity::Critical
+            && redline_core::rules::suppress::is_security_category(&category)
+        {
+            rec.validation.push(format!(
+                "line {line}: {category} below critical in test code: dropped"
+            ));
+            continue;
+        }
+        let severity = if in_tests {
+            d.severity.lower()
+        } else {
+            d.severity
+        };
         if let Some(prev) = kept
             .iter_mut()
             .find(|c| c.finding.category == category && c.finding.line.abs_diff(line) <= 2)
@@ -76,18 +93,18 @@ pub(super) fn check_drafts(
                 "line {line}: repeats the comment on line {}: merged",
                 prev.finding.line
             ));
-            prev.asked = prev.asked.min(d.severity);
-            prev.finding.severity = prev.finding.severity.min(d.severity);
+            prev.asked = prev.asked.min(severity);
+            prev.finding.severity = prev.finding.severity.min(severity);
             prev.finding.confidence = prev.finding.confidence.max(d.confidence);
             continue;
         }
         kept.push(Checked {
-            asked: d.severity,
+            asked: severity,
             finding: Finding {
                 path: path.clone(),
                 line,
                 end_line,
-                severity: d.severity,
+                severity,
                 category,
                 message: d.body,
                 confidence: d.confidence,

@@ -1,8 +1,8 @@
 //! Verification: each finding only the model made goes through a second, narrow call that sees
 //! the finding, the code it points at (the enclosing unit tree-sitter found, else the lines
 //! around it) and the guidance it cites, and must answer with a verdict and the concrete input or
-//! path that triggers the bug. A finding that is not confirmed is dropped (or, with
-//! `REDLINE_AGENT_UNCONFIRMED=demote`, kept as a suggestion); the file's record says which and why.
+//! path that triggers the bug. A finding that is not confirmed is kept as a suggestion (or, with
+//! `REDLINE_AGENT_UNCONFIRMED=drop`, dropped); the file's record says which and why.
 
 use super::conversation::{account, prompt_size, redact, user_message};
 use super::settings::Unconfirmed;
