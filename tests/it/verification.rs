@@ -99,9 +99,9 @@ fn agent(dir: &std::path::Path, fake: &FakeOpenAi, env: &[(&str, &str)]) -> Valu
     r.json()
 }
 
-#[test]
-fn invented_misplaced_or_unanchored_findings_leave_the_rules_review_unchanged() {
-    let fake = FakeOpenAi::start().with_script(|body, _| {
+/// A fake model that posts `comments` on every file and confirms whatever it is asked to verify.
+fn confirming_model(comments: Vec<String>) -> FakeOpenAi {
+    FakeOpenAi::start().with_script(move |body, _| {
         if is_verification(body) {
             return (
                 200,
@@ -109,34 +109,27 @@ fn invented_misplaced_or_unanchored_findings_leave_the_rules_review_unchanged() 
                 Duration::ZERO,
             );
         }
-        (
-            200,
-            tool_calls(&[
-                // No code reference at all, confidently.
-                (
-                    "post_review_comment",
-                    &comment(10, "critical", "missing-authorization", ""),
-                ),
-                // Code that is not on its line.
-                (
-                    "post_review_comment",
-                    &comment(11, "critical", "sql-injection", "cursor.execute(raw_sql)"),
-                ),
-                // A line far from the diff.
-                (
-                    "post_review_comment",
-                    &comment(40, "warning", "logic-error", LINE_10),
-                ),
-                // A location of another file.
-                (
-                    "post_review_comment",
-                    &comment(10, "warning", "race-condition", "app/other.py:10"),
-                ),
-                ("finish_file", r#"{"summary":"s"}"#),
-            ]),
-            Duration::ZERO,
-        )
-    });
+        let mut calls: Vec<(&str, &str)> = comments
+            .iter()
+            .map(|c| ("post_review_comment", c.as_str()))
+            .collect();
+        calls.push(("finish_file", r#"{"summary":"s"}"#));
+        (200, tool_calls(&calls), Duration::ZERO)
+    })
+}
+
+#[test]
+fn invented_misplaced_or_unanchored_findings_leave_the_rules_review_unchanged() {
+    let fake = confirming_model(vec![
+        // No code reference at all, confidently.
+        comment(10, "critical", "missing-authorization", ""),
+        // Code that is not on its line.
+        comment(11, "critical", "sql-injection", "cursor.execute(raw_sql)"),
+        // A line far from the diff.
+        comment(40, "warning", "logic-error", LINE_10),
+        // A location of another file.
+        comment(10, "warning", "race-condition", "app/other.py:10"),
+    ]);
     let dir = workspace();
     let v = agent(dir.path(), &fake, &[]);
     assert_eq!(
@@ -158,30 +151,10 @@ fn invented_misplaced_or_unanchored_findings_leave_the_rules_review_unchanged() 
 #[test]
 fn in_test_code_the_models_security_warnings_are_dropped_and_other_findings_lowered() {
     // The rules' policy for test files holds for the model's findings too.
-    let fake = FakeOpenAi::start().with_script(|body, _| {
-        if is_verification(body) {
-            return (
-                200,
-                text_reply(r#"{"verdict": "confirmed", "trigger": "any request"}"#),
-                Duration::ZERO,
-            );
-        }
-        (
-            200,
-            tool_calls(&[
-                (
-                    "post_review_comment",
-                    &comment(10, "warning", "missing-authorization", LINE_10),
-                ),
-                (
-                    "post_review_comment",
-                    &comment(11, "warning", "logic-error", "    return True"),
-                ),
-                ("finish_file", r#"{"summary":"s"}"#),
-            ]),
-            Duration::ZERO,
-        )
-    });
+    let fake = confirming_model(vec![
+        comment(10, "warning", "missing-authorization", LINE_10),
+        comment(11, "warning", "logic-error", "    return True"),
+    ]);
     let dir = change("tests/test_invoices.py", BASE, HEAD);
     let v = agent(dir.path(), &fake, &[]);
     let model: Vec<_> = keys(&v)
