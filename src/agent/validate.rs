@@ -68,20 +68,17 @@ pub(super) fn check_drafts(
             continue;
         }
         let (category, cwe) = classes::resolve(run.store, &d.category, &cited);
-        // Test code is not attack surface, as for the rules (`Reviewer::changed_line_findings`):
-        // a security finding below critical is not posted there, any other one a level lower.
-        let in_tests = redline_core::pipeline::is_test_path(&path);
-        if in_tests
-            && d.severity != Severity::Critical
-            && redline_core::rules::suppress::is_security_category(&category)
-        {
-            rec.validation.push(format!(
-                "line {line}: {category} below critical in test code: dropped"
-            ));
-            continue;
-        }
-        let severity = if in_tests {
-            d.severity.lower()
+        // Test code gets the rules' treatment (`severity_in_test_code`).
+        let severity = if redline_core::pipeline::is_test_path(&path) {
+            match redline_core::pipeline::severity_in_test_code(d.severity, &category) {
+                Some(s) => s,
+                None => {
+                    rec.validation.push(format!(
+                        "line {line}: {category} below critical in test code: dropped"
+                    ));
+                    continue;
+                }
+            }
         } else {
             d.severity
         };

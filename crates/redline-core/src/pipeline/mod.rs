@@ -220,20 +220,11 @@ impl Reviewer<'_> {
             {
                 continue;
             }
-            // Tests do insecure things on purpose (a local server without TLS, eval of a fixture,
-            // a made-up password, a private key generated as a test vector), and test code is
-            // not attack surface: a security critical is a warning there (a value with the shape
-            // of a real key is still worth a look), and a lesser security finding (a pickle of a
-            // fixture, SQL built from test data) is dropped. Other findings are one level lower:
-            // a test that forgets an await is still a real bug.
-            if in_tests
-                && h.severity != Severity::Critical
-                && crate::rules::suppress::is_security_category(&h.category)
-            {
-                continue;
-            }
             let severity = if in_tests {
-                h.severity.lower()
+                match severity_in_test_code(h.severity, &h.category) {
+                    Some(s) => s,
+                    None => continue,
+                }
             } else {
                 h.severity
             };
@@ -446,6 +437,21 @@ fn language_interleaved<'p>(paths: impl Iterator<Item = &'p str>) -> Vec<usize> 
                 .filter_map(move |(_, f)| f.get(turn).copied())
         })
         .collect()
+}
+
+/// The severity a finding of `category` is posted with in a test file, or None when it is not
+/// posted there. Tests do insecure things on purpose (a local server without TLS, eval of a
+/// fixture, a made-up password, a private key generated as a test vector), and test code is not
+/// attack surface: a security critical is a warning there (a value with the shape of a real key
+/// is still worth a look), and a lesser security finding (a pickle of a fixture, SQL built from
+/// test data) is not posted. Other findings are one level lower: a test that forgets an await is
+/// still a real bug. The rules and the agent's model findings both go through this.
+pub fn severity_in_test_code(severity: Severity, category: &str) -> Option<Severity> {
+    if severity != Severity::Critical && crate::rules::suppress::is_security_category(category) {
+        None
+    } else {
+        Some(severity.lower())
+    }
 }
 
 /// Builds a rules review from the prepared files.
