@@ -502,3 +502,53 @@ fn findings_in_test_files_are_one_level_lower_and_security_warnings_dropped() {
     assert_eq!(sev("tests/test_cache.py"), None);
     assert_eq!(sev("tests/test_util.py").as_deref(), Some("suggestion"));
 }
+
+#[test]
+fn values_pasted_into_markup_or_generated_code_are_found_once_per_line() {
+    let parser = "const helpers = require('./helpers');\nfunction readDate(timezone) {\n  return `packet.parseDate(${helpers.srcEscape(timezone)})`;\n}\nmodule.exports = new Function('packet', readDate(process.env.TZ));\n";
+    let listing =
+        "function row(file) {\n  return '<tr><td>' + escapeHtml(file.name) + '</td></tr>';\n}\n";
+    let repo = repo_with(&[
+        ("lib/parser.js", parser.as_bytes()),
+        ("lib/listing.js", listing.as_bytes()),
+    ]);
+    write_files(
+        repo.path(),
+        &[
+            (
+                "lib/parser.js",
+                parser
+                    .replace("${helpers.srcEscape(timezone)}", "'${timezone}'")
+                    .as_bytes(),
+            ),
+            (
+                "lib/listing.js",
+                format!("{listing}function cell(label) {{\n  return `<td title=\"${{label.text}}\">` + label.count + '</td>';\n}}\n")
+                    .as_bytes(),
+            ),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    let on = |p: &str| -> Vec<(u64, String)> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["path"] == p)
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["category"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    // The deleted escape and the quoted value in generated source are one problem on one line:
+    // one comment, the one next to the deletion.
+    assert_eq!(on("lib/parser.js").len(), 1, "{v:#}");
+    assert_eq!(on("lib/parser.js")[0].0, 3);
+    // A label's text put into a table cell unescaped (its count is a number: not reported).
+    assert_eq!(on("lib/listing.js"), vec![(5, "xss".to_string())], "{v:#}");
+}

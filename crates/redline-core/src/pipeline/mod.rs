@@ -212,11 +212,12 @@ impl Reviewer<'_> {
                 continue;
             }
             // A removed check and the unchecked code right after it are one bug: the finding
-            // next to the deletion speaks for both.
+            // next to the deletion speaks for both (and for anything else said on its line).
             if !near_deletion
-                && findings[..removed_findings]
-                    .iter()
-                    .any(|f| f.category == h.category && f.line <= h.line && h.line <= f.line + 10)
+                && findings[..removed_findings].iter().any(|f| {
+                    f.line == h.line
+                        || (f.category == h.category && f.line <= h.line && h.line <= f.line + 10)
+                })
             {
                 continue;
             }

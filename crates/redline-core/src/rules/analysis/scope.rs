@@ -434,11 +434,24 @@ impl<'t> Analysis<'t> {
             }
             "var_spec" | "const_spec" => {
                 if let Some(v) = field("value") {
+                    // `var a, b = x, y`: each name takes its own value from the list.
+                    let mut c = v.walk();
+                    let values: Vec<Node> = if v.kind() == "expression_list" {
+                        v.named_children(&mut c).collect()
+                    } else {
+                        vec![v]
+                    };
                     let mut c = node.walk();
-                    for name in node.children_by_field_name("name", &mut c) {
+                    let names: Vec<Node> = node.children_by_field_name("name", &mut c).collect();
+                    for (i, name) in names.into_iter().enumerate() {
+                        let value = if values.len() > 1 {
+                            values.get(i)
+                        } else {
+                            values.first()
+                        };
                         out.push(Binding {
                             name: self.text(name).to_string(),
-                            value: Some(v),
+                            value: value.copied().or(Some(v)),
                             kind: BindKind::Assign,
                             pos: name.start_byte(),
                         });

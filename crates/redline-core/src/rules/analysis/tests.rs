@@ -122,3 +122,16 @@ fn go_extract_callback_names_are_input() {
     let src = "package s\nfunc save(items []string, dir string) error {\n\treturn each(items, func(name string, f io.Reader) error {\n\t\tp := filepath.Join(dir, name)\n\t\treturn write(p, f)\n\t})\n}\n";
     assert!(!tainted(Language::Go, src, "p"));
 }
+
+#[test]
+fn go_var_blocks_bind_each_name_to_its_own_value() {
+    // Before, every name of a `var ( ... )` spec was bound to the spec's whole value list, so
+    // `line` below was neither a string nor dynamic.
+    let src = "package s\nfunc used(path string) {\n\tvar (\n\t\tline = fmt.Sprintf(\"df | grep %s\", path)\n\t\tcmd  = []string{\"bash\", \"-c\", line}\n\t)\n\trun(cmd)\n}\n";
+    let tree = parse(Language::Go, src);
+    let a = Analysis::new(Language::Go, src, &tree);
+    assert_eq!(a.string_parts(node(&a, "line")).map(|p| p.1), Some(true));
+    let src = "package s\nvar a, b = \"x\", os.Getenv(\"B\")\nfunc f() { use(a, b) }\n";
+    assert!(constant(Language::Go, src, "a"));
+    assert!(!constant(Language::Go, src, "b"));
+}

@@ -28,6 +28,7 @@ mod concurrency;
 mod correctness;
 mod errors;
 mod injection;
+mod markup;
 mod redos;
 mod regex_shape;
 mod resources;
@@ -48,6 +49,8 @@ pub enum Predicate {
     NotConstant,
     Unsanitized,
     HtmlTainted,
+    MarkupFromValues,
+    CodeFromValues,
     PasswordContext,
     TokenContext,
     SecretCompare,
@@ -94,6 +97,8 @@ impl Predicate {
         ("not-constant", Predicate::NotConstant),
         ("unsanitized", Predicate::Unsanitized),
         ("html-tainted", Predicate::HtmlTainted),
+        ("markup-from-values", Predicate::MarkupFromValues),
+        ("code-from-values", Predicate::CodeFromValues),
         ("password-context", Predicate::PasswordContext),
         ("token-context", Predicate::TokenContext),
         ("secret-compare", Predicate::SecretCompare),
@@ -183,6 +188,8 @@ pub fn eval<'t>(
             ok
         }
         Predicate::HtmlTainted => injection::html_tainted(a, n),
+        Predicate::MarkupFromValues => markup::markup_from_values(a, n),
+        Predicate::CodeFromValues => markup::code_from_values(a, n),
         Predicate::PasswordContext => secrets::password_context(a, n),
         Predicate::TokenContext => secrets::token_context(a, n),
         Predicate::SecretCompare => secrets::secret_compare(a, n),
