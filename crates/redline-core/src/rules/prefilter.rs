@@ -9,8 +9,17 @@
 
 use std::collections::HashSet;
 
-/// One alternative of needed words; a pattern needs every group (at least one word of each).
-pub type Needs = Vec<Vec<String>>;
+/// Words of which a pattern needs one. `whole`: the words are a capture's entire text and the
+/// capture is an identifier (`(#eq? @f "eval")` on `(identifier) @f`), so only an occurrence
+/// that is a whole identifier counts (`end` in `send` or `ctx.endpoint` does not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Need {
+    pub words: Vec<String>,
+    pub whole: bool,
+}
+
+/// A pattern needs every `Need` (at least one word of each).
+pub type Needs = Vec<Need>;
 
 /// The top-level patterns of a query, each as its own source text (comments dropped).
 pub fn split_patterns(query: &str) -> Vec<String> {
@@ -124,6 +133,7 @@ enum Node {
     },
     /// Anything else (node names, fields, strings, anchors), quantified or not.
     Other {
+        atom: String,
         optional: bool,
     },
 }
@@ -133,7 +143,7 @@ impl Node {
         match self {
             Node::Group { optional, .. }
             | Node::Alt { optional, .. }
-            | Node::Other { optional } => *optional,
+            | Node::Other { optional, .. } => *optional,
             Node::Capture(_) | Node::Predicate { .. } => false,
         }
     }
@@ -283,7 +293,10 @@ impl Parser<'_> {
             b'"' => {
                 self.string();
                 let optional = self.quantified();
-                Some(Node::Other { optional })
+                Some(Node::Other {
+                    atom: String::new(),
+                    optional,
+                })
             }
             b'@' => {
                 let name = self.atom();
@@ -291,12 +304,12 @@ impl Parser<'_> {
             }
             b')' | b']' => None,
             _ => {
-                let a = self.atom();
-                if a.is_empty() {
+                let atom = self.atom();
+                if atom.is_empty() {
                     self.i += 1;
                 }
                 let optional = self.quantified();
-                Some(Node::Other { optional })
+                Some(Node::Other { atom, optional })
             }
         }
     }
@@ -337,6 +350,36 @@ fn always_bound(n: &Node) -> HashSet<String> {
     }
 }
 
+/// Captures written after an identifier node (`(identifier) @f`, `(property_identifier) @m`), and
+/// captures written after anything else, wherever they appear.
+fn identifier_captures(
+    n: &Node,
+    on_identifier: &mut HashSet<String>,
+    elsewhere: &mut HashSet<String>,
+) {
+    let children = match n {
+        Node::Group { children, .. } => children,
+        Node::Alt { branches, .. } => branches,
+        _ => return,
+    };
+    for (i, c) in children.iter().enumerate() {
+        match c {
+            Node::Capture(name) => {
+                let identifier = i > 0
+                    && matches!(&children[i - 1], Node::Group { children: inner, .. }
+                        if inner.len() == 1
+                            && matches!(&inner[0], Node::Other { atom, .. } if atom.ends_with("identifier")));
+                if identifier {
+                    on_identifier.insert(name.clone());
+                } else {
+                    elsewhere.insert(name.clone());
+                }
+            }
+            other => identifier_captures(other, on_identifier, elsewhere),
+        }
+    }
+}
+
 fn predicates<'n>(n: &'n Node, out: &mut Vec<(&'n str, &'n [String])>) {
     match n {
         Node::Predicate { name, args } => out.push((name, args)),
@@ -372,6 +415,8 @@ pub fn needs(pattern: &str) -> Needs {
         return Vec::new();
     };
     let bound = always_bound(&root);
+    let (mut on_identifier, mut elsewhere) = (HashSet::new(), HashSet::new());
+    identifier_captures(&root, &mut on_identifier, &mut elsewhere);
     let mut preds = Vec::new();
     predicates(&root, &mut preds);
     let mut out: Needs = Vec::new();
@@ -382,17 +427,24 @@ pub fn needs(pattern: &str) -> Needs {
         if !bound.contains(cap) {
             continue;
         }
-        let words: Option<Vec<String>> = match name {
-            "#eq?" => args
-                .get(1)
-                .filter(|a| !a.starts_with('@'))
-                .map(|a| vec![a.clone()]),
-            "#any-of?" => Some(args[1..].to_vec()).filter(|v| !v.is_empty()),
-            "#match?" => args.get(1).and_then(|r| regex_words(r)),
-            _ => None,
+        let (words, entire): (Option<Vec<String>>, bool) = match name {
+            "#eq?" => (
+                args.get(1)
+                    .filter(|a| !a.starts_with('@'))
+                    .map(|a| vec![a.clone()]),
+                true,
+            ),
+            "#any-of?" => (Some(args[1..].to_vec()).filter(|v| !v.is_empty()), true),
+            "#match?" => (
+                args.get(1).and_then(|r| regex_words(r)),
+                args.get(1)
+                    .is_some_and(|r| r.starts_with('^') && r.ends_with('$')),
+            ),
+            _ => (None, false),
         };
-        if let Some(w) = words {
-            out.push(w);
+        if let Some(words) = words {
+            let whole = entire && on_identifier.contains(cap) && !elsewhere.contains(cap);
+            out.push(Need { words, whole });
         }
     }
     out
@@ -429,18 +481,25 @@ mod tests {
         let n = needs(
             "(call_expression function: (member_expression object: (identifier) @_o property: (property_identifier) @_m) (#eq? @_o \"document\") (#match? @_m \"^(write|writeln)$\"))",
         );
+        let need = |w: &[&str], whole| Need {
+            words: w.iter().map(|s| s.to_string()).collect(),
+            whole,
+        };
         assert_eq!(
             n,
-            vec![
-                vec!["document".to_string()],
-                vec!["write".to_string(), "writeln".to_string()]
-            ]
+            vec![need(&["document"], true), need(&["write", "writeln"], true)]
         );
+        // An unanchored regex, or a capture that is not an identifier: any occurrence counts.
+        let n =
+            needs("(call_expression function: (identifier) @_f (#match? @_f \"(exec|spawn)\"))");
+        assert_eq!(n, vec![need(&["exec", "spawn"], false)]);
+        let n = needs("(call_expression arguments: (arguments (string) @_s) (#eq? @_s \"sh\"))");
+        assert_eq!(n, vec![need(&["sh"], false)]);
         // Bound in both branches: still needed.
         let n = needs(
             "(call_expression function: [(identifier) @_f (member_expression property: (property_identifier) @_f)] (#eq? @_f \"unserialize\"))",
         );
-        assert_eq!(n, vec![vec!["unserialize".to_string()]]);
+        assert_eq!(n, vec![need(&["unserialize"], true)]);
         // Bound in one branch only, or under `?`: not needed.
         assert!(needs("(call [(identifier) @f (string)] (#eq? @f \"eval\"))").is_empty());
         assert!(needs("(call (identifier)? @f (#eq? @f \"eval\"))").is_empty());

@@ -99,7 +99,7 @@ impl LangRules {
             .collect();
         let mut words: Vec<String> = patterns
             .iter()
-            .flat_map(|p| p.needs.iter().flatten().cloned())
+            .flat_map(|p| p.needs.iter().flat_map(|n| n.words.iter()).cloned())
             .collect();
         words.sort();
         words.dedup();
@@ -136,10 +136,21 @@ impl LangRules {
             return vec![true; self.patterns.len()];
         }
         let words_in = |text: &str| {
-            let mut present: std::collections::HashSet<&str> = std::collections::HashSet::new();
+            let mut present = Present::default();
             if let Some(f) = &self.finder {
+                let bytes = text.as_bytes();
+                let ident = |i: usize| {
+                    bytes
+                        .get(i)
+                        .is_some_and(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'$'))
+                };
                 for m in f.find_overlapping_iter(text) {
-                    present.insert(self.words[m.pattern().as_usize()].as_str());
+                    let word = self.words[m.pattern().as_usize()].as_str();
+                    present.anywhere.insert(word);
+                    let joined_before = m.start() > 0 && ident(m.start() - 1);
+                    if !joined_before && !ident(m.end()) {
+                        present.whole.insert(word);
+                    }
                 }
             }
             present
@@ -147,7 +158,7 @@ impl LangRules {
         let in_file = words_in(src);
         let in_region = region.map(|r| words_in(&r.text));
         // The words inside the outermost nodes of each root kind, found once per kind.
-        let mut in_kind: HashMap<&str, std::collections::HashSet<&str>> = HashMap::new();
+        let mut in_kind: HashMap<&str, Present> = HashMap::new();
         let mut selection: Vec<bool> = Vec::with_capacity(self.patterns.len());
         for p in &self.patterns {
             let selected = match (&in_region, region) {
@@ -249,11 +260,24 @@ impl LangRules {
     }
 }
 
-/// Whether every need of a pattern has one of its words among `present`.
-fn needs_met(needs: &prefilter::Needs, present: &std::collections::HashSet<&str>) -> bool {
-    needs
-        .iter()
-        .all(|any| any.iter().any(|w| present.contains(w.as_str())))
+/// The needed words found in a text: anywhere, and as whole identifiers.
+#[derive(Default)]
+struct Present<'w> {
+    anywhere: std::collections::HashSet<&'w str>,
+    whole: std::collections::HashSet<&'w str>,
+}
+
+/// Whether every need of a pattern has one of its words in the text (as a whole identifier when
+/// the need says so).
+fn needs_met(needs: &prefilter::Needs, present: &Present) -> bool {
+    needs.iter().all(|need| {
+        let found = if need.whole {
+            &present.whole
+        } else {
+            &present.anywhere
+        };
+        need.words.iter().any(|w| found.contains(w.as_str()))
+    })
 }
 
 /// Whether a query pattern can match a file's root node (or any node), whose text is the whole
