@@ -35,16 +35,29 @@ def biggest(lang_dir, exts):
     return max(files, key=lambda p: p.stat().st_size)
 
 
-def one_line_change(work, name, src):
-    base, head = work / name / "base", work / name / "head"
+def one_line_change(work, name, src, comment_only=False):
+    """One line added in the middle of the file: a copy of the first code line from there (code
+    the rules must look at), or with `comment_only` a comment line (which runs no rules)."""
+    base, head = work / (("comment-" if comment_only else "") + name) / "base", None
+    head = base.parent / "head"
     for d in (base, head):
         d.mkdir(parents=True, exist_ok=True)
     lines = src.read_text().splitlines(keepends=True)
     comment = "# " if src.suffix == ".py" else "// "
     mid = len(lines) // 2
+    if comment_only:
+        added = comment + "one more line\n"
+    else:
+        while not any(c.isalnum() for c in lines[mid]) or lines[mid].strip().startswith(("#", "//", "*", "/*")):
+            mid += 1
+        added = lines[mid]
     (base / src.name).write_text("".join(lines))
-    (head / src.name).write_text("".join(lines[:mid] + [comment + "one more line\n"] + lines[mid:]))
+    (head / src.name).write_text("".join(lines[:mid] + [added] + lines[mid:]))
     return base, head
+
+
+def one_comment_line(work, name, src):
+    return one_line_change(work, name, src, comment_only=True)
 
 
 def one_line_edit(work, name, src):
@@ -133,8 +146,9 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="redline-speed-"))
     try:
         if "one" in only:
-            for title, make in [("one added line", one_line_change),
-                                ("one edited line (a line changed in place)", one_line_edit)]:
+            for title, make in [("one added line (a copy of a code line)", one_line_change),
+                                ("one edited line (a line changed in place)", one_line_edit),
+                                ("one added comment line (no code: no rule runs)", one_comment_line)]:
                 print(f"{title}, median of {args.runs} (wall incl. process start; rules and context ms of the last run)")
                 for name, lang_dir, exts in LANGS:
                     src = biggest(lang_dir, exts)

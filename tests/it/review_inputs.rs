@@ -552,3 +552,38 @@ fn values_pasted_into_markup_or_generated_code_are_found_once_per_line() {
     // A label's text put into a table cell unescaped (its count is a number: not reported).
     assert_eq!(on("lib/listing.js"), vec![(5, "xss".to_string())], "{v:#}");
 }
+
+#[test]
+fn a_change_that_only_adds_comments_or_blank_lines_gets_no_rule_findings() {
+    let base = "async function ping(url) {\n  fetch(\n    url,\n  );\n  return true;\n}\n";
+    let repo = repo_with(&[("a.js", base.as_bytes()), ("b.js", base.as_bytes())]);
+    write_files(
+        repo.path(),
+        &[
+            // A comment inside the old, unawaited call, and a blank line: nothing new to say.
+            (
+                "a.js",
+                b"async function ping(url) {\n  fetch(\n    // the health endpoint\n    url,\n\n  );\n  return true;\n}\n",
+            ),
+            // The same call with a code line added to it: the finding is the change's.
+            (
+                "b.js",
+                b"async function ping(url) {\n  fetch(\n    url,\n    { method: 'HEAD' },\n  );\n  return true;\n}\n",
+            ),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    let rules_on = |p: &str| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["path"] == p)
+            .map(|f| f["rule_id"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert!(rules_on("a.js").is_empty(), "{v:#}");
+    assert_eq!(rules_on("b.js"), vec!["js.async.floating-promise"], "{v:#}");
+}

@@ -118,10 +118,15 @@ impl Reviewer<'_> {
         };
         let t1 = Instant::now();
         let disabled = &self.config.config.rules.disable;
-        // Only hits on added lines are kept (below), so only the rules that can match there run.
-        let hits =
+        // Only hits on added code lines are kept (below), so only the rules that can match there
+        // run; a change that only adds comments or blank lines runs none.
+        let code_lines = code_lines(&text, &tree, file.diff.added_lines());
+        let hits = if code_lines.is_empty() {
+            Vec::new()
+        } else {
             self.rules
-                .run_on_lines(language, &text, &tree, disabled, &file.diff.added_lines());
+                .run_on_lines(language, &text, &tree, disabled, &code_lines)
+        };
         // Removed-check rules read what the change deleted (and the base text, to tell a guard
         // that moved from one that went).
         let removals = crate::rules::removed::removals(&file.diff);
@@ -136,10 +141,10 @@ impl Reviewer<'_> {
         };
         let (candidates, hits): (Vec<RuleHit>, Vec<RuleHit>) =
             hits.into_iter().partition(|h| h.candidate);
-        let findings = self.changed_line_findings(&report.path, &file.diff, hits, removed_hits);
+        let findings = self.changed_line_findings(&report.path, &code_lines, hits, removed_hits);
         let (findings, notes) = suppress(&report.path, &text, findings);
         let candidates =
-            self.changed_line_findings(&report.path, &file.diff, candidates, Vec::new());
+            self.changed_line_findings(&report.path, &code_lines, candidates, Vec::new());
         let (mut candidates, _) = suppress(&report.path, &text, candidates);
         // A finding of the class nearby already speaks for the place.
         candidates.retain(|c| {
@@ -177,17 +182,16 @@ impl Reviewer<'_> {
         }
     }
 
-    /// The hits that touch a changed line (and the removed-check hits, which sit next to a
+    /// The hits that touch an added code line (and the removed-check hits, which sit next to a
     /// deletion) and pass the severity threshold, one per line and category, lowered a level in
     /// test code.
     fn changed_line_findings(
         &self,
         path: &str,
-        diff: &crate::diff::FileDiff,
+        added_lines: &std::collections::BTreeSet<u32>,
         hits: Vec<RuleHit>,
         near_deletions: Vec<RuleHit>,
     ) -> Vec<Finding> {
-        let added_lines = diff.added_lines();
         let min = self
             .config
             .config
@@ -496,6 +500,40 @@ pub fn sort_findings(findings: &mut [Finding]) {
             .then(a.line.cmp(&b.line))
             .then(a.severity.cmp(&b.severity))
     });
+}
+
+/// The added lines that hold code: not blank and not only a comment. Adding a comment changes no
+/// behaviour, so the rules do not report the code around it (it was there before).
+fn code_lines(
+    text: &str,
+    tree: &tree_sitter::Tree,
+    added: std::collections::BTreeSet<u32>,
+) -> std::collections::BTreeSet<u32> {
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    added
+        .into_iter()
+        .filter(|&line| {
+            let Some(&start) = (line as usize).checked_sub(1).and_then(|i| starts.get(i)) else {
+                return true;
+            };
+            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            let content = &text[start..end];
+            let Some(first) = content.find(|c: char| !c.is_whitespace()) else {
+                return false;
+            };
+            let last = content.trim_end().len();
+            let node = tree
+                .root_node()
+                .descendant_for_byte_range(start + first, start + last);
+            !node.is_some_and(|n| {
+                n.kind().contains("comment")
+                    && n.start_byte() <= start + first
+                    && n.end_byte() >= start + last
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
