@@ -509,29 +509,23 @@ fn code_lines(
     tree: &tree_sitter::Tree,
     added: std::collections::BTreeSet<u32>,
 ) -> std::collections::BTreeSet<u32> {
-    let starts: Vec<usize> = std::iter::once(0)
-        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
+    let lines: Vec<&str> = text.split('\n').collect();
     added
         .into_iter()
         .filter(|&line| {
-            let Some(&start) = (line as usize).checked_sub(1).and_then(|i| starts.get(i)) else {
+            let row = (line as usize).saturating_sub(1);
+            let Some(content) = lines.get(row) else {
                 return true;
             };
-            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
-            let content = &text[start..end];
             let Some(first) = content.find(|c: char| !c.is_whitespace()) else {
                 return false;
             };
-            let last = content.trim_end().len();
-            let node = tree
+            let point = |column| tree_sitter::Point { row, column };
+            // The smallest node that spans the line's text: a comment when that is all it holds.
+            !tree
                 .root_node()
-                .descendant_for_byte_range(start + first, start + last);
-            !node.is_some_and(|n| {
-                n.kind().contains("comment")
-                    && n.start_byte() <= start + first
-                    && n.end_byte() >= start + last
-            })
+                .descendant_for_point_range(point(first), point(content.trim_end().len()))
+                .is_some_and(|n| n.kind().contains("comment"))
         })
         .collect()
 }

@@ -69,28 +69,15 @@ fn split<'t>(
     parts: &mut Vec<Node<'t>>,
 ) -> bool {
     match n.kind() {
-        _ if is_string(n) => {
-            let mut c = n.walk();
-            for ch in n.named_children(&mut c) {
-                match ch.kind() {
-                    "interpolation" | "template_substitution" => parts.extend(ch.named_child(0)),
-                    _ => literal.push_str(a.text(ch)),
-                }
+        _ if is_string(n) || is_concat(a, n) => {
+            let mut segments = Vec::new();
+            if !in_order(a, n, &mut segments) {
+                return false;
             }
-            if n.named_child_count() == 0 {
-                literal.push_str(a.text(n));
-            }
-            true
-        }
-        _ if is_concat(a, n) => {
-            for side in ["left", "right"] {
-                let Some(s) = n.child_by_field_name(side) else {
-                    return false;
-                };
-                if is_string(s) || is_concat(a, s) {
-                    split(a, s, literal, parts);
-                } else {
-                    parts.push(s);
+            for s in segments {
+                match s {
+                    Segment::Literal(t) => literal.push_str(&t),
+                    Segment::Value(v) => parts.push(v),
                 }
             }
             true
@@ -262,9 +249,8 @@ pub(super) fn code_from_values<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     if TAG.is_match(&literal) || super::injection::SQL_KEYWORDS.is_match(&literal) {
         return false;
     }
-    if !cached_regex!(r"new Function\(|\beval\(|\bvm\.|runInContext|runInNewContext|new Script\(|genFunc|generate-function|\.buf\.push\(|execFileSync\(|\[['\x22]-e['\x22]")
-        .is_match(a.src)
-    {
+    // Once per file (memoized), not per string.
+    if !super::file_matches(a, Some(RUNS_GENERATED_CODE)) {
         return false;
     }
     let opens = cached_regex!(r"[\w$\])]\(\s*\\?['\x22]$");
@@ -287,29 +273,29 @@ pub(super) fn code_from_values<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     false
 }
 
+/// A file that compiles or runs source it generates.
+const RUNS_GENERATED_CODE: &str = r"new Function\(|\beval\(|\bvm\.|runInContext|runInNewContext|new Script\(|genFunc|generate-function|\.buf\.push\(|execFileSync\(|\[['\x22]-e['\x22]";
+
 enum Segment<'t> {
     Literal(String),
     Value(Node<'t>),
 }
 
-/// A template or `+` chain as its literal texts and values, in order.
+/// A string (a template, an f-string) or a `+` chain of them as its literal texts and values, in
+/// order.
 fn in_order<'t>(a: &Analysis<'t>, n: Node<'t>, out: &mut Vec<Segment<'t>>) -> bool {
-    if n.kind() == "template_string" || n.kind() == "string" {
+    if is_string(n) {
         let mut c = n.walk();
         for ch in n.named_children(&mut c) {
             match ch.kind() {
-                "template_substitution" => out.extend(ch.named_child(0).map(Segment::Value)),
+                "interpolation" | "template_substitution" => {
+                    out.extend(ch.named_child(0).map(Segment::Value))
+                }
                 _ => out.push(Segment::Literal(a.text(ch).to_string())),
             }
         }
-        // A string whose children were only its quotes: its text without them.
         if n.named_child_count() == 0 {
-            let t = a.text(n);
-            out.push(Segment::Literal(
-                t.get(1..t.len().saturating_sub(1))
-                    .unwrap_or("")
-                    .to_string(),
-            ));
+            out.push(Segment::Literal(a.text(n).to_string()));
         }
         return true;
     }
@@ -318,7 +304,7 @@ fn in_order<'t>(a: &Analysis<'t>, n: Node<'t>, out: &mut Vec<Segment<'t>>) -> bo
             let Some(s) = n.child_by_field_name(side) else {
                 return false;
             };
-            if matches!(s.kind(), "template_string" | "string") || is_concat(a, s) {
+            if is_string(s) || is_concat(a, s) {
                 in_order(a, s, out);
             } else {
                 out.push(Segment::Value(s));
