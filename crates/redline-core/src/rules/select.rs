@@ -3,8 +3,9 @@
 //! Compiling tree-sitter queries is most of a small review's cost, so a file compiles only the
 //! patterns that can match it: each top-level pattern of a rule's query needs some words (read
 //! from the pattern by `prefilter`), and, for a review that keeps only hits on its added lines,
-//! a root node kind among the nodes overlapping those lines (`Region`). Each distinct selection
-//! is compiled once per process and reused.
+//! a root node kind among the nodes overlapping those lines, with the words inside a node of that
+//! kind that a match reporting on the lines can start at (`Region`). Each distinct selection is
+//! compiled once per process and reused.
 
 use super::prefilter;
 use super::set::{Combined, Compiled, compile_together};
@@ -23,6 +24,12 @@ struct Pattern {
     file_wide: bool,
     /// The node kinds its matches start at, when the pattern says (None: any kind).
     roots: Option<Vec<String>>,
+    /// How many levels below its root the pattern's deepest node lies (a child step in a
+    /// query is a direct child), so how far above a reported node its match can start.
+    depth: usize,
+    /// Its rule may report on a line inside the reported node other than its first (see
+    /// `Compiled::moves_finding`), so the node may start far above the changed line.
+    moves_finding: bool,
 }
 
 /// A grammar's patterns, the words they need, and the queries compiled from them: the whole set
@@ -86,6 +93,8 @@ impl LangRules {
                     rule: i,
                     file_wide: is_file_wide(&text),
                     roots: root_kinds(&text, &supertypes),
+                    depth: nesting_depth(&text),
+                    moves_finding: c.moves_finding(),
                     text,
                     needs,
                 });
@@ -157,24 +166,41 @@ impl LangRules {
         };
         let in_file = words_in(src);
         let in_region = region.map(|r| words_in(&r.text));
-        // The words inside the outermost nodes of each root kind, found once per kind.
+        // The words inside the outermost nodes of each root kind, found once per kind; and
+        // inside the nodes of a kind that stand at most so many levels above a node that may
+        // report on the lines, once per kind and depth.
         let mut in_kind: HashMap<&str, Present> = HashMap::new();
+        let mut in_near: HashMap<(&str, usize), Option<Present>> = HashMap::new();
         let mut selection: Vec<bool> = Vec::with_capacity(self.patterns.len());
         for p in &self.patterns {
             let selected = match (&in_region, region) {
-                (Some(words), Some(r)) if !p.file_wide => match &p.roots {
+                (Some(words), Some(r)) if !p.file_wide => match (&p.roots, &r.near) {
+                    // The pattern's match reports at a node that starts at most four lines
+                    // above a changed line and overlaps it, and starts at most `depth` levels
+                    // above that node: its words lie inside such a start.
+                    (Some(roots), Some(near)) if !p.moves_finding && p.depth <= NEAR_DEPTH => roots
+                        .iter()
+                        .filter(|k| near.contains_key(k.as_str()))
+                        .any(|k| {
+                            let present = in_near
+                                .entry((k.as_str(), p.depth))
+                                .or_insert_with(|| r.near_text(k, p.depth).map(|t| words_in(&t)));
+                            present.as_ref().is_some_and(|w| needs_met(&p.needs, w))
+                        }),
                     // A match starts at a node of the region, so at one of the kinds found
                     // there, and its words lie inside the outermost nodes of that kind.
-                    Some(roots) => roots
-                        .iter()
-                        .filter(|k| r.kinds.contains(k.as_str()))
-                        .any(|k| {
-                            let present = in_kind
-                                .entry(k.as_str())
-                                .or_insert_with(|| words_in(r.by_kind.get(k).map_or("", |t| t)));
-                            needs_met(&p.needs, present)
-                        }),
-                    None => needs_met(&p.needs, words),
+                    (Some(roots), _) => {
+                        roots
+                            .iter()
+                            .filter(|k| r.kinds.contains(k.as_str()))
+                            .any(|k| {
+                                let present = in_kind.entry(k.as_str()).or_insert_with(|| {
+                                    words_in(r.by_kind.get(k).map_or("", |t| t))
+                                });
+                                needs_met(&p.needs, present)
+                            })
+                    }
+                    (None, _) => needs_met(&p.needs, words),
                 },
                 _ => needs_met(&p.needs, &in_file),
             };
@@ -291,6 +317,77 @@ fn is_file_wide(pattern: &str) -> bool {
             .any(|root| pattern.contains(root))
 }
 
+/// How many levels below its root a pattern's deepest node lies: `(call function: (identifier))`
+/// is 1, and so is `(call "(")`. Predicates and field names add none; a nested group counts as a
+/// level, which only overstates the depth (and selects more).
+fn nesting_depth(pattern: &str) -> usize {
+    let mut depth = 0;
+    // For each open parenthesis: whether it is a node (not a predicate).
+    let mut open: Vec<bool> = Vec::new();
+    let nodes = |open: &[bool]| open.iter().filter(|n| **n).count();
+    let mut chars = pattern.chars().peekable();
+    let mut prev = ' ';
+    while let Some(c) = chars.next() {
+        match c {
+            ';' => {
+                for c in chars.by_ref() {
+                    if c == '\n' {
+                        break;
+                    }
+                }
+            }
+            '"' => {
+                let mut escaped = false;
+                for c in chars.by_ref() {
+                    if escaped {
+                        escaped = false;
+                    } else if c == '\\' {
+                        escaped = true;
+                    } else if c == '"' {
+                        break;
+                    }
+                }
+                // A literal in a predicate is an argument, elsewhere an anonymous node.
+                if open.last() != Some(&false) {
+                    depth = depth.max(nodes(&open));
+                }
+            }
+            '(' => {
+                while chars.peek().is_some_and(|c| c.is_whitespace()) {
+                    chars.next();
+                }
+                let predicate = chars.peek() == Some(&'#') || open.last() == Some(&false);
+                if !predicate {
+                    depth = depth.max(nodes(&open));
+                }
+                open.push(!predicate);
+            }
+            ')' => {
+                open.pop();
+            }
+            // A bare `_` (not `(_)`, not part of a name) is a wildcard node.
+            c if c.is_alphanumeric() || c == '_' || c == '@' || c == '#' => {
+                let mut word = c.to_string();
+                while let Some(&n) = chars.peek() {
+                    if !(n.is_alphanumeric() || matches!(n, '_' | '-' | '.' | '?' | '!')) {
+                        break;
+                    }
+                    word.push(n);
+                    chars.next();
+                }
+                if word == "_" && prev != '(' && open.last() != Some(&false) {
+                    depth = depth.max(nodes(&open));
+                }
+            }
+            _ => {}
+        }
+        if !c.is_whitespace() {
+            prev = c;
+        }
+    }
+    depth
+}
+
 /// The kinds a pattern's matches start at: `(call ...)` starts at a `call`, `[(a) (b)]` at an `a`
 /// or a `b`. None when the pattern does not say (a wildcard, a string, a nested group) or names
 /// a supertype, which no node has as its kind.
@@ -343,7 +440,7 @@ fn root_kinds(pattern: &str, supertypes: &[&str]) -> Option<Vec<String>> {
 /// What of a file a review keeps hits in. A match that reports on one of the added lines starts
 /// at a node that overlaps that line (the node holds the reported one), and lies within one of
 /// the top-level statements that touch the lines, unless it is the root.
-pub(super) struct Region {
+pub(super) struct Region<'s> {
     /// The text of the top-level statements that touch the lines: a match's words are in it.
     text: String,
     /// The kinds of the nodes that overlap a line: a match starts at one of them.
@@ -352,15 +449,34 @@ pub(super) struct Region {
     /// line: a match that starts at such a node lies inside one of them, and so do its words.
     /// (Often much less than `text`: the call around a line rather than the whole function.)
     by_kind: HashMap<String, String>,
+    /// For a change of a few lines, the nodes a match can start at, by kind: the ancestors (up to
+    /// `NEAR_DEPTH` levels) of the nodes a hit can report at, those that overlap a line and start
+    /// at most four lines above it (`RuleSet::place` keeps a finding within four lines of its
+    /// node's start unless its rule moves it). Each with how many levels it stands above the
+    /// nearest such node, and its byte range.
+    near: Option<HashMap<String, Vec<NearNode>>>,
+    src: &'s str,
 }
 
-impl Region {
+/// A node a match can start at (see `Region::near`): how many levels it stands above the nearest
+/// node that may report, and its bytes.
+type NearNode = (usize, std::ops::Range<usize>);
+
+/// How many levels above a reported node `Region::near` looks for a match's start; a deeper
+/// pattern falls back on the outermost nodes of its kind.
+const NEAR_DEPTH: usize = 8;
+
+/// Up to how many changed lines a region keeps `near`: past that, the outermost nodes select
+/// nearly the same patterns for less work.
+const NEAR_LINES: usize = 64;
+
+impl<'s> Region<'s> {
     pub(super) fn of(
         lang: Language,
-        src: &str,
+        src: &'s str,
         tree: &Tree,
         lines: &std::collections::BTreeSet<u32>,
-    ) -> Region {
+    ) -> Region<'s> {
         let root = tree.root_node();
         let mut cursor = root.walk();
         let mut ids = std::collections::HashSet::new();
@@ -368,10 +484,16 @@ impl Region {
             text: String::new(),
             kinds: std::collections::HashSet::new(),
             by_kind: HashMap::new(),
+            near: None,
+            src,
         };
         // Per kind, the byte ranges of the outermost nodes of that kind seen so far (a parent is
         // always seen before its children).
         let mut outermost: HashMap<u16, Vec<std::ops::Range<usize>>> = HashMap::new();
+        let keep_near = lines.len() <= NEAR_LINES;
+        // Per node that may start a match (kind, byte range): its fewest levels above a node
+        // that may report.
+        let mut near: HashMap<(u16, usize, usize), usize> = HashMap::new();
         for child in root.children(&mut cursor) {
             let (start, end) = (
                 child.start_position().row as u32 + 1,
@@ -383,9 +505,11 @@ impl Region {
             region.text.push_str(&src[child.byte_range()]);
             region.text.push('\n');
             // The nodes of the statement that overlap a line (a node ending at the start of the
-            // next line counts too: more kinds only select more patterns).
-            let mut stack = vec![child];
-            while let Some(node) = stack.pop() {
+            // next line counts too: more kinds only select more patterns), depth first with
+            // the path from the statement down to the node.
+            let mut path: Vec<tree_sitter::Node<'_>> = Vec::new();
+            let mut stack = vec![(child, 0)];
+            while let Some((node, level)) = stack.pop() {
                 let (start, end) = (
                     node.start_position().row as u32 + 1,
                     node.end_position().row as u32 + 1,
@@ -393,14 +517,23 @@ impl Region {
                 if lines.range(start..=end).next().is_none() {
                     continue;
                 }
+                path.truncate(level);
+                path.push(node);
                 ids.insert(node.kind_id());
                 let ranges = outermost.entry(node.kind_id()).or_default();
                 let r = node.byte_range();
                 if !ranges.iter().any(|o| o.start <= r.start && r.end <= o.end) {
                     ranges.push(r);
                 }
+                if keep_near && lines.range(start..=end.min(start + 4)).next().is_some() {
+                    for (up, n) in path.iter().rev().take(NEAR_DEPTH + 1).enumerate() {
+                        let key = (n.kind_id(), n.start_byte(), n.end_byte());
+                        let levels = near.entry(key).or_insert(up);
+                        *levels = (*levels).min(up);
+                    }
+                }
                 let mut c = node.walk();
-                stack.extend(node.children(&mut c));
+                stack.extend(node.children(&mut c).map(|n| (n, level + 1)));
             }
         }
         let grammar = lang.grammar();
@@ -418,7 +551,46 @@ impl Region {
                 text.push('\n');
             }
         }
+        if keep_near {
+            let mut by_kind: HashMap<String, Vec<(usize, std::ops::Range<usize>)>> = HashMap::new();
+            for ((id, start, end), levels) in near {
+                if let Some(kind) = grammar.node_kind_for_id(id) {
+                    by_kind
+                        .entry(kind.to_string())
+                        .or_default()
+                        .push((levels, start..end));
+                }
+            }
+            region.near = Some(by_kind);
+        }
         region
+    }
+
+    /// The text of the nodes of `kind` that stand at most `depth` levels above a node that may
+    /// report (see `near`), the outermost of them only; None when there is no such node.
+    fn near_text(&self, kind: &str, depth: usize) -> Option<String> {
+        let mut ranges: Vec<&std::ops::Range<usize>> = self
+            .near
+            .as_ref()
+            .and_then(|n| n.get(kind))
+            .into_iter()
+            .flatten()
+            .filter(|(levels, _)| *levels <= depth)
+            .map(|(_, r)| r)
+            .collect();
+        // Outermost first; a range inside the last one kept adds no word.
+        ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
+        let mut text = String::new();
+        let mut kept_end = 0;
+        for r in ranges {
+            if r.end <= kept_end && !text.is_empty() {
+                continue;
+            }
+            text.push_str(&self.src[r.clone()]);
+            text.push('\n');
+            kept_end = kept_end.max(r.end);
+        }
+        (!text.is_empty()).then_some(text)
     }
 }
 
@@ -448,6 +620,29 @@ mod tests {
             "a supertype is no node's kind"
         );
         assert_eq!(kinds("[(call) (primary_expression)] @x"), None);
+    }
+
+    #[test]
+    fn nesting_depth_counts_node_levels_below_the_root() {
+        assert_eq!(nesting_depth("(identifier) @x"), 0);
+        assert_eq!(nesting_depth("(call function: (identifier) @f) @sink"), 1);
+        assert_eq!(nesting_depth("(call \"(\" @p)"), 1);
+        assert_eq!(nesting_depth("(call (_) @a)"), 1);
+        assert_eq!(nesting_depth("(call (arguments _ @a))"), 2);
+        assert_eq!(
+            nesting_depth(
+                "((call_expression function: (member_expression property: (property_identifier) @p)) @c\n (#eq? @p \"exec\") (#match? @c \"(a(b))\"))"
+            ),
+            3,
+            "the outer group counts (an overstatement); predicates and their strings do not"
+        );
+        assert_eq!(
+            nesting_depth(
+                "(pair key: (_) ; (a (b (c (d))))\n value: [(string) (template_string (x))])"
+            ),
+            2,
+            "comments do not count, alternatives add no level"
+        );
     }
 
     /// On every head file of the shipped cases and a spread of line sets, the hits that touch
@@ -495,5 +690,82 @@ mod tests {
             }
         }
         assert!(checked > 100, "only {checked} line sets checked");
+    }
+
+    /// For rule authors (run with `--ignored --nocapture`, release build): each grammar's costliest
+    /// patterns to compile, since compiling is most of a small review's cost. With
+    /// REDLINE_SELECT_FILE=path and REDLINE_SELECT_LINE=n, also the patterns a change of that
+    /// line selects.
+    #[test]
+    #[ignore]
+    fn costliest_patterns_to_compile() {
+        let rules = RuleSet::builtin().unwrap();
+        for lang in [
+            Language::Python,
+            Language::JavaScript,
+            Language::TypeScript,
+            Language::Go,
+        ] {
+            let set = LangRules::new(&rules.compiled, lang);
+            let mut costs: Vec<(f64, usize)> = set
+                .patterns
+                .iter()
+                .enumerate()
+                .map(|(i, p)| {
+                    let start = std::time::Instant::now();
+                    let _ = tree_sitter::Query::new(&lang.grammar(), &p.text);
+                    (start.elapsed().as_secs_f64() * 1000.0, i)
+                })
+                .collect();
+            costs.sort_by(|a, b| b.0.total_cmp(&a.0));
+            let total: f64 = costs.iter().map(|c| c.0).sum();
+            println!("{lang:?}: {} patterns, {total:.1} ms in all", costs.len());
+            for (ms, i) in costs.iter().take(10) {
+                let p = &set.patterns[*i];
+                println!("  {ms:>7.2} ms  {}", rules.compiled[p.rule].rule.id);
+            }
+            let (Ok(file), Ok(line)) = (
+                std::env::var("REDLINE_SELECT_FILE"),
+                std::env::var("REDLINE_SELECT_LINE"),
+            ) else {
+                continue;
+            };
+            if crate::lang::detect(&file, None) != Some(lang) {
+                continue;
+            }
+            let src = std::fs::read_to_string(&file).unwrap();
+            let mut parser = tree_sitter::Parser::new();
+            parser.set_language(&lang.grammar()).unwrap();
+            let tree = parser.parse(&src, None).unwrap();
+            let lines = [line.parse::<u32>().unwrap()].into_iter().collect();
+            let region = Region::of(lang, &src, &tree, &lines);
+            let selection = set.selection(&src, Some(&region));
+            println!("  selected for {file}:{line}:");
+
+            for (i, p) in set
+                .patterns
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| selection[*i])
+            {
+                let cost = costs.iter().find(|c| c.1 == i).map_or(0.0, |c| c.0);
+                let roots = p.roots.as_ref().map(|r| r.join(","));
+                println!(
+                    "    {cost:>7.2} ms  {} (roots {roots:?}, depth {}{}{})",
+                    rules.compiled[p.rule].rule.id,
+                    p.depth,
+                    if p.moves_finding {
+                        ", moves its finding"
+                    } else {
+                        ""
+                    },
+                    if set.fallbacks.contains(&p.rule) {
+                        ", a fallback (brings its category)"
+                    } else {
+                        ""
+                    },
+                );
+            }
+        }
     }
 }

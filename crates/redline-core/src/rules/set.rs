@@ -79,6 +79,17 @@ pub(super) struct Compiled {
     pub(super) sink: Option<LazyRegex>,
 }
 
+impl Compiled {
+    /// Whether one of the rule's predicates may move its finding off the reported node's first
+    /// lines (see `Predicate::moves_finding`).
+    pub(super) fn moves_finding(&self) -> bool {
+        self.conditions
+            .iter()
+            .chain(self.candidate_conditions.iter().flatten())
+            .any(|c| c.predicate.moves_finding())
+    }
+}
+
 /// A regex compiled on first use: compiling every rule's regexes up front cost a one-line review
 /// more than its own work. `compile_rule` checks them (at load for a team's rules, in `redline
 /// knowledge check` for the built-in ones).
@@ -517,6 +528,11 @@ impl RuleSet {
             });
         let focus = analysis.focus.take();
         let reach = analysis.reach.take();
+        debug_assert!(
+            (focus.is_none() && reach.is_none()) || c.moves_finding(),
+            "{}: a predicate moved the finding but does not say so in `moves_finding`",
+            c.rule.id
+        );
         if let Some(t) = started {
             profile::record(&c.rule.id, t.elapsed());
         }

@@ -144,6 +144,18 @@ impl Predicate {
             .map(|(_, p)| *p)
     }
 
+    /// Whether the predicate may move a finding off its node's first lines (it sets the
+    /// analysis's `focus` or `reach`): the pattern prefilter must then look further up.
+    pub fn moves_finding(self) -> bool {
+        matches!(
+            self,
+            Predicate::Unsanitized
+                | Predicate::MarkupFromValues
+                | Predicate::CodeFromValues
+                | Predicate::BacktrackingRegex
+        )
+    }
+
     /// Whether the predicate's argument is a regex (checked when rules load).
     pub fn takes_regex(self) -> bool {
         matches!(
