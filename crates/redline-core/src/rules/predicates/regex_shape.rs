@@ -1,11 +1,16 @@
 //! The shape of a regular expression: whether it backtracks exponentially in a backtracking
 //! engine (Python's `re`, JavaScript's `RegExp`; Go's RE2 does not backtrack). The pattern is
-//! parsed into a small tree and three shapes are reported, each inside an unbounded repetition:
+//! parsed into a small tree and these shapes are reported, each inside an unbounded repetition:
 //!
 //! - a repeated item that can itself repeat, with nothing mandatory beside it that it cannot
 //!   match: `(a+)+`, `(\w+\s?)*`, `(".*?"|x)*` (the inner `.*?` can swallow the closing quote);
 //! - alternatives that match the same single character: `(a|a)*`, `(\w|\d)+`;
+//! - an alternative of fixed characters that the single-character ones can also spell, before a
+//!   part that can fail: `"(\\.|[^"])*"`;
 //! - two adjacent unbounded items over overlapping characters: `(?:\.(?:[a-z]-?)*[a-z]+)*`.
+//!
+//! Outside a repetition, two whitespace runs that can split the same spaces before a part that
+//! can fail are reported too (polynomial).
 //!
 //! A pattern that fails to parse is not reported.
 
@@ -549,6 +554,9 @@ fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
             find(item, in_repeat || unbounded)
         }
         Re::Seq(v) => {
+            if let Some(found) = spelled_twice_before_failing(re) {
+                return Some(found);
+            }
             if in_repeat && let Some(found) = adjacent_overlap(re) {
                 return Some(found);
             }
@@ -600,6 +608,66 @@ fn ambiguous_body(body: &Re) -> Option<&'static str> {
         }
     }
     None
+}
+
+/// `"(\\.|[^"])*"`: an unbounded repetition of alternatives, one of which is a fixed run of
+/// characters that the single-character alternatives can also spell one at a time (`\\\\` is one
+/// escape or two characters), followed by something that can fail. A failing match tries both
+/// readings of every run: exponential. Without the failing part the first reading succeeds.
+fn spelled_twice_before_failing(seq: &Re) -> Option<(&'static str, usize)> {
+    let elems = seq.elements();
+    for (i, e) in elems.iter().enumerate() {
+        let Re::Repeat {
+            item,
+            max: None,
+            at,
+            ..
+        } = e
+        else {
+            continue;
+        };
+        let alternatives: Vec<&Re> = match item.as_ref() {
+            Re::Alt(v) => v.iter().collect(),
+            Re::Seq(v) if v.len() == 1 => match &v[0] {
+                Re::Alt(inner) => inner.iter().collect(),
+                _ => continue,
+            },
+            _ => continue,
+        };
+        let singles = alternatives
+            .iter()
+            .filter_map(|a| a.single_char())
+            .fold(Set::default(), |a, s| a.union(s));
+        let spelled = alternatives.iter().any(|alt| {
+            fixed_chars(alt)
+                .is_some_and(|fixed| fixed.len() >= 2 && fixed.iter().all(|c| c.overlaps(singles)))
+        });
+        if spelled
+            && elems[i + 1..]
+                .iter()
+                .any(|t| t.mandatory() || matches!(t, Re::End))
+        {
+            return Some((
+                "an alternative of a repeated group spells text the other alternatives also match, before a part that can fail",
+                *at,
+            ));
+        }
+    }
+    None
+}
+
+/// The characters of an alternative that matches a fixed run of single characters (`\\.`,
+/// `ab`), one set per character; None when it holds anything else.
+fn fixed_chars(e: &Re) -> Option<Vec<Set>> {
+    let mut out = Vec::new();
+    for part in e.elements() {
+        match part {
+            Re::Char(s) => out.push(*s),
+            Re::Empty => {}
+            _ => return None,
+        }
+    }
+    Some(out)
 }
 
 /// The characters of an unbounded repetition at the top of `e` (through groups), if any.
@@ -716,6 +784,9 @@ mod tests {
             r"^([a-zA-Z0-9])(([\-.]|[_]+)?([a-zA-Z0-9]+))*(@){1}[a-z0-9]+[.]{1}(([a-z]{2,3})|([a-z]{2,3}[.]{1}[a-z]{2,3}))$",
             r"\s*\t+\s*(\S)",
             r"^([+-]?\d*n)?\s*(?:([+-]?)\s*(\d+))?$",
+            r#""(\\.|[^"])*""#,
+            r"(\*{1,2})(?=[^\s*])((?:\\[\\*]|[^*])*(?:x|[^\s*]))\1",
+            r"(?:ab|a|b)*c",
         ] {
             assert!(shape(p, false).is_some(), "{p}");
         }
