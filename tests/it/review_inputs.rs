@@ -587,3 +587,55 @@ fn a_change_that_only_adds_comments_or_blank_lines_gets_no_rule_findings() {
     assert!(rules_on("a.js").is_empty(), "{v:#}");
     assert_eq!(rules_on("b.js"), vec!["js.async.floating-promise"], "{v:#}");
 }
+
+#[test]
+fn a_deleted_check_speaks_only_for_unchecked_code_of_its_own_edit() {
+    let base = "function card(el, user) {\n  el.innerHTML = `<b>${escapeHtml(user.name)}</b>`;\n  const width = el.offsetWidth;\n  el.dataset.width = String(width);\n  return el;\n}\n";
+    let repo = repo_with(&[("apart.js", base.as_bytes()), ("next.js", base.as_bytes())]);
+    let unescaped = base.replace("${escapeHtml(user.name)}", "${user.name}");
+    let bio = "  el.insertAdjacentHTML('beforeend', user.bio);\n";
+    let mut lines: Vec<&str> = unescaped.split_inclusive('\n').collect();
+    // Two lines of code the change left alone between the deletion and the new sink: two places
+    // to fix, two comments.
+    let mut apart = lines.clone();
+    apart.insert(4, bio);
+    // The new sink right after the deleted escape: one edit, one comment (next to the deletion).
+    lines.insert(2, bio);
+    write_files(
+        repo.path(),
+        &[
+            ("apart.js", apart.concat().as_bytes()),
+            ("next.js", lines.concat().as_bytes()),
+        ],
+    );
+    git(repo.path(), &["add", "-A"]);
+    git(repo.path(), &["commit", "-qm", "c"]);
+    let v = run_in(repo.path(), &["review", "--format", "json"]).json();
+    let on = |p: &str| -> Vec<(u64, String)> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["path"] == p)
+            .map(|f| {
+                (
+                    f["line"].as_u64().unwrap(),
+                    f["rule_id"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        on("apart.js"),
+        vec![
+            (2, "removed.html-escape".to_string()),
+            (5, "js.xss.inner-html".to_string())
+        ],
+        "{v:#}"
+    );
+    assert_eq!(
+        on("next.js"),
+        vec![(2, "removed.html-escape".to_string())],
+        "{v:#}"
+    );
+}

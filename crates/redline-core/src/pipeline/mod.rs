@@ -141,10 +141,12 @@ impl Reviewer<'_> {
         };
         let (candidates, hits): (Vec<RuleHit>, Vec<RuleHit>) =
             hits.into_iter().partition(|h| h.candidate);
-        let findings = self.changed_line_findings(&report.path, &code_lines, hits, removed_hits);
+        let lines = crate::rules::edits::Lines::new(&text, &tree);
+        let findings =
+            self.changed_line_findings(&report.path, &lines, &code_lines, hits, removed_hits);
         let (findings, notes) = suppress(&report.path, &text, findings);
         let candidates =
-            self.changed_line_findings(&report.path, &code_lines, candidates, Vec::new());
+            self.changed_line_findings(&report.path, &lines, &code_lines, candidates, Vec::new());
         let (mut candidates, _) = suppress(&report.path, &text, candidates);
         // A finding of the class nearby already speaks for the place.
         candidates.retain(|c| {
@@ -188,6 +190,7 @@ impl Reviewer<'_> {
     fn changed_line_findings(
         &self,
         path: &str,
+        lines: &crate::rules::edits::Lines<'_>,
         added_lines: &std::collections::BTreeSet<u32>,
         hits: Vec<RuleHit>,
         near_deletions: Vec<RuleHit>,
@@ -216,11 +219,19 @@ impl Reviewer<'_> {
                 continue;
             }
             // A removed check and the unchecked code right after it are one bug: the finding
-            // next to the deletion speaks for both (and for anything else said on its line).
+            // next to the deletion speaks for both (and for anything else said on its line),
+            // unless the change left code alone between them (another edit, another place).
             if !near_deletion
                 && findings[..removed_findings].iter().any(|f| {
                     f.line == h.line
-                        || (f.category == h.category && f.line <= h.line && h.line <= f.line + 10)
+                        || (f.category == h.category
+                            && f.line <= h.line
+                            && h.line <= f.line + 10
+                            && !lines.unchanged_code_between(
+                                added_lines,
+                                f.line,
+                                first_changed(added_lines, h.line, h.end_line),
+                            ))
                 })
             {
                 continue;
@@ -502,6 +513,11 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
+/// The first changed line of `first..=last` (where a finding lands), or `first`.
+fn first_changed(changed: &std::collections::BTreeSet<u32>, first: u32, last: u32) -> u32 {
+    changed.range(first..=last).next().copied().unwrap_or(first)
+}
+
 /// The added lines that hold code: not blank and not only a comment. Adding a comment changes no
 /// behaviour, so the rules do not report the code around it (it was there before).
 fn code_lines(
@@ -509,25 +525,8 @@ fn code_lines(
     tree: &tree_sitter::Tree,
     added: std::collections::BTreeSet<u32>,
 ) -> std::collections::BTreeSet<u32> {
-    let lines: Vec<&str> = text.split('\n').collect();
-    added
-        .into_iter()
-        .filter(|&line| {
-            let row = (line as usize).saturating_sub(1);
-            let Some(content) = lines.get(row) else {
-                return true;
-            };
-            let Some(first) = content.find(|c: char| !c.is_whitespace()) else {
-                return false;
-            };
-            let point = |column| tree_sitter::Point { row, column };
-            // The smallest node that spans the line's text: a comment when that is all it holds.
-            !tree
-                .root_node()
-                .descendant_for_point_range(point(first), point(content.trim_end().len()))
-                .is_some_and(|n| n.kind().contains("comment"))
-        })
-        .collect()
+    let lines = crate::rules::edits::Lines::new(text, tree);
+    added.into_iter().filter(|&l| lines.is_code(l)).collect()
 }
 
 #[cfg(test)]

@@ -4,9 +4,11 @@
 //!
 //! - `set`: loading, compiling and running a set of rules;
 //! - `predicates`: the checks a rule's `when` names, one file per family;
-//! - `analysis`: what the predicates ask of a file (bindings, taint, constants, strings).
+//! - `analysis`: what the predicates ask of a file (bindings, taint, constants, strings);
+//! - `edits`: which changed lines make one edit.
 
 mod analysis;
+pub mod edits;
 mod predicates;
 mod prefilter;
 pub mod profile;

@@ -5,7 +5,7 @@
 use super::analysis::Analysis;
 use super::predicates::{self, Predicate};
 use super::select::{LangRules, Region};
-use super::{Expect, Rule, RuleHit, parse_rules, profile};
+use super::{Expect, Rule, RuleHit, edits, parse_rules, profile};
 use crate::lang::Language;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashMap;
@@ -33,9 +33,14 @@ struct Placed<'t> {
 }
 
 /// A hit as found, with its rule and the function that holds it.
+/// A review's changed code lines and the edits they make (see `edits`).
+type ChangedLines<'a> = (&'a std::collections::BTreeSet<u32>, &'a [(u32, u32)]);
+
 struct Found<'t> {
     rule: usize,
     function: tree_sitter::Node<'t>,
+    /// The edit of the change the hit reports on (see `edits`), when it touches one.
+    edit: Option<usize>,
     hit: RuleHit,
 }
 
@@ -410,7 +415,9 @@ impl RuleSet {
             return Vec::new();
         };
         let analysis = Analysis::new(lang, src, tree);
-        let mut found = self.matches(&combined, &analysis, tree, disabled, focus);
+        let changed = focus.map(|lines| (lines, edits::Lines::new(src, tree).edits(lines)));
+        let changed = changed.as_ref().map(|(l, e)| (*l, e.as_slice()));
+        let mut found = self.matches(&combined, &analysis, tree, disabled, changed);
         let mut keep = self.helper_repeats(&analysis, &found);
         self.covered_fallbacks(&found, &mut keep);
         let mut it = keep.into_iter();
@@ -429,7 +436,7 @@ impl RuleSet {
         analysis: &Analysis<'t>,
         tree: &'t Tree,
         disabled: &[String],
-        changed: Option<&std::collections::BTreeSet<u32>>,
+        changed: Option<ChangedLines<'_>>,
     ) -> Vec<Found<'t>> {
         let Combined {
             query,
@@ -470,7 +477,9 @@ impl RuleSet {
                 let function = analysis.enclosing_function(report);
                 // Candidates count apart, so that one never takes a finding's place in a function;
                 // a hit in code the change left alone does not take the turn of one on its lines.
-                let on_change = changed.is_none_or(|l| l.range(line..=end_line).next().is_some());
+                let on_change =
+                    changed.is_none_or(|(l, _)| l.range(line..=end_line).next().is_some());
+                let edit = changed.and_then(|(l, e)| edits::edit_of(e, l, line, end_line));
                 if c.rule.one_per_function
                     && on_change
                     && !functions_hit.insert((rule_index, function.id(), candidate))
@@ -480,6 +489,7 @@ impl RuleSet {
                 found.push(Found {
                     rule: rule_index,
                     function,
+                    edit,
                     hit: RuleHit {
                         rule_id: c.rule.id.clone(),
                         line,
@@ -639,10 +649,14 @@ impl RuleSet {
             // entry name and the file it opens are one bug).
             let covered = (0..found.len()).any(|j| {
                 let (a, b) = (&found[i].hit, &found[j].hit);
+                // Two hits on different edits of the change are two places to fix.
+                let other_edit =
+                    matches!((found[i].edit, found[j].edit), (Some(x), Some(y)) if x != y);
                 let same_place = j != i
                     && keep[j]
                     && b.category == a.category
-                    && found[j].function.id() == found[i].function.id();
+                    && found[j].function.id() == found[i].function.id()
+                    && !other_edit;
                 same_place
                     && match (candidate, b.candidate) {
                         (true, false) => true,
