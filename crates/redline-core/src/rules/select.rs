@@ -30,6 +30,8 @@ struct Pattern {
     /// Its rule may report on a line inside the reported node other than its first (see
     /// `Compiled::moves_finding`), so the node may start far above the changed line.
     moves_finding: bool,
+    /// Node kinds its root must have among its children (`(string (interpolation))`).
+    child_kinds: Vec<String>,
 }
 
 /// A grammar's patterns, the words they need, and the queries compiled from them: the whole set
@@ -95,6 +97,7 @@ impl LangRules {
                     roots: root_kinds(&text, &supertypes),
                     depth: nesting_depth(&text),
                     moves_finding: c.moves_finding(),
+                    child_kinds: child_kinds(&text, &supertypes),
                     text,
                     needs,
                 });
@@ -181,6 +184,7 @@ impl LangRules {
                     (Some(roots), Some(near)) if !p.moves_finding && p.depth <= NEAR_DEPTH => roots
                         .iter()
                         .filter(|k| near.contains_key(k.as_str()))
+                        .filter(|k| r.near_has_children(k, p.depth, &p.child_kinds))
                         .any(|k| {
                             let present = in_near
                                 .entry((k.as_str(), p.depth))
@@ -189,17 +193,16 @@ impl LangRules {
                         }),
                     // A match starts at a node of the region, so at one of the kinds found
                     // there, and its words lie inside the outermost nodes of that kind.
-                    (Some(roots), _) => {
-                        roots
-                            .iter()
-                            .filter(|k| r.kinds.contains(k.as_str()))
-                            .any(|k| {
-                                let present = in_kind.entry(k.as_str()).or_insert_with(|| {
-                                    words_in(r.by_kind.get(k).map_or("", |t| t))
-                                });
-                                needs_met(&p.needs, present)
-                            })
-                    }
+                    (Some(roots), _) => roots
+                        .iter()
+                        .filter(|k| r.kinds.contains(k.as_str()))
+                        .filter(|k| r.has_children(k, &p.child_kinds))
+                        .any(|k| {
+                            let present = in_kind
+                                .entry(k.as_str())
+                                .or_insert_with(|| words_in(r.by_kind.get(k).map_or("", |t| t)));
+                            needs_met(&p.needs, present)
+                        }),
                     (None, _) => needs_met(&p.needs, words),
                 },
                 _ => needs_met(&p.needs, &in_file),
@@ -388,6 +391,95 @@ fn nesting_depth(pattern: &str) -> usize {
     depth
 }
 
+/// The node kinds a pattern's root must have among its children: those written one level below
+/// the root, outside any alternation and not made optional (`?`, `*`). Wildcards, supertypes and
+/// groups name no kind and are left out, which only selects more.
+fn child_kinds(pattern: &str, supertypes: &[&str]) -> Vec<String> {
+    // Only a pattern that is one node has a root whose children are known.
+    let head = pattern.trim_start().strip_prefix('(').map(str::trim_start);
+    if !head.is_some_and(|h| h.starts_with(|c: char| c.is_ascii_alphabetic())) {
+        return Vec::new();
+    }
+    let chars: Vec<char> = pattern.chars().collect();
+    let mut out = Vec::new();
+    // For each open parenthesis: whether it is a node or group (not a predicate); and for the
+    // nodes one level below the root, their kind.
+    let mut open: Vec<bool> = Vec::new();
+    let mut pending: Vec<Option<String>> = Vec::new();
+    let mut brackets = 0usize;
+    let mut i = 0;
+    while i < chars.len() {
+        match chars[i] {
+            ';' => {
+                while i < chars.len() && chars[i] != '\n' {
+                    i += 1;
+                }
+            }
+            '"' => {
+                i += 1;
+                while i < chars.len() && chars[i] != '"' {
+                    if chars[i] == '\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+            }
+            '[' => brackets += 1,
+            ']' => brackets = brackets.saturating_sub(1),
+            '(' => {
+                let mut j = i + 1;
+                while j < chars.len() && chars[j].is_whitespace() {
+                    j += 1;
+                }
+                let name: String = chars[j..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .collect();
+                let node = chars
+                    .get(j)
+                    .is_some_and(|c| c.is_ascii_alphabetic() || *c == '_');
+                let level = open.iter().filter(|n| **n).count();
+                let names_a_kind = node
+                    && name != "_"
+                    && !name.starts_with(|c: char| c.is_ascii_uppercase())
+                    && !supertypes.contains(&name.as_str())
+                    && chars.get(j + name.len()) != Some(&'/');
+                pending.push((level == 1 && brackets == 0 && names_a_kind).then_some(name));
+                open.push(node || chars.get(j) == Some(&'('));
+            }
+            ')' => {
+                open.pop();
+                if let Some(kind) = pending.pop().flatten() {
+                    // Past its captures, a quantifier makes it optional.
+                    let mut j = i + 1;
+                    loop {
+                        while j < chars.len() && chars[j].is_whitespace() {
+                            j += 1;
+                        }
+                        if chars.get(j) != Some(&'@') {
+                            break;
+                        }
+                        while j < chars.len()
+                            && !chars[j].is_whitespace()
+                            && !matches!(chars[j], ')' | '(' | '[' | ']' | '?' | '*' | '+')
+                        {
+                            j += 1;
+                        }
+                    }
+                    if !matches!(chars.get(j), Some('?' | '*')) {
+                        out.push(kind);
+                    }
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The kinds a pattern's matches start at: `(call ...)` starts at a `call`, `[(a) (b)]` at an `a`
 /// or a `b`. None when the pattern does not say (a wildcard, a string, a nested group) or names
 /// a supertype, which no node has as its kind.
@@ -455,12 +547,21 @@ pub(super) struct Region<'s> {
     /// node's start unless its rule moves it). Each with how many levels it stands above the
     /// nearest such node, and its byte range.
     near: Option<HashMap<String, Vec<NearNode>>>,
+    /// For each kind of the nodes that overlap a line, the kinds of their children (all such
+    /// nodes together).
+    children: HashMap<String, std::collections::HashSet<String>>,
     src: &'s str,
 }
 
 /// A node a match can start at (see `Region::near`): how many levels it stands above the nearest
-/// node that may report, and its bytes.
-type NearNode = (usize, std::ops::Range<usize>);
+/// node that may report, its bytes, and the kinds of its children.
+type NearNode = (usize, std::ops::Range<usize>, Vec<String>);
+
+/// The kind ids of a node's children.
+fn child_ids(n: tree_sitter::Node<'_>) -> Vec<u16> {
+    let mut c = n.walk();
+    n.children(&mut c).map(|ch| ch.kind_id()).collect()
+}
 
 /// How many levels above a reported node `Region::near` looks for a match's start; a deeper
 /// pattern falls back on the outermost nodes of its kind.
@@ -485,6 +586,7 @@ impl<'s> Region<'s> {
             kinds: std::collections::HashSet::new(),
             by_kind: HashMap::new(),
             near: None,
+            children: HashMap::new(),
             src,
         };
         // Per kind, the byte ranges of the outermost nodes of that kind seen so far (a parent is
@@ -493,7 +595,9 @@ impl<'s> Region<'s> {
         let keep_near = lines.len() <= NEAR_LINES;
         // Per node that may start a match (kind, byte range): its fewest levels above a node
         // that may report.
-        let mut near: HashMap<(u16, usize, usize), usize> = HashMap::new();
+        let mut near: HashMap<(u16, usize, usize), (usize, Vec<u16>)> = HashMap::new();
+        // For each kind of the nodes that overlap a line, the kinds of their children.
+        let mut children: HashMap<u16, std::collections::HashSet<u16>> = HashMap::new();
         for child in root.children(&mut cursor) {
             let (start, end) = (
                 child.start_position().row as u32 + 1,
@@ -528,15 +632,24 @@ impl<'s> Region<'s> {
                 if keep_near && lines.range(start..=end.min(start + 4)).next().is_some() {
                     for (up, n) in path.iter().rev().take(NEAR_DEPTH + 1).enumerate() {
                         let key = (n.kind_id(), n.start_byte(), n.end_byte());
-                        let levels = near.entry(key).or_insert(up);
+                        let (levels, _) = near.entry(key).or_insert_with(|| (up, child_ids(*n)));
                         *levels = (*levels).min(up);
                     }
                 }
+                children
+                    .entry(node.kind_id())
+                    .or_default()
+                    .extend(child_ids(node));
                 let mut c = node.walk();
                 stack.extend(node.children(&mut c).map(|n| (n, level + 1)));
             }
         }
         let grammar = lang.grammar();
+        let name = |id: u16| grammar.node_kind_for_id(id).unwrap_or_default().to_string();
+        region.children = children
+            .into_iter()
+            .map(|(id, kids)| (name(id), kids.into_iter().map(name).collect()))
+            .collect();
         region.kinds = ids
             .into_iter()
             .filter_map(|id| grammar.node_kind_for_id(id).map(str::to_string))
@@ -552,18 +665,45 @@ impl<'s> Region<'s> {
             }
         }
         if keep_near {
-            let mut by_kind: HashMap<String, Vec<(usize, std::ops::Range<usize>)>> = HashMap::new();
-            for ((id, start, end), levels) in near {
+            let mut by_kind: HashMap<String, Vec<NearNode>> = HashMap::new();
+            for ((id, start, end), (levels, kids)) in near {
+                let children = kids.into_iter().map(name).collect();
                 if let Some(kind) = grammar.node_kind_for_id(id) {
-                    by_kind
-                        .entry(kind.to_string())
-                        .or_default()
-                        .push((levels, start..end));
+                    by_kind.entry(kind.to_string()).or_default().push((
+                        levels,
+                        start..end,
+                        children,
+                    ));
                 }
             }
             region.near = Some(by_kind);
         }
         region
+    }
+
+    /// Whether a node of `kind` that stands at most `depth` levels above a node that may report
+    /// has children of every kind in `needed`.
+    fn near_has_children(&self, kind: &str, depth: usize, needed: &[String]) -> bool {
+        needed.is_empty()
+            || self
+                .near
+                .as_ref()
+                .and_then(|n| n.get(kind))
+                .is_some_and(|nodes| {
+                    nodes.iter().any(|(levels, _, children)| {
+                        *levels <= depth && needed.iter().all(|k| children.contains(k))
+                    })
+                })
+    }
+
+    /// Whether the nodes of `kind` that overlap a line have, among them, children of every kind
+    /// in `needed`.
+    fn has_children(&self, kind: &str, needed: &[String]) -> bool {
+        needed.is_empty()
+            || self
+                .children
+                .get(kind)
+                .is_some_and(|c| needed.iter().all(|k| c.contains(k.as_str())))
     }
 
     /// The text of the nodes of `kind` that stand at most `depth` levels above a node that may
@@ -575,8 +715,8 @@ impl<'s> Region<'s> {
             .and_then(|n| n.get(kind))
             .into_iter()
             .flatten()
-            .filter(|(levels, _)| *levels <= depth)
-            .map(|(_, r)| r)
+            .filter(|(levels, _, _)| *levels <= depth)
+            .map(|(_, r, _)| r)
             .collect();
         // Outermost first; a range inside the last one kept adds no word.
         ranges.sort_by_key(|r| (r.start, std::cmp::Reverse(r.end)));
@@ -620,6 +760,29 @@ mod tests {
             "a supertype is no node's kind"
         );
         assert_eq!(kinds("[(call) (primary_expression)] @x"), None);
+    }
+
+    #[test]
+    fn child_kinds_are_the_mandatory_kinds_one_level_below_the_root() {
+        let st = ["expression"];
+        let kinds = |p: &str| child_kinds(p, &st);
+        assert_eq!(
+            kinds("(string (interpolation)) @sink"),
+            vec!["interpolation"]
+        );
+        assert_eq!(
+            kinds("(call function: (attribute object: (string)) arguments: (argument_list) @a)"),
+            vec!["argument_list", "attribute"],
+            "deeper kinds are left out"
+        );
+        assert!(kinds("(call (argument_list)? (keyword_argument)* @k)").is_empty());
+        assert!(kinds("(call [(string) (integer)])").is_empty());
+        assert!(kinds("(call (_) (expression) (ERROR))").is_empty());
+        assert!(kinds("((call (argument_list)) @c (#eq? @c \"x\"))").is_empty());
+        assert_eq!(
+            kinds("(call ; (comment)\n (identifier) @f (#match? @f \"(a)\"))"),
+            vec!["identifier"]
+        );
     }
 
     #[test]

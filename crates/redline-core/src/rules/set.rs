@@ -32,10 +32,10 @@ struct Placed<'t> {
     candidate: bool,
 }
 
-/// A hit as found, with its rule and the function that holds it.
 /// A review's changed code lines and the edits they make (see `edits`).
 type ChangedLines<'a> = (&'a std::collections::BTreeSet<u32>, &'a [(u32, u32)]);
 
+/// A hit as found, with its rule and the function that holds it.
 struct Found<'t> {
     rule: usize,
     function: tree_sitter::Node<'t>,
