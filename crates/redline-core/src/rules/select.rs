@@ -836,8 +836,14 @@ mod tests {
             parser.set_language(&lang.grammar()).unwrap();
             let tree = parser.parse(&src, None).unwrap();
             let n = src.lines().count() as u32;
-            for start in (1..=n).step_by(5) {
-                let lines: std::collections::BTreeSet<u32> = (start..=(start + 2).min(n)).collect();
+            // Three-line windows every five lines, and single lines in between (a one-line
+            // change selects the fewest patterns).
+            let windows = (1..=n)
+                .step_by(5)
+                .map(|s| (s, (s + 2).min(n)))
+                .chain((4..=n).step_by(10).map(|s| (s, s)));
+            for (start, end) in windows {
+                let lines: std::collections::BTreeSet<u32> = (start..=end).collect();
                 let touching = |hits: Vec<RuleHit>| -> Vec<(String, u32)> {
                     hits.into_iter()
                         .filter(|h| (h.line..=h.end_line).any(|l| lines.contains(&l)))
