@@ -531,20 +531,7 @@ fn values_pasted_into_markup_or_generated_code_are_found_once_per_line() {
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-qm", "c"]);
     let v = run_in(repo.path(), &["review", "--format", "json"]).json();
-    let on = |p: &str| -> Vec<(u64, String)> {
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["path"] == p)
-            .map(|f| {
-                (
-                    f["line"].as_u64().unwrap(),
-                    f["category"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
+    let on = |p: &str| lines_and(&v, p, "category");
     // The deleted escape and the quoted value in generated source are one problem on one line:
     // one comment, the one next to the deletion.
     assert_eq!(on("lib/parser.js").len(), 1, "{v:#}");
@@ -611,20 +598,7 @@ fn a_deleted_check_speaks_only_for_unchecked_code_of_its_own_edit() {
     git(repo.path(), &["add", "-A"]);
     git(repo.path(), &["commit", "-qm", "c"]);
     let v = run_in(repo.path(), &["review", "--format", "json"]).json();
-    let on = |p: &str| -> Vec<(u64, String)> {
-        v["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|f| f["path"] == p)
-            .map(|f| {
-                (
-                    f["line"].as_u64().unwrap(),
-                    f["rule_id"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect()
-    };
+    let on = |p: &str| lines_and(&v, p, "rule_id");
     assert_eq!(
         on("apart.js"),
         vec![
@@ -638,4 +612,20 @@ fn a_deleted_check_speaks_only_for_unchecked_code_of_its_own_edit() {
         vec![(2, "removed.html-escape".to_string())],
         "{v:#}"
     );
+}
+
+/// The findings of a JSON review on one path: each line with the given field.
+fn lines_and(v: &serde_json::Value, path: &str, field: &str) -> Vec<(u64, String)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["path"] == path)
+        .map(|f| {
+            (
+                f["line"].as_u64().unwrap(),
+                f[field].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }

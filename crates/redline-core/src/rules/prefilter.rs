@@ -21,6 +21,21 @@ pub struct Need {
 /// A pattern needs every `Need` (at least one word of each).
 pub type Needs = Vec<Need>;
 
+/// Past a query comment (`;` to the end of the line) or string (`"..."`, with escapes), whose
+/// opening character `open` was just read from `chars`.
+pub(super) fn skip_comment_or_string(open: char, chars: &mut impl Iterator<Item = char>) {
+    let mut escaped = false;
+    for c in chars {
+        match open {
+            ';' if c == '\n' => break,
+            '"' if escaped => escaped = false,
+            '"' if c == '\\' => escaped = true,
+            '"' if c == '"' => break,
+            _ => {}
+        }
+    }
+}
+
 /// The top-level patterns of a query, each as its own source text (comments dropped).
 pub fn split_patterns(query: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
@@ -29,26 +44,7 @@ pub fn split_patterns(query: &str) -> Vec<String> {
     let mut chars = query.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
         match c {
-            ';' => {
-                // A comment runs to the end of the line.
-                for (_, c) in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
-            '"' => {
-                let mut escaped = false;
-                for (_, c) in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        break;
-                    }
-                }
-            }
+            ';' | '"' => skip_comment_or_string(c, &mut chars.by_ref().map(|(_, c)| c)),
             '(' | '[' => {
                 if depth == 0 {
                     start = Some(i);

@@ -332,24 +332,9 @@ fn nesting_depth(pattern: &str) -> usize {
     let mut prev = ' ';
     while let Some(c) = chars.next() {
         match c {
-            ';' => {
-                for c in chars.by_ref() {
-                    if c == '\n' {
-                        break;
-                    }
-                }
-            }
+            ';' => prefilter::skip_comment_or_string(c, &mut chars),
             '"' => {
-                let mut escaped = false;
-                for c in chars.by_ref() {
-                    if escaped {
-                        escaped = false;
-                    } else if c == '\\' {
-                        escaped = true;
-                    } else if c == '"' {
-                        break;
-                    }
-                }
+                prefilter::skip_comment_or_string(c, &mut chars);
                 // A literal in a predicate is an argument, elsewhere an anonymous node.
                 if open.last() != Some(&false) {
                     depth = depth.max(nodes(&open));
