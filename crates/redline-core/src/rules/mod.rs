@@ -5,13 +5,15 @@
 //! - `set`: loading, compiling and running a set of rules;
 //! - `predicates`: the checks a rule's `when` names, one file per family;
 //! - `analysis`: what the predicates ask of a file (bindings, taint, constants, strings);
-//! - `edits`: which changed lines make one edit.
+//! - `edits`: which changed lines make one edit;
+//! - `select`, `region` and `prefilter`: which patterns a file or a change needs compiled.
 
 mod analysis;
 pub mod edits;
 mod predicates;
 mod prefilter;
 pub mod profile;
+mod region;
 pub mod removed;
 mod select;
 mod set;

@@ -4,7 +4,8 @@
 
 use super::analysis::Analysis;
 use super::predicates::{self, Predicate};
-use super::select::{LangRules, Region};
+use super::region::Region;
+use super::select::LangRules;
 use super::{Expect, Rule, RuleHit, edits, parse_rules, profile};
 use crate::lang::Language;
 use anyhow::{Context, Result, anyhow, bail};
