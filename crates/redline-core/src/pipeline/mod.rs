@@ -120,7 +120,16 @@ impl Reviewer<'_> {
         let disabled = &self.config.config.rules.disable;
         // Only hits on added code lines are kept (below), so only the rules that can match there
         // run; a change that only adds comments or blank lines runs none.
-        let code_lines = code_lines(&text, &tree, file.diff.added_lines());
+        let lines = crate::rules::edits::Lines::new(&text, &tree);
+        // The added lines that hold code: not blank and not only a comment. Adding a comment
+        // changes no behaviour, so the rules do not report the code around it (it was there
+        // before).
+        let code_lines: std::collections::BTreeSet<u32> = file
+            .diff
+            .added_lines()
+            .into_iter()
+            .filter(|&l| lines.is_code(l))
+            .collect();
         let hits = if code_lines.is_empty() {
             Vec::new()
         } else {
@@ -141,7 +150,6 @@ impl Reviewer<'_> {
         };
         let (candidates, hits): (Vec<RuleHit>, Vec<RuleHit>) =
             hits.into_iter().partition(|h| h.candidate);
-        let lines = crate::rules::edits::Lines::new(&text, &tree);
         let findings =
             self.changed_line_findings(&report.path, &lines, &code_lines, hits, removed_hits);
         let (findings, notes) = suppress(&report.path, &text, findings);
@@ -516,17 +524,6 @@ pub fn sort_findings(findings: &mut [Finding]) {
 /// The first changed line of `first..=last` (where a finding lands), or `first`.
 fn first_changed(changed: &std::collections::BTreeSet<u32>, first: u32, last: u32) -> u32 {
     changed.range(first..=last).next().copied().unwrap_or(first)
-}
-
-/// The added lines that hold code: not blank and not only a comment. Adding a comment changes no
-/// behaviour, so the rules do not report the code around it (it was there before).
-fn code_lines(
-    text: &str,
-    tree: &tree_sitter::Tree,
-    added: std::collections::BTreeSet<u32>,
-) -> std::collections::BTreeSet<u32> {
-    let lines = crate::rules::edits::Lines::new(text, tree);
-    added.into_iter().filter(|&l| lines.is_code(l)).collect()
 }
 
 #[cfg(test)]
