@@ -80,6 +80,7 @@ pub enum Predicate {
     NamedBy,
     PrefixChecked,
     BacktrackingRegex,
+    LeadingRunRegex,
 }
 
 impl Predicate {
@@ -134,6 +135,7 @@ impl Predicate {
         ("named-by", Predicate::NamedBy),
         ("prefix-checked", Predicate::PrefixChecked),
         ("backtracking-regex", Predicate::BacktrackingRegex),
+        ("leading-run-regex", Predicate::LeadingRunRegex),
     ];
 
     /// The predicate a rule names, if there is one.
@@ -153,6 +155,7 @@ impl Predicate {
                 | Predicate::MarkupFromValues
                 | Predicate::CodeFromValues
                 | Predicate::BacktrackingRegex
+                | Predicate::LeadingRunRegex
         )
     }
 
@@ -243,6 +246,7 @@ pub fn eval<'t>(
         Predicate::NamedBy => named_by(a, n, &regex_of(arg)),
         Predicate::PrefixChecked => prefix_checked(a, n),
         Predicate::BacktrackingRegex => redos::backtracking_regex(a, n),
+        Predicate::LeadingRunRegex => redos::leading_run_regex(a, n),
     }
 }
 

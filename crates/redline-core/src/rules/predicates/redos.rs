@@ -3,7 +3,7 @@
 //! This file reads the pattern out of the source (decoding string escapes, following implicit
 //! concatenation, noticing verbose mode); `regex_shape` judges it.
 
-use super::regex_shape::backtracking_shape;
+use super::regex_shape::{backtracking_shape, leading_run_shape};
 use super::*;
 
 /// The pattern text of a regex node (a JavaScript literal, or a string whose value is a
@@ -119,4 +119,20 @@ pub(super) fn backtracking_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
         }
         None => false,
     }
+}
+
+/// `leading-run-regex`: the node is a regex literal (or a pattern string) that opens with an
+/// unbounded run of whitespace before a part that can fail, unanchored: quadratic on a long run
+/// of spaces (the shape of the header-parsing advisories). The finding moves to the run.
+pub(super) fn leading_run_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
+    let Some((pattern, bytes, verbose)) = pattern_of(a, n) else {
+        return false;
+    };
+    let Some(at) = leading_run_shape(&pattern, verbose) else {
+        return false;
+    };
+    if let Some(b) = bytes.get(at) {
+        a.focus.set(Some(*b));
+    }
+    true
 }

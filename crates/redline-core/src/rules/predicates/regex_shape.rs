@@ -541,6 +541,40 @@ pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'stat
     find(&re, false)
 }
 
+/// An unanchored pattern (or top-level alternative) that opens with an unbounded run of
+/// whitespace followed by a part that can fail (`/ *, */`, `/\s+$/`): on a long run of spaces
+/// without that part, every start position scans the whole run again, which is quadratic in the
+/// input's length. The run's position (a character index) when it does.
+pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> Option<usize> {
+    if pattern.len() > 5000 {
+        return None;
+    }
+    let mut p = Parser::new(pattern, verbose || pattern.starts_with("(?x)"));
+    let re = p.alt(0)?;
+    if p.pos < p.chars.len() {
+        return None;
+    }
+    let alternatives: Vec<&Re> = match &re {
+        Re::Alt(v) => v.iter().collect(),
+        other => vec![other],
+    };
+    alternatives.into_iter().find_map(|alt| {
+        let elems = alt.elements();
+        // An anchor, boundary or look-around first (`^`, `\b`) pins the start: no rescans.
+        let run = elems.first()?;
+        let Re::Repeat {
+            max: None, item, ..
+        } = run
+        else {
+            return None;
+        };
+        let can_fail_after = elems[1..]
+            .iter()
+            .any(|e| e.mandatory() || matches!(e, Re::End));
+        (item.mandatory() && run.chars().only_whitespace() && can_fail_after).then(|| run.at())
+    })
+}
+
 fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
     match re {
         Re::Repeat { item, max, at, .. } => {
@@ -770,7 +804,7 @@ fn leading_unbounded(e: &Re) -> Option<Set> {
 
 #[cfg(test)]
 mod tests {
-    use super::backtracking_shape as shape;
+    use super::{backtracking_shape as shape, leading_run_shape};
 
     #[test]
     fn nested_and_overlapping_quantifiers_are_reported() {
@@ -821,5 +855,23 @@ mod tests {
         let p = "( (?: a+ )+ )  # nested\n$";
         assert!(shape(p, true).is_some());
         assert!(shape("(?x) a b c # just text", false).is_none());
+    }
+
+    #[test]
+    fn a_leading_whitespace_run_before_a_failing_part_is_quadratic() {
+        for p in [r" *, *", r"\s+$", r"\s*;\s*", r"^\s+|\s+$", r"[ \t]+\S"] {
+            assert!(leading_run_shape(p, false).is_some(), "{p}");
+        }
+        // Anchored, nothing that can fail after the run, or no whitespace run first.
+        for p in [
+            r"^\s*,\s*",
+            r"\s+",
+            r"\s*",
+            r",\s*",
+            r"\bfoo\s*,",
+            r"\w+\s*,",
+        ] {
+            assert!(leading_run_shape(p, false).is_none(), "{p}");
+        }
     }
 }
