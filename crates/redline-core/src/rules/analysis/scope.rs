@@ -4,6 +4,21 @@
 use super::*;
 use crate::text::ascii_regex;
 
+/// Go parameter types that carry a request: net/http's and those of the common web frameworks
+/// (gin, echo, fiber, macaron, iris, fasthttp, buffalo, hertz, goframe).
+const GO_REQUEST_TYPES: &[&str] = &[
+    "http.Request",
+    "gin.Context",
+    "echo.Context",
+    "fiber.Ctx",
+    "macaron.Context",
+    "iris.Context",
+    "fasthttp.RequestCtx",
+    "buffalo.Context",
+    "app.RequestContext",
+    "ghttp.Request",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BindKind {
     Assign,
@@ -152,11 +167,7 @@ impl<'t> Analysis<'t> {
             if self.lang == Language::Go {
                 if let Some(ty) = p.child_by_field_name("type") {
                     let ty = self.text(ty);
-                    if ty.contains("http.Request")
-                        || ty.contains("gin.Context")
-                        || ty.contains("echo.Context")
-                        || ty.contains("fiber.Ctx")
-                    {
+                    if GO_REQUEST_TYPES.iter().any(|t| ty.contains(t)) {
                         request_objects.extend(names.iter().cloned());
                     }
                     // An archive entry handed to a helper: its name is input (zip slip).
