@@ -130,3 +130,46 @@ fn a_containment_check_that_moved_into_a_helper_is_not_a_removal() {
     let v = review_dirs(&[("unpack/tar.go", base)], &[("unpack/tar.go", head)]);
     assert!(findings(&v).is_empty(), "{:?}", findings(&v));
 }
+
+#[test]
+fn a_graver_finding_on_a_removed_checks_line_speaks_for_it() {
+    // The change drops the safe loader for yaml.load: the generic "a validating call was removed"
+    // warning and the critical unsafe-deserialization finding land on one line; the critical one
+    // is what the reviewer needs to read.
+    let base = b"import yaml\n\n\ndef read_config(path):\n    with open(path) as f:\n        return yaml.safe_load(f)\n";
+    let head = b"import yaml\n\n\ndef read_config(path):\n    with open(path) as f:\n        return yaml.load(f, Loader=yaml.Loader)\n";
+    let v = review_dirs(&[("cfg/load.py", base)], &[("cfg/load.py", head)]);
+    let got = findings(&v);
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].1, 6, "{got:?}");
+    assert_eq!(v["findings"][0]["severity"], "critical", "{v}");
+    assert_eq!(
+        v["findings"][0]["category"], "unsafe-deserialization",
+        "{v}"
+    );
+}
+
+#[test]
+fn a_deleted_guard_clause_is_a_warning_but_error_propagation_is_not() {
+    let base = b"function setLimit(req, res) {\n  const n = Number(req.query.n);\n  if (!Number.isInteger(n) || n < 1) {\n    return res.status(400).send(\"n must be a positive integer\");\n  }\n  store.limit = n;\n}\n";
+    let head =
+        b"function setLimit(req, res) {\n  const n = Number(req.query.n);\n  store.limit = n;\n}\n";
+    let v = review_dirs(&[("api/limit.js", base)], &[("api/limit.js", head)]);
+    assert_eq!(
+        findings(&v),
+        vec![(
+            "api/limit.js".to_string(),
+            3,
+            "removed.guard-clause".to_string()
+        )]
+    );
+    assert_eq!(v["findings"][0]["severity"], "warning", "{v}");
+    let go_base = b"package cfg\n\nfunc load(path string) (*Config, error) {\n\tdata, err := os.ReadFile(path)\n\tif err != nil {\n\t\treturn nil, err\n\t}\n\treturn parse(data)\n}\n";
+    let go_head = b"package cfg\n\nfunc load(path string) (*Config, error) {\n\tdata, _ := os.ReadFile(path)\n\treturn parse(data)\n}\n";
+    let v = review_dirs(&[("cfg/load.go", go_base)], &[("cfg/load.go", go_head)]);
+    assert!(
+        !findings(&v).iter().any(|f| f.2.starts_with("removed.")),
+        "{:?}",
+        findings(&v)
+    );
+}

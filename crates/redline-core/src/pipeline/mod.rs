@@ -227,11 +227,12 @@ impl Reviewer<'_> {
                 continue;
             }
             // A removed check and the unchecked code right after it are one bug: the finding
-            // next to the deletion speaks for both (and for anything else said on its line),
-            // unless the change left code alone between them (another edit, another place).
+            // next to the deletion speaks for both (and for anything else said on its line, no
+            // graver than itself), unless the change left code alone between them (another
+            // edit, another place).
             if !near_deletion
                 && findings[..removed_findings].iter().any(|f| {
-                    f.line == h.line
+                    f.severity <= h.severity && f.line == h.line
                         || (f.category == h.category
                             && f.line <= h.line
                             && h.line <= f.line + 10
@@ -295,6 +296,18 @@ impl Reviewer<'_> {
                 suggestion: None,
             });
         }
+        // A graver finding on a removed check's line speaks for it (a generic guard-removal
+        // warning next to the eval that the guard protected).
+        let graver_on_line = |f: &Finding, all: &[Finding]| {
+            all[removed_findings..]
+                .iter()
+                .any(|g| g.line == f.line && g.severity < f.severity)
+        };
+        let keep: Vec<bool> = (0..findings.len())
+            .map(|i| i >= removed_findings || !graver_on_line(&findings[i], &findings))
+            .collect();
+        let mut keep = keep.into_iter();
+        findings.retain(|_| keep.next().unwrap_or(true));
         findings
     }
 }

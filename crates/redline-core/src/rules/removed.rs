@@ -165,6 +165,9 @@ fn helper_call(helpers: &[String], r: &Removal, old_src: &str, src: &str) -> Opt
     })
 }
 
+/// A removal a rule explains: the rule, the removal and the deleted line that shows it.
+type Candidate = (usize, usize, String);
+
 /// A sink found for a rule: its line and text.
 struct Sink<'t> {
     node: Node<'t>,
@@ -187,7 +190,7 @@ impl RuleSet {
             return Vec::new();
         }
         // Which (rule, removal) pairs delete a guard that the file no longer holds as often.
-        let mut candidates: Vec<(usize, usize, String)> = Vec::new();
+        let mut candidates: Vec<Candidate> = Vec::new();
         // Candidates found through a deleted guard helper's call rather than the guard's text.
         let mut via_helper = std::collections::HashSet::new();
         for (ri, c) in self.compiled.iter().enumerate() {
@@ -237,7 +240,7 @@ impl RuleSet {
                             && old_src.matches(t).count() > src.matches(t).count()
                     })
                     .map(|m| line_of(m.start()))
-                    .find(|l| !is_import(l))
+                    .find(|l| !is_import(l) && !is_definition(l))
                     .or_else(|| {
                         let call = helper_call(&helpers, r, old_src, src);
                         if call.is_some() {
@@ -392,13 +395,13 @@ impl RuleSet {
         lang: Language,
         analysis: &Analysis<'t>,
         tree: &'t Tree,
-        candidates: &[(usize, usize, String)],
+        candidates: &[Candidate],
     ) -> Vec<(usize, Sink<'t>)> {
         let Some(combined) = self.combined_removed(lang) else {
             return Vec::new();
         };
         let wanted: std::collections::HashSet<usize> =
-            candidates.iter().map(|(ri, _, _)| *ri).collect();
+            candidates.iter().map(|(ri, ..)| *ri).collect();
         let names = combined.query.capture_names();
         let mut out = Vec::new();
         let mut cursor = QueryCursor::new();
@@ -449,6 +452,24 @@ fn is_return(line: &str) -> bool {
 
 fn returns(block: &str) -> bool {
     block.lines().any(is_return)
+}
+
+/// A line that defines a function, method or class: deleting a guard's definition is not
+/// deleting its use (the deleted calls are removals of their own).
+fn is_definition(line: &str) -> bool {
+    static METHOD_OR_CLASS: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        ascii_regex(r"^\s*(?:(?:(?:public|private|protected|static|async|export|default)\s+)*[\w$]+\s*\([^)]*\)\s*(?::\s*[^{=]+)?\{\s*$|(?:export\s+)?(?:abstract\s+)?class\s+\w+)").unwrap()
+    });
+    let keyword = line
+        .trim_start()
+        .split(|c: char| !c.is_alphanumeric())
+        .next();
+    NAMED_DEFINITION.is_match(line)
+        || (METHOD_OR_CLASS.is_match(line)
+            && !matches!(
+                keyword,
+                Some("if" | "for" | "while" | "switch" | "catch" | "with" | "return")
+            ))
 }
 
 /// An import or require line: naming a guard is not running it.
