@@ -60,17 +60,10 @@ pub fn split_patterns(query: &str) -> Vec<String> {
                     while chars.peek().is_some_and(|&(j, _)| j < end) {
                         chars.next();
                     }
+                    // A top-level predicate (`(#match? @x "...")`) comes out as a pattern of
+                    // its own: tree-sitter applies it to no pattern, and rules refuse it.
                     if let Some(s) = start.take() {
-                        let text = &query[s..end];
-                        // A top-level predicate (`(#match? @x "...")`) constrains the pattern
-                        // before it: it is part of that pattern, not one of its own.
-                        match out.last_mut() {
-                            Some(prev) if text.starts_with("(#") => {
-                                prev.push('\n');
-                                prev.push_str(text);
-                            }
-                            _ => out.push(text.to_string()),
-                        }
+                        out.push(query[s..end].to_string());
                     }
                 }
             }
@@ -459,7 +452,8 @@ mod tests {
         // The capture after a top-level group is part of the pattern: rules report it.
         assert_eq!(p[1], "[(x) (y)] @z");
         assert_eq!(p[2], "(a)?");
-        // A capture on the next line, a quantifier then a capture, and a top-level predicate.
+        // A capture on the next line, a quantifier then a capture, and a top-level predicate
+        // (which tree-sitter attaches to no pattern).
         let p =
             split_patterns("(call (x) @a)\n  @sink\n(b)* @c\n(identifier) @i (#match? @i \"^x$\")");
         assert_eq!(
@@ -467,7 +461,8 @@ mod tests {
             vec![
                 "(call (x) @a)\n  @sink",
                 "(b)* @c",
-                "(identifier) @i\n(#match? @i \"^x$\")"
+                "(identifier) @i",
+                "(#match? @i \"^x$\")"
             ]
         );
     }

@@ -4,6 +4,7 @@
 
 use super::analysis::Analysis;
 use super::predicates::{self, Predicate};
+use super::prefilter::split_patterns;
 use super::region::Region;
 use super::select::LangRules;
 use super::{Expect, Rule, RuleHit, edits, parse_rules, profile};
@@ -807,6 +808,18 @@ fn compile_rule(rule: &Rule) -> Result<()> {
             bail!("rule {}: has no query", rule.id);
         }
         return Ok(());
+    }
+    // tree-sitter reads a predicate outside every pattern's parentheses as a pattern of its
+    // own that constrains nothing: the pattern before it would match without its condition.
+    if let Some(p) = split_patterns(&rule.query)
+        .into_iter()
+        .find(|p| p.starts_with("(#"))
+    {
+        bail!(
+            "rule {}: predicate `{p}` stands outside every pattern and would constrain nothing; \
+             put it inside the pattern's parentheses: `((call) @c (#eq? @c \"x\"))`",
+            rule.id
+        );
     }
     for lang in rule_languages(rule)? {
         let q = Query::new(&lang.grammar(), &rule.query).map_err(|e| {

@@ -268,3 +268,36 @@ fn every_match_of_a_removed_check_regex_starts_with_one_of_its_listed_prefixes()
     }
     assert!(checked > 10, "only {checked} matches checked");
 }
+
+#[test]
+fn a_predicate_outside_every_pattern_is_refused() {
+    // tree-sitter would read `(#eq? ...)` as a pattern of its own, leaving the call unconstrained.
+    let toml = r#"
+[[rule]]
+id = "t.top-level-predicate"
+languages = ["go"]
+severity = "warning"
+category = "test"
+message = "m"
+query = '''
+(call_expression function: (selector_expression field: (field_identifier) @_f)) @c
+  (#eq? @_f "Sprintf")
+'''
+"#;
+    // Checked where rules are compiled: for user rule folders at load, for ours by `knowledge check`.
+    let problems = set(toml).compile_each();
+    assert!(
+        problems.len() == 1 && problems[0].contains("outside every pattern"),
+        "{problems:?}"
+    );
+    let wrapped = toml
+        .replace("(call_expression", "((call_expression")
+        .replace("(#eq? @_f \"Sprintf\")", "(#eq? @_f \"Sprintf\"))");
+    let rules = set(&wrapped);
+    assert!(rules.compile_each().is_empty());
+    let src = "package p\nfunc f() {\n\tfmt.Sprintf(\"%s\", a)\n\tldap.Dial(\"tcp\", a)\n}\n";
+    assert_eq!(
+        hits(&rules, Language::Go, src),
+        vec![("t.top-level-predicate".to_string(), 3)]
+    );
+}
