@@ -239,6 +239,7 @@ impl RuleSet {
                             && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
                             && old_src.matches(t).count() > src.matches(t).count()
                     })
+                    .filter(|m| !made_by_helper(&r.text, m.range(), &r.added))
                     .map(|m| line_of(m.start()))
                     .find(|l| !is_import(l) && !is_definition(l))
                     .or_else(|| {
@@ -452,6 +453,51 @@ fn is_return(line: &str) -> bool {
 
 fn returns(block: &str) -> bool {
     block.lines().any(is_return)
+}
+
+/// The replacing lines spell the deleted line with the matched text swapped for a call without
+/// arguments (`const o = Object.create(null)` -> `const o = pojo()`): the value is made by a
+/// helper now, which is a change of how, not a removed guard.
+fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -> bool {
+    static ZERO_ARG_CALL: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| ascii_regex(r"^[\w$.]+(?:<[^()]*>)?\(\s*\)$").unwrap());
+    let line_start = deleted[..matched.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = deleted[matched.end..]
+        .find('\n')
+        .map_or(deleted.len(), |i| matched.end + i);
+    // `const o: T = Object.create(null)` -> `const o = pojo<T>()`: the same name, now from a call.
+    static ASSIGNED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        ascii_regex(r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*(?::[^=]+)?=[^=]").unwrap()
+    });
+    static FROM_CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        ascii_regex(
+            r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*=\s*[\w$.]+(?:<.*>)?\(\s*\)\s*;?\s*$",
+        )
+        .unwrap()
+    });
+    let name_of = |re: &regex::Regex, l: &str| {
+        re.captures(l)
+            .and_then(|c| c.get(1))
+            .map(|n| n.as_str().to_string())
+    };
+    if let Some(name) = name_of(&ASSIGNED, &deleted[line_start..line_end])
+        && added
+            .lines()
+            .any(|l| name_of(&FROM_CALL, l).as_deref() == Some(name.as_str()))
+    {
+        return true;
+    }
+    let squash = |s: &str| s.split_whitespace().collect::<String>();
+    let (before, after) = (
+        squash(&deleted[line_start..matched.start]),
+        squash(&deleted[matched.end..line_end]),
+    );
+    added.lines().map(squash).any(|l| {
+        l.len() >= before.len() + after.len()
+            && l.starts_with(&before)
+            && l.ends_with(&after)
+            && ZERO_ARG_CALL.is_match(&l[before.len()..l.len() - after.len()])
+    })
 }
 
 /// A line that defines a function, method or class: deleting a guard's definition is not

@@ -301,3 +301,23 @@ query = '''
         vec![("t.top-level-predicate".to_string(), 3)]
     );
 }
+
+#[test]
+fn a_guard_now_made_by_a_helper_is_not_a_removal() {
+    // The built-in prototype-key rule: a null-prototype object is a guard against `__proto__`.
+    let rules = RuleSet::builtin().unwrap();
+    let base = "function index(rows) {\n  const byKey: Record<string, Row> = Object.create(null);\n  for (const r of rows) byKey[r.key] = r;\n  return byKey;\n}\n";
+    let dropped = "function index(rows) {\n  const byKey: Record<string, Row> = {};\n  for (const r of rows) byKey[r.key] = r;\n  return byKey;\n}\n";
+    let helper = "function index(rows) {\n  const byKey = pojo<Record<string, Row>>();\n  for (const r of rows) byKey[r.key] = r;\n  return byKey;\n}\n";
+    let inline = "function index(rows, options) {\n  const byKey = options.map ?? pojo();\n  for (const r of rows) byKey[r.key] = r;\n  return byKey;\n}\n";
+    let inline_base = "function index(rows, options) {\n  const byKey = options.map ?? Object.create(null);\n  for (const r of rows) byKey[r.key] = r;\n  return byKey;\n}\n";
+    let proto = |base: &str, head: &str| {
+        removed_hits(&rules, Language::TypeScript, base, head)
+            .into_iter()
+            .filter(|(id, _)| id == "removed.prototype-key-guard")
+            .count()
+    };
+    assert_eq!(proto(base, dropped), 1);
+    assert_eq!(proto(base, helper), 0);
+    assert_eq!(proto(inline_base, inline), 0);
+}
