@@ -17,6 +17,7 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     "**/third_party/**",
     "**/dist/**",
     "**/*.min.js",
+    "**/*-min.js",
     "**/*.min.mjs",
     "**/*.bundle.js",
     "**/package-lock.json",

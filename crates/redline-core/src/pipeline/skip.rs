@@ -117,6 +117,11 @@ fn readable(
     if is_generated(text) {
         return Err("generated file (has a `Code generated ... DO NOT EDIT` header)".into());
     }
+    if let Some(width) = minified_width(text) {
+        return Err(format!(
+            "minified or bundled code (lines of {width} characters on average): review its source"
+        ));
+    }
     // CRLF files: tree-sitter and line numbers work on LF; the line count is unchanged.
     let text = if text.contains('\r') {
         text.replace("\r\n", "\n")
@@ -169,9 +174,28 @@ fn is_generated(text: &str) -> bool {
     })
 }
 
+/// The average line width of a file written for machines, not people (a bundle or a minified
+/// build under a name the ignore patterns do not know): over 300 characters a line, in a file of
+/// more than a few kilobytes. Code reviewed there is reviewed in its source.
+fn minified_width(text: &str) -> Option<usize> {
+    let lines = text.lines().count().max(1);
+    let width = text.len() / lines;
+    (text.len() > 4096 && width > 300).then_some(width)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::is_test_path;
+    use super::{is_test_path, minified_width};
+
+    #[test]
+    fn bundles_are_told_apart_from_code_by_their_line_width() {
+        let bundle = format!("(()=>{{{}}})();\n", "var a=1;".repeat(2000));
+        assert!(minified_width(&bundle).is_some());
+        let code = "function add(a, b) {\n  return a + b;\n}\n".repeat(500);
+        assert!(minified_width(&code).is_none());
+        // A short file with one long line (a data URI, a long string) is still reviewed.
+        assert!(minified_width(&"x".repeat(3000)).is_none());
+    }
     use proptest::prelude::*;
 
     /// The convention as the regex it replaced: the written-out check must agree with it.
