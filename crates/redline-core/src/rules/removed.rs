@@ -461,11 +461,6 @@ fn returns(block: &str) -> bool {
 fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -> bool {
     static ZERO_ARG_CALL: std::sync::LazyLock<regex::Regex> =
         std::sync::LazyLock::new(|| ascii_regex(r"^[\w$.]+(?:<[^()]*>)?\(\s*\)$").unwrap());
-    let line_start = deleted[..matched.start].rfind('\n').map_or(0, |i| i + 1);
-    let line_end = deleted[matched.end..]
-        .find('\n')
-        .map_or(deleted.len(), |i| matched.end + i);
-    // `const o: T = Object.create(null)` -> `const o = pojo<T>()`: the same name, now from a call.
     static ASSIGNED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         ascii_regex(r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*(?::[^=]+)?=[^=]").unwrap()
     });
@@ -475,6 +470,11 @@ fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -
         )
         .unwrap()
     });
+    let line_start = deleted[..matched.start].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = deleted[matched.end..]
+        .find('\n')
+        .map_or(deleted.len(), |i| matched.end + i);
+    // `const o: T = Object.create(null)` -> `const o = pojo<T>()`: the same name, now from a call.
     let name_of = |re: &regex::Regex, l: &str| {
         re.captures(l)
             .and_then(|c| c.get(1))
@@ -487,6 +487,7 @@ fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -
     {
         return true;
     }
+    // `x = a ? b : Object.create(null)` -> `x = a ? b : pojo()`: the same line around a call.
     let squash = |s: &str| s.split_whitespace().collect::<String>();
     let (before, after) = (
         squash(&deleted[line_start..matched.start]),

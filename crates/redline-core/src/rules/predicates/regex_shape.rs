@@ -528,17 +528,19 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Why a pattern backtracks exponentially, if it does, and where (a character index).
-pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'static str, usize)> {
+/// The whole pattern parsed, or None when it is too long to judge or does not parse to its end.
+fn parse(pattern: &str, verbose: bool) -> Option<Re> {
     if pattern.len() > 5000 {
         return None;
     }
     let mut p = Parser::new(pattern, verbose || pattern.starts_with("(?x)"));
     let re = p.alt(0)?;
-    if p.pos < p.chars.len() {
-        return None;
-    }
-    find(&re, false)
+    (p.pos == p.chars.len()).then_some(re)
+}
+
+/// Why a pattern backtracks exponentially, if it does, and where (a character index).
+pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'static str, usize)> {
+    find(&parse(pattern, verbose)?, false)
 }
 
 /// An unanchored pattern (or top-level alternative) that opens with an unbounded run of
@@ -546,14 +548,7 @@ pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'stat
 /// without that part, every start position scans the whole run again, which is quadratic in the
 /// input's length. The run's position (a character index) when it does.
 pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> Option<usize> {
-    if pattern.len() > 5000 {
-        return None;
-    }
-    let mut p = Parser::new(pattern, verbose || pattern.starts_with("(?x)"));
-    let re = p.alt(0)?;
-    if p.pos < p.chars.len() {
-        return None;
-    }
+    let re = parse(pattern, verbose)?;
     let alternatives: Vec<&Re> = match &re {
         Re::Alt(v) => v.iter().collect(),
         other => vec![other],
