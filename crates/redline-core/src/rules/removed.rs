@@ -460,13 +460,13 @@ fn returns(block: &str) -> bool {
 /// helper now, which is a change of how, not a removed guard.
 fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -> bool {
     static ZERO_ARG_CALL: std::sync::LazyLock<regex::Regex> =
-        std::sync::LazyLock::new(|| ascii_regex(r"^[\w$.]+(?:<[^()]*>)?\(\s*\)$").unwrap());
+        std::sync::LazyLock::new(|| ascii_regex(r"^([\w$.]+)(?:<[^()]*>)?\(\s*\)$").unwrap());
     static ASSIGNED: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         ascii_regex(r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*(?::[^=]+)?=[^=]").unwrap()
     });
     static FROM_CALL: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         ascii_regex(
-            r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*=\s*[\w$.]+(?:<.*>)?\(\s*\)\s*;?\s*$",
+            r"^\s*(?:(?:const|let|var)\s+)?([\w$.]+)\s*=\s*([\w$.]+)(?:<.*>)?\(\s*\)\s*;?\s*$",
         )
         .unwrap()
     });
@@ -474,16 +474,18 @@ fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -
     let line_end = deleted[matched.end..]
         .find('\n')
         .map_or(deleted.len(), |i| matched.end + i);
+    let line = &deleted[line_start..line_end];
+    // The helper is another function: the same constructor called without its arguments
+    // (`XMLParser(resolve_entities=False)` -> `XMLParser()`) drops the guard.
+    let another_callee = |callee: &str| !line.contains(&format!("{callee}("));
     // `const o: T = Object.create(null)` -> `const o = pojo<T>()`: the same name, now from a call.
-    let name_of = |re: &regex::Regex, l: &str| {
-        re.captures(l)
-            .and_then(|c| c.get(1))
-            .map(|n| n.as_str().to_string())
-    };
-    if let Some(name) = name_of(&ASSIGNED, &deleted[line_start..line_end])
-        && added
-            .lines()
-            .any(|l| name_of(&FROM_CALL, l).as_deref() == Some(name.as_str()))
+    if let Some(name) = ASSIGNED.captures(line).and_then(|c| c.get(1))
+        && added.lines().any(|l| {
+            FROM_CALL.captures(l).is_some_and(|c| {
+                c.get(1).is_some_and(|n| n.as_str() == name.as_str())
+                    && c.get(2).is_some_and(|f| another_callee(f.as_str()))
+            })
+        })
     {
         return true;
     }
@@ -497,7 +499,10 @@ fn made_by_helper(deleted: &str, matched: std::ops::Range<usize>, added: &str) -
         l.len() >= before.len() + after.len()
             && l.starts_with(&before)
             && l.ends_with(&after)
-            && ZERO_ARG_CALL.is_match(&l[before.len()..l.len() - after.len()])
+            && ZERO_ARG_CALL
+                .captures(&l[before.len()..l.len() - after.len()])
+                .and_then(|c| c.get(1))
+                .is_some_and(|f| another_callee(f.as_str()))
     })
 }
 

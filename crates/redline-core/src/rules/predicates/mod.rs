@@ -155,7 +155,6 @@ impl Predicate {
                 | Predicate::MarkupFromValues
                 | Predicate::CodeFromValues
                 | Predicate::BacktrackingRegex
-                | Predicate::LeadingRunRegex
         )
     }
 

@@ -123,16 +123,9 @@ pub(super) fn backtracking_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
 
 /// `leading-run-regex`: the node is a regex literal (or a pattern string) that opens with an
 /// unbounded run of whitespace before a part that can fail, unanchored: quadratic on a long run
-/// of spaces (the shape of the header-parsing advisories). The finding moves to the run.
+/// of spaces (the shape of the header-parsing advisories). The finding stays on the regex: a
+/// literal is one line, so pointing inside it would not move it (and keeps the rule out of
+/// `moves_finding`, whose rules the prefilter must select from further up).
 pub(super) fn leading_run_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
-    let Some((pattern, bytes, verbose)) = pattern_of(a, n) else {
-        return false;
-    };
-    let Some(at) = leading_run_shape(&pattern, verbose) else {
-        return false;
-    };
-    if let Some(b) = bytes.get(at) {
-        a.focus.set(Some(*b));
-    }
-    true
+    pattern_of(a, n).is_some_and(|(pattern, _, verbose)| leading_run_shape(&pattern, verbose))
 }

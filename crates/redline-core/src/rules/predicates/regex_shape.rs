@@ -546,27 +546,30 @@ pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'stat
 /// An unanchored pattern (or top-level alternative) that opens with an unbounded run of
 /// whitespace followed by a part that can fail (`/ *, */`, `/\s+$/`): on a long run of spaces
 /// without that part, every start position scans the whole run again, which is quadratic in the
-/// input's length. The run's position (a character index) when it does.
-pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> Option<usize> {
-    let re = parse(pattern, verbose)?;
+/// input's length.
+pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> bool {
+    let Some(re) = parse(pattern, verbose) else {
+        return false;
+    };
     let alternatives: Vec<&Re> = match &re {
         Re::Alt(v) => v.iter().collect(),
         other => vec![other],
     };
-    alternatives.into_iter().find_map(|alt| {
+    alternatives.into_iter().any(|alt| {
         let elems = alt.elements();
         // An anchor, boundary or look-around first (`^`, `\b`) pins the start: no rescans.
-        let run = elems.first()?;
-        let Re::Repeat {
-            max: None, item, ..
-        } = run
+        let Some(
+            run @ Re::Repeat {
+                max: None, item, ..
+            },
+        ) = elems.first()
         else {
-            return None;
+            return false;
         };
         let can_fail_after = elems[1..]
             .iter()
             .any(|e| e.mandatory() || matches!(e, Re::End));
-        (item.mandatory() && run.chars().only_whitespace() && can_fail_after).then(|| run.at())
+        item.mandatory() && run.chars().only_whitespace() && can_fail_after
     })
 }
 
@@ -855,7 +858,7 @@ mod tests {
     #[test]
     fn a_leading_whitespace_run_before_a_failing_part_is_quadratic() {
         for p in [r" *, *", r"\s+$", r"\s*;\s*", r"^\s+|\s+$", r"[ \t]+\S"] {
-            assert!(leading_run_shape(p, false).is_some(), "{p}");
+            assert!(leading_run_shape(p, false), "{p}");
         }
         // Anchored, nothing that can fail after the run, or no whitespace run first.
         for p in [
@@ -866,7 +869,7 @@ mod tests {
             r"\bfoo\s*,",
             r"\w+\s*,",
         ] {
-            assert!(leading_run_shape(p, false).is_none(), "{p}");
+            assert!(!leading_run_shape(p, false), "{p}");
         }
     }
 }
