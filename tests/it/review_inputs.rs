@@ -185,6 +185,12 @@ fn every_kind_of_changed_file_is_handled_and_skips_are_listed() {
         )
         .unwrap();
     }
+    // A bundle committed under an ordinary name: one long line of machine-written code, with an
+    // eval a reviewer cannot act on there.
+    let bundle = format!(
+        "(()=>{{{}eval(window.name)}})();\n",
+        "var a=document.getElementById('x');a.innerHTML=a.title;".repeat(120)
+    );
     write_files(
         repo.path(),
         &[
@@ -197,6 +203,7 @@ fn every_kind_of_changed_file_is_handled_and_skips_are_listed() {
                 b"#!/usr/bin/env python3\ntry:\n    run()\nexcept:\n    pass\n",
             ),
             ("vendor/lib/x.py", b"def f(a=[]):\n    pass\n"),
+            ("static/app.js", bundle.as_bytes()),
         ],
     );
     git(repo.path(), &["add", "-A"]);
@@ -221,6 +228,11 @@ fn every_kind_of_changed_file_is_handled_and_skips_are_listed() {
     assert_eq!(reason("keep/renamed.py"), "renamed without content changes");
     assert_eq!(reason("notes.md"), "unsupported language (.md)");
     assert_eq!(reason("latin1.py"), "not UTF-8 text");
+    assert!(
+        reason("static/app.js").starts_with("minified or bundled code"),
+        "{}",
+        reason("static/app.js")
+    );
     // An ignored file names the pattern that ignored it.
     assert!(
         reason("vendor/lib/x.py").starts_with("ignored by the default pattern `**/vendor/**`"),
