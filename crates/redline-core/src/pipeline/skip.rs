@@ -186,6 +186,7 @@ fn minified_width(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::{is_test_path, minified_width};
+    use proptest::prelude::*;
 
     #[test]
     fn bundles_are_told_apart_from_code_by_their_line_width() {
@@ -196,7 +197,6 @@ mod tests {
         // A short file with one long line (a data URI, a long string) is still reviewed.
         assert!(minified_width(&"x".repeat(3000)).is_none());
     }
-    use proptest::prelude::*;
 
     /// The convention as the regex it replaced: the written-out check must agree with it.
     fn by_regex(path: &str) -> bool {
