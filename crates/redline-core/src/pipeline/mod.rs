@@ -14,7 +14,8 @@ use crate::lang::Language;
 use crate::model::{
     ContextStats, Engine, FileReport, Finding, FindingSource, Review, Severity, Timings,
 };
-use crate::rules::{RuleHit, RuleSet};
+use crate::rules::{PatternNeeds, RuleHit, RuleSet};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 pub use skip::{MAX_FILE_BYTES, is_test_path};
@@ -71,42 +72,87 @@ impl Reviewer<'_> {
         assemble(change, prepared, start)
     }
 
-    /// Runs every file through parsing, rules and context trimming, on all cores.
+    /// Runs every file through parsing, rules and context trimming, on all cores. Compiling the
+    /// rules' queries is most of a small change's cost, so it is done once per language for all
+    /// the files: they are parsed first (with the rule patterns each needs), then each language's
+    /// patterns compile as one query, the biggest first, on their own threads, while other
+    /// threads go on with the files of languages already compiled.
     pub fn prepare(&self, change: &ChangeSet) -> Vec<PreparedFile> {
-        use std::sync::atomic::{AtomicUsize, Ordering};
         let order = language_interleaved(change.files.iter().map(|f| f.diff.path()));
-        let next = AtomicUsize::new(0);
-        let workers = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2)
-            .min(change.files.len().max(1));
-        std::thread::scope(|s| {
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    s.spawn(|| {
-                        let mut done = Vec::new();
-                        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                            done.push((i, self.prepare_file(&change.files[i])));
-                        }
-                        done
-                    })
-                })
-                .collect();
-            let mut all: Vec<(usize, PreparedFile)> = handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("review thread"))
-                .collect();
-            all.sort_by_key(|(i, _)| *i);
-            all.into_iter().map(|(_, r)| r).collect()
-        })
+        type Needed = Result<(Parsed, Option<PatternNeeds>), Box<PreparedFile>>;
+        let parsed: Vec<Needed> = on_all_cores(&order, |i| {
+            let parsed = self.parse_file(&change.files[i])?;
+            let needs = (!parsed.code_lines.is_empty()).then(|| {
+                self.rules.needs(
+                    parsed.language,
+                    &parsed.text,
+                    &parsed.tree,
+                    &parsed.code_lines,
+                )
+            });
+            Ok((parsed, needs))
+        });
+        let mut languages: Vec<(Language, PatternNeeds, OnceLock<()>)> = Vec::new();
+        for (p, needs) in parsed.iter().filter_map(|p| p.as_ref().ok()) {
+            let Some(needs) = needs else { continue };
+            match languages.iter_mut().find(|(l, _, _)| *l == p.language) {
+                Some((_, all, _)) => all.add(needs),
+                None => languages.push((p.language, needs.clone(), OnceLock::new())),
+            }
+        }
+        languages.sort_by_key(|(_, needs, _)| std::cmp::Reverse(needs.count()));
+        let compile = |l: usize| {
+            let (language, needs, compiled) = &languages[l];
+            compiled.get_or_init(|| self.rules.compile_needs(*language, needs));
+        };
+        // The tasks: each language's compilation (`l`), then each file (`languages.len() + i`),
+        // those of the quickest languages to compile first.
+        let rank = |language: Language| languages.iter().rev().position(|(l, _, _)| *l == language);
+        let mut files = order.clone();
+        files.sort_by_key(|&i| match &parsed[i] {
+            Ok((p, _)) => rank(p.language),
+            Err(_) => None,
+        });
+        let tasks: Vec<usize> = (0..languages.len())
+            .chain(files.iter().map(|i| languages.len() + i))
+            .collect();
+        let parsed: Vec<Mutex<Option<_>>> =
+            parsed.into_iter().map(|p| Mutex::new(Some(p))).collect();
+        let done = on_all_cores(&tasks, |task| {
+            let Some(i) = task.checked_sub(languages.len()) else {
+                compile(task);
+                return None;
+            };
+            let taken = parsed[i].lock().unwrap_or_else(|e| e.into_inner()).take();
+            Some(match taken.expect("each file is finished once") {
+                Ok((p, needs)) => {
+                    // Wait for its language's query (compiled by now, or being compiled).
+                    if let Some(l) = languages.iter().position(|(l, _, _)| *l == p.language) {
+                        compile(l);
+                    }
+                    self.finish_file(&change.files[i], p, needs.as_ref())
+                }
+                Err(skipped) => *skipped,
+            })
+        });
+        done.into_iter().flatten().collect()
     }
 
     /// One file: skipped with a reason, or parsed, run through the rules and trimmed.
     pub fn prepare_file(&self, file: &ChangedFile) -> PreparedFile {
+        match self.parse_file(file) {
+            Ok(parsed) => self.finish_file(file, parsed, None),
+            Err(skipped) => *skipped,
+        }
+    }
+
+    /// A file's first step: skipped with its reason, or read and parsed, with its added code
+    /// lines (not blank and not only a comment).
+    fn parse_file(&self, file: &ChangedFile) -> Result<Parsed, Box<PreparedFile>> {
         let (report, readable) = skip::check(self.config, file);
         let (language, text) = match readable {
             Ok(r) => r,
-            Err(why) => return PreparedFile::skipped(report, why),
+            Err(why) => return Err(Box::new(PreparedFile::skipped(report, why))),
         };
         let t0 = Instant::now();
         let mut parser = tree_sitter::Parser::new();
@@ -114,24 +160,57 @@ impl Reviewer<'_> {
             .set_language(&language.grammar())
             .expect("bundled grammar loads");
         let Some(tree) = parser.parse(text.as_bytes(), None) else {
-            return PreparedFile::skipped(report, "parser gave up".into());
+            return Err(Box::new(PreparedFile::skipped(
+                report,
+                "parser gave up".into(),
+            )));
         };
-        let t1 = Instant::now();
-        let disabled = &self.config.config.rules.disable;
-        // Only hits on added code lines are kept (below), so only the rules that can match there
-        // run; a change that only adds comments or blank lines runs none.
+        // Adding a comment changes no behaviour, so the rules do not report the code around it
+        // (it was there before).
         let lines = crate::rules::edits::Lines::new(&text, &tree);
-        // The added lines that hold code: not blank and not only a comment. Adding a comment
-        // changes no behaviour, so the rules do not report the code around it (it was there
-        // before).
-        let code_lines: std::collections::BTreeSet<u32> = file
+        let code_lines = file
             .diff
             .added_lines()
             .into_iter()
             .filter(|&l| lines.is_code(l))
             .collect();
+        let parse_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        Ok(Parsed {
+            report,
+            language,
+            text,
+            tree,
+            code_lines,
+            parse_ms,
+        })
+    }
+
+    /// A parsed file's second step: the rules on its added code lines (the patterns in `needs`
+    /// when the caller has worked them out) and on what it deleted, then its trimmed context.
+    fn finish_file(
+        &self,
+        file: &ChangedFile,
+        parsed: Parsed,
+        needs: Option<&PatternNeeds>,
+    ) -> PreparedFile {
+        let Parsed {
+            report,
+            language,
+            text,
+            tree,
+            code_lines,
+            parse_ms,
+        } = parsed;
+        let t1 = Instant::now();
+        let disabled = &self.config.config.rules.disable;
+        let lines = crate::rules::edits::Lines::new(&text, &tree);
+        // Only hits on added code lines are kept (below), so only the rules that can match there
+        // run; a change that only adds comments or blank lines runs none.
         let hits = if code_lines.is_empty() {
             Vec::new()
+        } else if let Some(needs) = needs {
+            self.rules
+                .run_needed(language, &text, &tree, disabled, &code_lines, needs)
         } else {
             self.rules
                 .run_on_lines(language, &text, &tree, disabled, &code_lines)
@@ -181,7 +260,7 @@ impl Reviewer<'_> {
             report,
             findings,
             candidates,
-            timings: [ms(t0, t1), ms(t1, t2), ms(t2, t3)],
+            timings: [parse_ms, ms(t1, t2), ms(t2, t3)],
             material: Some(Material {
                 language,
                 context: ctx,
@@ -362,6 +441,11 @@ fn suppress(path: &str, text: &str, findings: Vec<Finding>) -> (Vec<Finding>, Ve
     (kept, notes)
 }
 
+/// A change of at most this many files is read whole before its review (a pull request's
+/// usual size), so that `prepare` compiles all its files' rules at once; a bigger one (a
+/// whole tree) is streamed, a file per thread at a time.
+const HELD_WHOLE_FILES: usize = 64;
+
 /// How far a streamed review has got: files done of all, and lines read.
 #[derive(Debug, Clone, Copy)]
 pub struct Progress {
@@ -383,6 +467,9 @@ impl Reviewer<'_> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         let start = Instant::now();
         let total = change.paths.len();
+        if total <= HELD_WHOLE_FILES {
+            return self.review_small_dirs(change, progress, start);
+        }
         let order = language_interleaved(change.paths.iter().map(String::as_str));
         let next = AtomicUsize::new(0);
         let done = AtomicUsize::new(0);
@@ -450,6 +537,85 @@ impl Reviewer<'_> {
             start,
         ))
     }
+}
+
+impl Reviewer<'_> {
+    /// `review_dirs` for a small change: every file read first, then reviewed as one
+    /// `prepare`.
+    fn review_small_dirs(
+        &self,
+        change: &crate::change::DirChange,
+        progress: &(dyn Fn(Progress) + Sync),
+        start: Instant,
+    ) -> anyhow::Result<Review> {
+        let mut files = Vec::new();
+        for path in &change.paths {
+            files.extend(change.file(path)?);
+        }
+        let lines = files
+            .iter()
+            .filter_map(|f| f.new_content.as_deref())
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .sum();
+        let mut set = ChangeSet {
+            description: change.description.clone(),
+            files,
+            notes: Vec::new(),
+        };
+        let mut prepared = self.prepare(&set);
+        for p in &mut prepared {
+            // Only what the report needs is kept, as in a streamed review.
+            p.material = None;
+        }
+        set.files.clear();
+        progress(Progress {
+            done: change.paths.len(),
+            total: change.paths.len(),
+            lines,
+        });
+        Ok(assemble(&set, prepared, start))
+    }
+}
+
+/// A file read and parsed, waiting for the rules (see `Reviewer::prepare`).
+struct Parsed {
+    report: FileReport,
+    language: Language,
+    text: String,
+    tree: tree_sitter::Tree,
+    /// The added lines that hold code.
+    code_lines: std::collections::BTreeSet<u32>,
+    parse_ms: f64,
+}
+
+/// `work` for every index in `order`, on all cores, each thread taking the next index when it is
+/// done with one; the results in index order.
+fn on_all_cores<R: Send>(order: &[usize], work: impl Fn(usize) -> R + Sync) -> Vec<R> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let next = AtomicUsize::new(0);
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(order.len().max(1));
+    let mut all: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut done = Vec::new();
+                    while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        done.push((i, work(i)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("review thread"))
+            .collect()
+    });
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
 }
 
 /// The order in which the threads take files (indices into `paths`): each language's files in

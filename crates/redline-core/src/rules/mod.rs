@@ -24,7 +24,7 @@ mod tests;
 
 pub use crate::model::Severity;
 pub use analysis::Analysis;
-pub use set::RuleSet;
+pub use set::{PatternNeeds, RuleSet};
 
 use anyhow::{Result, anyhow};
 use serde::{Deserialize, Serialize};

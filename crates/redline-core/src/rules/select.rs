@@ -141,7 +141,7 @@ impl LangRules {
     /// `region` (the part of `src` whose hits are kept), a pattern's words are looked for there,
     /// since a match that reports in the region lies in it, except for patterns that can match
     /// the whole file; and a pattern of a group brings in the rest of its group.
-    fn selection(&self, src: &str, region: Option<&Region>) -> Vec<bool> {
+    pub(super) fn selection(&self, src: &str, region: Option<&Region>) -> Vec<bool> {
         // For checking that the prefilter changes no finding: REDLINE_NO_PREFILTER=1 selects every
         // pattern, so the whole set runs as the rules are written.
         if std::env::var_os("REDLINE_NO_PREFILTER").is_some() {
@@ -228,15 +228,29 @@ impl LangRules {
         selection
     }
 
-    /// The query for `src`: its patterns compiled together, only those it can match (in
-    /// `region`, when given: see `selection`).
-    pub(super) fn query_for(
+    /// The query for a file's needs (its `selection`): the needed patterns compiled together, or a
+    /// compiled query that holds them.
+    pub(super) fn query_for(&self, lang: Language, needs: Vec<bool>) -> Option<Arc<Combined>> {
+        self.query_for_selection(lang, needs, true)
+    }
+
+    /// Compiles the patterns that several files need (their selections together) as one query,
+    /// before they run: each file then finds it holds what it needs (see `query_for_selection`),
+    /// and the change pays one compilation per grammar instead of one per file.
+    pub(super) fn compile_needs(&self, lang: Language, union: Vec<bool>) {
+        // Compiled as it is even when it is most of the set: a change's files need nothing else.
+        self.query_for_selection(lang, union, false);
+    }
+
+    /// The query for a selection: a compiled one that holds it, or a new one. With `whole_when_most`,
+    /// a selection of most of the set compiles the whole set instead, for this file and every later
+    /// one.
+    fn query_for_selection(
         &self,
         lang: Language,
-        src: &str,
-        region: Option<&Region>,
+        selection: Vec<bool>,
+        whole_when_most: bool,
     ) -> Option<Arc<Combined>> {
-        let selection = self.selection(src, region);
         let chosen = selection.iter().filter(|s| **s).count();
         if chosen == 0 {
             return None;
@@ -249,11 +263,6 @@ impl LangRules {
                 })
                 .clone()
         };
-        // Most of the set: compile it whole, once, for this file and every later one (the files
-        // of one change each need a different most-of-it).
-        if chosen * 2 > self.patterns.len() {
-            return full();
-        }
         let mut subsets = self.subsets.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(q) = subsets.get(&selection) {
             return Some(q.clone());
@@ -268,7 +277,13 @@ impl LangRules {
         {
             return Some(q.clone());
         }
-        if subsets.len() >= MAX_SUBSETS {
+        // The whole set holds every selection: once compiled, it serves rather than a new subset.
+        if let Some(whole) = self.full.get() {
+            return whole.clone();
+        }
+        // Most of the set: compile it whole, once, for this file and every later one (the files
+        // of one change each need a different most-of-it).
+        if (whole_when_most && chosen * 2 > self.patterns.len()) || subsets.len() >= MAX_SUBSETS {
             drop(subsets);
             return full();
         }
@@ -668,7 +683,14 @@ mod tests {
                 .collect();
             costs.sort_by(|a, b| b.0.total_cmp(&a.0));
             let total: f64 = costs.iter().map(|c| c.0).sum();
-            println!("{lang:?}: {} patterns, {total:.1} ms in all", costs.len());
+            let start = std::time::Instant::now();
+            let whole = compile_together(lang, set.queries.iter().map(|(r, q)| (*r, q.as_str())));
+            let whole_ms = start.elapsed().as_secs_f64() * 1000.0;
+            assert!(whole.is_some(), "the {lang:?} rules compile together");
+            println!(
+                "{lang:?}: {} patterns, {total:.1} ms in all one by one, {whole_ms:.1} ms together",
+                costs.len()
+            );
             for (ms, i) in costs.iter().take(10) {
                 let p = &set.patterns[*i];
                 println!("  {ms:>7.2} ms  {}", rules.compiled[p.rule].rule.id);

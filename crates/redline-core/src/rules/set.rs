@@ -184,6 +184,24 @@ pub(super) fn compile_together<'q>(
     })
 }
 
+/// Which of a language's rule patterns one or more files need (see `RuleSet::needs`).
+#[derive(Clone)]
+pub struct PatternNeeds(Vec<bool>);
+
+impl PatternNeeds {
+    /// Adds what another file of the same language needs.
+    pub fn add(&mut self, other: &PatternNeeds) {
+        for (mine, theirs) in self.0.iter_mut().zip(&other.0) {
+            *mine |= *theirs;
+        }
+    }
+
+    /// How many patterns are needed.
+    pub fn count(&self) -> usize {
+        self.0.iter().filter(|n| **n).count()
+    }
+}
+
 /// Every rule, and per grammar all of them compiled into one query on first use: compiling
 /// queries is the slowest part of start-up, and most reviews touch one or two languages.
 /// Removed-check rules' sink queries are combined apart: they run only on changes that delete.
@@ -396,7 +414,53 @@ impl RuleSet {
         lines: &std::collections::BTreeSet<u32>,
     ) -> Vec<RuleHit> {
         let region = Region::of(lang, src, tree, lines);
-        self.run_selected(lang, src, tree, disabled, Some(&region), Some(lines))
+        let needs = self.lang_rules(lang).selection(src, Some(&region));
+        self.run_selected(lang, src, tree, disabled, Some(needs), Some(lines))
+    }
+
+    /// `run_on_lines` with the patterns worked out beforehand (`needs` of the same file and
+    /// lines).
+    pub fn run_needed(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        disabled: &[String],
+        lines: &std::collections::BTreeSet<u32>,
+        needs: &PatternNeeds,
+    ) -> Vec<RuleHit> {
+        self.run_selected(
+            lang,
+            src,
+            tree,
+            disabled,
+            Some(needs.0.clone()),
+            Some(lines),
+        )
+    }
+
+    /// The patterns a review of `lines` in this file needs (those `run_on_lines` would compile),
+    /// so that the files of a change can have theirs compiled at once (`compile_needs`).
+    pub fn needs(
+        &self,
+        lang: Language,
+        src: &str,
+        tree: &Tree,
+        lines: &std::collections::BTreeSet<u32>,
+    ) -> PatternNeeds {
+        let region = Region::of(lang, src, tree, lines);
+        PatternNeeds(self.lang_rules(lang).selection(src, Some(&region)))
+    }
+
+    /// Compiles as one query the patterns that files of `lang` need (see `needs` and
+    /// `PatternNeeds::add`), before they run: each file then reuses it, and a change pays one
+    /// compilation per language rather than one per file.
+    pub fn compile_needs(&self, lang: Language, needs: &PatternNeeds) {
+        self.lang_rules(lang).compile_needs(lang, needs.0.clone());
+    }
+
+    fn lang_rules(&self, lang: Language) -> &LangRules {
+        self.by_lang[&lang].get_or_init(|| LangRules::new(&self.compiled, lang))
     }
 
     /// Runs the rules `region` selects (all without one); with `focus`, once-per-function rules
@@ -407,13 +471,12 @@ impl RuleSet {
         src: &str,
         tree: &Tree,
         disabled: &[String],
-        region: Option<&Region>,
+        needs: Option<Vec<bool>>,
         focus: Option<&std::collections::BTreeSet<u32>>,
     ) -> Vec<RuleHit> {
-        let Some(combined) = self.by_lang[&lang]
-            .get_or_init(|| LangRules::new(&self.compiled, lang))
-            .query_for(lang, src, region)
-        else {
+        let rules = self.lang_rules(lang);
+        let needs = needs.unwrap_or_else(|| rules.selection(src, None));
+        let Some(combined) = rules.query_for(lang, needs) else {
             return Vec::new();
         };
         let analysis = Analysis::new(lang, src, tree);
