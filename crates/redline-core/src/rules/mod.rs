@@ -83,6 +83,11 @@ pub struct Rule {
     /// the same kind is one bug to fix, not several comments.
     #[serde(default)]
     pub one_per_function: bool,
+    /// For a removed-check rule: report at most this many of its findings in one file; the
+    /// last one reported lists the lines of the others. A broad rule that fires all over one
+    /// file says the same thing each time.
+    #[serde(default)]
+    pub max_per_file: Option<usize>,
     /// How sure a hit is, 0..1.
     #[serde(default = "default_confidence")]
     pub confidence: f64,

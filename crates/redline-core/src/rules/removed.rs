@@ -83,6 +83,48 @@ pub fn removals(diff: &FileDiff) -> Vec<Removal> {
     out
 }
 
+/// The arguments of the guard calls `re` finds in `text` (`escape(name)` -> `name`), when every
+/// match is a call whose argument is plain to read; empty otherwise (then any guard of the kind
+/// added anywhere counts as its replacement).
+fn guarded_values(re: &regex::Regex, text: &str) -> Vec<String> {
+    let mut values = Vec::new();
+    for m in re.find_iter(text) {
+        if !m.as_str().ends_with('(') {
+            return Vec::new();
+        }
+        let rest = &text[m.end()..];
+        let mut depth = 0usize;
+        let Some(end) = rest.char_indices().find_map(|(i, ch)| match ch {
+            '(' | '[' | '{' => {
+                depth += 1;
+                None
+            }
+            ')' | ']' | '}' if depth == 0 => Some(i),
+            ')' | ']' | '}' => {
+                depth -= 1;
+                None
+            }
+            '\n' => Some(usize::MAX),
+            _ => None,
+        }) else {
+            return Vec::new();
+        };
+        let argument = rest.get(..end).map(str::trim).unwrap_or("");
+        if argument.len() < 3 {
+            return Vec::new();
+        }
+        values.push(argument.to_string());
+    }
+    values
+}
+
+/// The line of `text` around byte `at`.
+fn line_around(text: &str, at: usize) -> &str {
+    let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
+    let end = text[at..].find('\n').map_or(text.len(), |i| at + i);
+    &text[start..end]
+}
+
 /// A function or method definition among deleted lines.
 static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
     ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>").unwrap()
@@ -139,6 +181,71 @@ fn deleted_guard_helpers(
         }
     }
     names
+}
+
+/// A module-level list or set defined on a line (`const INVALID_KEYS = ['__proto__']`,
+/// `BLOCKED = {"__proto__", ...}`, `var forbidden = new Set([...])`): its name and value.
+static CONSTANT_DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+    ascii_regex(r"^(?:export\s+)?(?:(?:const|let|var)\s+)?([A-Za-z_$][\w$]*)\s*(?::[^=]+)?=\s*((?:\[|\{|\(|new\s+(?:Set|Map)\(|(?:frozen)?set\(|map\[).*)$")
+        .unwrap()
+});
+
+/// The constants that deleted lines define with the guard in their value (a list of forbidden
+/// keys) and that the head file no longer names: their deleted uses are the guard.
+fn deleted_guard_constants(
+    re: &regex::Regex,
+    unless: Option<&regex::Regex>,
+    removals: &[Removal],
+    src: &str,
+) -> Vec<String> {
+    let mut names = Vec::new();
+    for line in removals.iter().flat_map(|r| r.text.lines()) {
+        let Some(cap) = CONSTANT_DEFINITION.captures(line) else {
+            continue;
+        };
+        let (name, value) = (&cap[1], &cap[2]);
+        let guard = re
+            .find_iter(value)
+            .any(|m| !unless.is_some_and(|u| u.is_match(m.as_str())));
+        // Too short or too common a name to stand for a guard across the file.
+        if guard && name.len() >= 4 && !contains_word(src, name) {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
+/// Whether `line` defines one of `constants`.
+fn defines(line: &str, constants: &[String]) -> bool {
+    CONSTANT_DEFINITION
+        .captures(line)
+        .is_some_and(|c| constants.iter().any(|n| n == &c[1]))
+}
+
+/// The deleted line of `r` (a small deletion) that uses one of `constants`, other than its
+/// definition.
+fn constant_use(constants: &[String], r: &Removal) -> Option<String> {
+    if r.text.lines().count() > 8 {
+        return None;
+    }
+    r.text
+        .lines()
+        .find(|l| {
+            constants.iter().any(|n| contains_word(l, n))
+                && !defines(l, constants)
+                && !is_import(l)
+                && !is_comment_line(l)
+        })
+        .map(str::to_string)
+}
+
+/// Whether `name` stands in `text` as a whole identifier.
+fn contains_word(text: &str, name: &str) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    text.match_indices(name).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(ident)
+            && !text[i + name.len()..].chars().next().is_some_and(ident)
+    })
 }
 
 /// The deleted line of `r` that calls one of `helpers`, when the file calls it less than before.
@@ -210,15 +317,20 @@ impl RuleSet {
             // Helpers the change deletes whose bodies held the guard: a deleted call to one of
             // them (`if (!isValidKey(key)) return;`) is a deleted guard too.
             let helpers = deleted_guard_helpers(re, c.removed_unless.as_deref(), removals, src);
+            let constants = deleted_guard_constants(re, c.removed_unless.as_deref(), removals, src);
             for (ki, r) in removals.iter().enumerate() {
                 // A guard replaced by another guard of its kind (one the deleted lines did not
-                // hold), here or elsewhere in the file, is a change of guard, not a removal.
+                // hold) is a change of guard, not a removal: in the deletion's place, or elsewhere
+                // in the file around a value the deleted guard took.
+                let guarded = guarded_values(re, &r.text);
                 let swapped = re.find_iter(&r.file_added).any(|m| {
-                    !r.text.contains(m.as_str())
-                        && !c
-                            .removed_unless
-                            .as_ref()
-                            .is_some_and(|u| u.is_match(m.as_str()))
+                    let t = m.as_str();
+                    !r.text.contains(t)
+                        && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
+                        && (r.added.contains(t) || {
+                            let line = line_around(&r.file_added, m.start());
+                            guarded.is_empty() || guarded.iter().any(|v| line.contains(v.as_str()))
+                        })
                 });
                 if swapped {
                     continue;
@@ -241,7 +353,8 @@ impl RuleSet {
                     })
                     .filter(|m| !made_by_helper(&r.text, m.range(), &r.added))
                     .map(|m| line_of(m.start()))
-                    .find(|l| !is_import(l) && !is_definition(l))
+                    // A deleted list of forbidden keys is a guard where it was used.
+                    .find(|l| !is_import(l) && !is_definition(l) && !defines(l, &constants))
                     .or_else(|| {
                         let call = helper_call(&helpers, r, old_src, src);
                         if call.is_some() {
@@ -249,6 +362,7 @@ impl RuleSet {
                         }
                         call
                     })
+                    .or_else(|| constant_use(&constants, r))
                 else {
                     continue;
                 };
@@ -268,10 +382,19 @@ impl RuleSet {
             let r = &removals[ki];
             let at = node_at_line(&analysis, tree, r.line);
             // The function holding the deletion: a function that only starts on the line after
-            // it is the next declaration, not the place the guard was.
+            // it is the next declaration, not the place the guard was, unless the deletion
+            // begins with that function's own (edited) definition line.
+            let edited_definition = is_definition(r.text.lines().next().unwrap_or(""))
+                && is_definition(r.added.lines().next().unwrap_or(""));
             let function = at.map(|n| {
+                if edited_definition && analysis.is_function(n) {
+                    return n;
+                }
                 let f = analysis.enclosing_function(n);
-                if f.id() != analysis.root.id() && f.start_position().row as u32 + 1 == r.line {
+                if f.id() != analysis.root.id()
+                    && f.start_position().row as u32 + 1 == r.line
+                    && !edited_definition
+                {
                     analysis.enclosing_function(f)
                 } else {
                     f
@@ -387,7 +510,39 @@ impl RuleSet {
             });
         }
         hits.sort_by(|a, b| a.line.cmp(&b.line).then(a.rule_id.cmp(&b.rule_id)));
-        hits
+        self.at_most_per_file(hits)
+    }
+
+    /// Keeps the first `max_per_file` findings of each rule that sets it; the last one kept
+    /// names the lines of those left out, so that nothing is lost from the review.
+    fn at_most_per_file(&self, hits: Vec<RuleHit>) -> Vec<RuleHit> {
+        let limit = |id: &str| {
+            self.compiled
+                .iter()
+                .find(|c| c.rule.id == id)
+                .and_then(|c| c.rule.max_per_file)
+        };
+        let mut kept: Vec<RuleHit> = Vec::new();
+        let mut left_out: std::collections::HashMap<String, Vec<u32>> = Default::default();
+        for hit in hits {
+            match limit(&hit.rule_id) {
+                Some(n) if kept.iter().filter(|k| k.rule_id == hit.rule_id).count() >= n => {
+                    left_out.entry(hit.rule_id).or_default().push(hit.line);
+                }
+                _ => kept.push(hit),
+            }
+        }
+        for (rule, lines) in left_out {
+            if let Some(last) = kept.iter_mut().rev().find(|k| k.rule_id == rule) {
+                let lines: Vec<String> = lines.iter().map(u32::to_string).collect();
+                last.message.push_str(&format!(
+                    " (the change does the same on line{} {} of this file)",
+                    if lines.len() == 1 { "" } else { "s" },
+                    lines.join(", ")
+                ));
+            }
+        }
+        kept
     }
 
     /// The sinks of the candidate rules that have a query: every match whose predicates hold.
