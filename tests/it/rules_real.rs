@@ -173,3 +173,63 @@ fn a_deleted_guard_clause_is_a_warning_but_error_propagation_is_not() {
         findings(&v)
     );
 }
+
+#[test]
+fn a_broad_removed_check_reports_twice_per_file_and_names_the_other_lines() {
+    // Four handlers each lose the same validation call: the generic warning comments on the
+    // first two and the second names the other two lines, rather than four like comments.
+    let handler = |name: &str, with_check: bool| {
+        format!(
+            "function {name}(req, res) {{\n{}  return db.find(req.params.id).then((r) => res.json(r));\n}}\n\n",
+            if with_check {
+                "  validateId(req.params.id);\n"
+            } else {
+                ""
+            }
+        )
+    };
+    let file = |with_check: bool| {
+        ["getUser", "getOrder", "getInvoice", "getTicket"]
+            .iter()
+            .map(|n| handler(n, with_check))
+            .collect::<String>()
+    };
+    let (base, head) = (file(true), file(false));
+    let v = review_dirs(
+        &[("api/handlers.js", base.as_bytes())],
+        &[("api/handlers.js", head.as_bytes())],
+    );
+    let got: Vec<_> = findings(&v)
+        .into_iter()
+        .filter(|f| f.2 == "removed.sanitizer-call")
+        .collect();
+    assert_eq!(got.len(), 2, "{v}");
+    let last = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|f| f["rule_id"] == "removed.sanitizer-call")
+        .unwrap();
+    let message = last["message"].as_str().unwrap();
+    assert!(
+        message.contains("the change does the same on lines 10, 14 of this file"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_deleted_list_of_forbidden_keys_is_reported_where_it_was_used() {
+    let base = b"const BLOCKED_KEYS = ['__proto__', 'constructor'];\n\nmodule.exports = function nest(data) {\n  const out = {};\n  for (const name of Object.keys(data)) {\n    const keys = name.split('.');\n    let target = out;\n    for (const k of keys.slice(0, -1)) {\n      if (BLOCKED_KEYS.includes(k)) {\n        break;\n      }\n      target = target[k] = target[k] || {};\n    }\n    target[keys[keys.length - 1]] = data[name];\n  }\n  return out;\n};\n";
+    let head = b"module.exports = function nest(data) {\n  const out = {};\n  for (const name of Object.keys(data)) {\n    const keys = name.split('.');\n    let target = out;\n    for (const k of keys.slice(0, -1)) {\n      target = target[k] = target[k] || {};\n    }\n    target[keys[keys.length - 1]] = data[name];\n  }\n  return out;\n};\n";
+    let v = review_dirs(&[("lib/nest.js", base)], &[("lib/nest.js", head)]);
+    // On the loop body where the check was (head line 7), not on line 1 where the list was.
+    assert_eq!(
+        findings(&v),
+        vec![(
+            "lib/nest.js".to_string(),
+            7,
+            "removed.prototype-key-guard".to_string()
+        )],
+        "{v}"
+    );
+}

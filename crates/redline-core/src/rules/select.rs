@@ -604,7 +604,8 @@ mod tests {
     }
 
     /// On every head file of the shipped cases and a spread of line sets, the hits that touch
-    /// the lines are the same whether the rules run on the whole file or on the region.
+    /// the lines are the same whether the rules run on the whole file, on the region, or on the
+    /// region with its patterns compiled together with another file's.
     #[test]
     fn hits_on_the_lines_are_the_same_with_the_region_prefilter() {
         let rules = RuleSet::builtin().unwrap();
@@ -622,6 +623,10 @@ mod tests {
             }
         }
         let mut checked = 0;
+        let mut previous: HashMap<
+            Language,
+            (String, tree_sitter::Tree, std::collections::BTreeSet<u32>),
+        > = HashMap::new();
         for path in files {
             let Some(lang) = crate::lang::detect(&path.to_string_lossy(), None) else {
                 continue;
@@ -650,7 +655,23 @@ mod tests {
                 let expected = touching(all);
                 let got = touching(rules.run_on_lines(lang, &src, &tree, &[], &lines));
                 assert_eq!(got, expected, "{} lines {lines:?}", path.display());
+                // And with the patterns compiled together with another file's needs, as a
+                // change of several files has them (`Reviewer::prepare`).
+                let own = rules.needs(lang, &src, &tree, &lines);
+                let mut together = own.clone();
+                if let Some((other_src, other_tree, other_lines)) = previous.get(&lang) {
+                    together.add(&rules.needs(lang, other_src.as_str(), other_tree, other_lines));
+                }
+                rules.compile_needs(lang, &together);
+                let got = touching(rules.run_needed(lang, &src, &tree, &[], &lines, &own));
+                assert_eq!(
+                    got,
+                    expected,
+                    "{} lines {lines:?}, together",
+                    path.display()
+                );
                 checked += 1;
+                previous.insert(lang, (src.clone(), tree.clone(), lines.clone()));
             }
         }
         assert!(checked > 100, "only {checked} line sets checked");
