@@ -81,7 +81,8 @@ impl Reviewer<'_> {
         let order = language_interleaved(change.files.iter().map(|f| f.diff.path()));
         type Needed = Result<(Parsed, Option<PatternNeeds>), Box<PreparedFile>>;
         let parsed: Vec<Needed> = on_all_cores(&order, |i| {
-            let parsed = self.parse_file(&change.files[i])?;
+            let mut parsed = self.parse_file(&change.files[i])?;
+            let t0 = Instant::now();
             let needs = (!parsed.code_lines.is_empty()).then(|| {
                 self.rules.needs(
                     parsed.language,
@@ -90,6 +91,7 @@ impl Reviewer<'_> {
                     &parsed.code_lines,
                 )
             });
+            parsed.selecting_ms = t0.elapsed().as_secs_f64() * 1000.0;
             Ok((parsed, needs))
         });
         let mut languages: Vec<(Language, PatternNeeds, OnceLock<()>)> = Vec::new();
@@ -182,6 +184,7 @@ impl Reviewer<'_> {
             tree,
             code_lines,
             parse_ms,
+            selecting_ms: 0.0,
         })
     }
 
@@ -200,6 +203,7 @@ impl Reviewer<'_> {
             tree,
             code_lines,
             parse_ms,
+            selecting_ms,
         } = parsed;
         let t1 = Instant::now();
         let disabled = &self.config.config.rules.disable;
@@ -260,7 +264,7 @@ impl Reviewer<'_> {
             report,
             findings,
             candidates,
-            timings: [parse_ms, ms(t1, t2), ms(t2, t3)],
+            timings: [parse_ms, selecting_ms + ms(t1, t2), ms(t2, t3)],
             material: Some(Material {
                 language,
                 context: ctx,
@@ -586,6 +590,9 @@ struct Parsed {
     /// The added lines that hold code.
     code_lines: std::collections::BTreeSet<u32>,
     parse_ms: f64,
+    /// Working out which rule patterns it needs, when done before the rules run (counted with
+    /// them).
+    selecting_ms: f64,
 }
 
 /// `work` for every index in `order`, on all cores, each thread taking the next index when it is
