@@ -73,14 +73,25 @@ impl Reviewer<'_> {
     }
 
     /// Runs every file through parsing, rules and context trimming, on all cores. Compiling the
-    /// rules' queries is most of a small change's cost, so it is done once per language for all
-    /// the files: they are parsed first (with the rule patterns each needs), then each language's
+    /// rules' queries is most of a small change's cost, so for a change of up to
+    /// `COMPILED_TOGETHER_MAX_LINES` lines it is done once per language for all the files: they are parsed first (with the rule patterns each needs), then each language's
     /// patterns compile as one query, the biggest first, on their own threads, while other
     /// threads go on with the files of languages already compiled.
     pub fn prepare(&self, change: &ChangeSet) -> Vec<PreparedFile> {
         let order = language_interleaved(change.files.iter().map(|f| f.diff.path()));
+        // Big files: parsing and running the rules cost more than compiling them, and a file's
+        // tree is best used while it is fresh, so each file goes through on its own.
+        let lines: usize = change
+            .files
+            .iter()
+            .filter_map(|f| f.new_content.as_deref())
+            .map(|b| b.iter().filter(|&&c| c == b'\n').count())
+            .sum();
+        if lines > COMPILED_TOGETHER_MAX_LINES {
+            return on_all_cores(&order, order.len(), |i| self.prepare_file(&change.files[i]));
+        }
         type Needed = Result<(Parsed, Option<PatternNeeds>), Box<PreparedFile>>;
-        let parsed: Vec<Needed> = on_all_cores(&order, |i| {
+        let parsed: Vec<Needed> = on_all_cores(&order, order.len(), |i| {
             let mut parsed = self.parse_file(&change.files[i])?;
             let t0 = Instant::now();
             let needs = (!parsed.code_lines.is_empty()).then(|| {
@@ -120,7 +131,8 @@ impl Reviewer<'_> {
             .collect();
         let parsed: Vec<Mutex<Option<_>>> =
             parsed.into_iter().map(|p| Mutex::new(Some(p))).collect();
-        let done = on_all_cores(&tasks, |task| {
+        // As many threads as files at most: a one-file change compiles and runs on this thread.
+        let done = on_all_cores(&tasks, order.len(), |task| {
             let Some(i) = task.checked_sub(languages.len()) else {
                 compile(task);
                 return None;
@@ -445,6 +457,10 @@ fn suppress(path: &str, text: &str, findings: Vec<Finding>) -> (Vec<Finding>, Ve
     (kept, notes)
 }
 
+/// A change whose files hold at most this many lines in all has its rules compiled together
+/// (see `Reviewer::prepare`).
+const COMPILED_TOGETHER_MAX_LINES: usize = 8_000;
+
 /// A change of at most this many files is read whole before its review (a pull request's
 /// usual size), so that `prepare` compiles all its files' rules at once; a bigger one (a
 /// whole tree) is streamed, a file per thread at a time.
@@ -595,15 +611,25 @@ struct Parsed {
     selecting_ms: f64,
 }
 
-/// `work` for every index in `order`, on all cores, each thread taking the next index when it is
-/// done with one; the results in index order.
-fn on_all_cores<R: Send>(order: &[usize], work: impl Fn(usize) -> R + Sync) -> Vec<R> {
+/// `work` for every index in `order`, on all cores (at most `threads`), each thread taking the
+/// next index when it is done with one; the results in index order.
+fn on_all_cores<R: Send>(
+    order: &[usize],
+    threads: usize,
+    work: impl Fn(usize) -> R + Sync,
+) -> Vec<R> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     let next = AtomicUsize::new(0);
     let workers = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(2)
-        .min(order.len().max(1));
+        .min(order.len().min(threads).max(1));
+    // One task (a one-file change), or one core: no thread to start.
+    if workers == 1 {
+        let mut all: Vec<(usize, R)> = order.iter().map(|&i| (i, work(i))).collect();
+        all.sort_by_key(|(i, _)| *i);
+        return all.into_iter().map(|(_, r)| r).collect();
+    }
     let mut all: Vec<(usize, R)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..workers)
             .map(|_| {
