@@ -74,9 +74,10 @@ impl Reviewer<'_> {
 
     /// Runs every file through parsing, rules and context trimming, on all cores. Compiling the
     /// rules' queries is most of a small change's cost, so for a change of up to
-    /// `COMPILED_TOGETHER_MAX_LINES` lines it is done once per language for all the files: they are parsed first (with the rule patterns each needs), then each language's
-    /// patterns compile as one query, the biggest first, on their own threads, while other
-    /// threads go on with the files of languages already compiled.
+    /// `COMPILED_TOGETHER_MAX_LINES` lines it is done once per language for all the files: they
+    /// are parsed first (with the rule patterns each needs), then each language's patterns
+    /// compile as one query, the biggest first, on their own threads, while other threads go on
+    /// with the files of languages already compiled.
     pub fn prepare(&self, change: &ChangeSet) -> Vec<PreparedFile> {
         let order = language_interleaved(change.files.iter().map(|f| f.diff.path()));
         // Big files: parsing and running the rules cost more than compiling them, and a file's

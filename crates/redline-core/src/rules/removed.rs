@@ -104,6 +104,7 @@ fn guarded_values(re: &regex::Regex, text: &str) -> Vec<String> {
                 depth -= 1;
                 None
             }
+            // An argument over several lines is not plain to read (`get` below gives none).
             '\n' => Some(usize::MAX),
             _ => None,
         }) else {

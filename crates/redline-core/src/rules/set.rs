@@ -413,9 +413,8 @@ impl RuleSet {
         disabled: &[String],
         lines: &std::collections::BTreeSet<u32>,
     ) -> Vec<RuleHit> {
-        let region = Region::of(lang, src, tree, lines);
-        let needs = self.lang_rules(lang).selection(src, Some(&region));
-        self.run_selected(lang, src, tree, disabled, Some(needs), Some(lines))
+        let needs = self.needs(lang, src, tree, lines);
+        self.run_needed(lang, src, tree, disabled, lines, &needs)
     }
 
     /// `run_on_lines` with the patterns worked out beforehand (`needs` of the same file and
