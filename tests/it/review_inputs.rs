@@ -308,6 +308,58 @@ fn two_folders_and_a_case_folder() {
 }
 
 #[test]
+fn symbolic_links_in_folders_are_listed_as_skipped_and_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    // Code outside the reviewed tree that a rule would flag if the link were followed.
+    write_files(
+        outside.path(),
+        &[("secret.py", b"def run(expr):\n    return eval(expr)\n")],
+    );
+    write_files(
+        dir.path(),
+        &[("a/app/ok.py", b"x = 1\n"), ("b/app/ok.py", b"x = 2\n")],
+    );
+    let b = dir.path().join("b/app");
+    std::os::unix::fs::symlink(outside.path().join("secret.py"), b.join("linked.py")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/gone.py", b.join("dangling.py")).unwrap();
+    // The same link on both sides is no change.
+    for side in ["a/app", "b/app"] {
+        std::os::unix::fs::symlink("ok.py", dir.path().join(side).join("same.py")).unwrap();
+    }
+    let r = run_in(
+        dir.path(),
+        &[
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let v = r.json();
+    assert!(findings(&v).is_empty(), "{v}");
+    let mut skips = skipped(&v);
+    skips.sort();
+    assert_eq!(
+        skips,
+        vec![
+            (
+                "app/dangling.py".to_string(),
+                "symbolic link (not followed)".to_string()
+            ),
+            (
+                "app/linked.py".to_string(),
+                "symbolic link (not followed)".to_string()
+            ),
+        ]
+    );
+}
+
+#[test]
 fn unified_diff_from_a_file_and_from_stdin() {
     let repo = repo_with(&[("app/users.py", SQLI_BASE)]);
     write_files(repo.path(), &[("app/users.py", SQLI_HEAD)]);

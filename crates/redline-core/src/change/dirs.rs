@@ -58,6 +58,35 @@ impl DirChange {
 
     /// One path's change, read now; None when the two sides are the same.
     pub fn file(&self, rel: &str) -> Result<Option<ChangedFile>> {
+        // A symbolic link is not followed (it may point out of the tree): it is listed with git's
+        // link mode, and the review skips it with that reason.
+        let is_link = |root: &Path| {
+            std::fs::symlink_metadata(root.join(rel)).is_ok_and(|m| m.file_type().is_symlink())
+        };
+        if is_link(&self.head) || self.base.as_deref().is_some_and(is_link) {
+            let target = |root: &Path| std::fs::read_link(root.join(rel)).ok();
+            if self.base.as_deref().and_then(target) == target(&self.head) {
+                return Ok(None);
+            }
+            let in_head = self.head.join(rel).symlink_metadata().is_ok();
+            return Ok(Some(ChangedFile {
+                diff: FileDiff {
+                    old_path: (!in_head).then(|| rel.to_string()),
+                    new_path: in_head.then(|| rel.to_string()),
+                    status: if in_head {
+                        FileStatus::Modified
+                    } else {
+                        FileStatus::Deleted
+                    },
+                    binary: false,
+                    old_mode: None,
+                    new_mode: Some(SYMLINK_MODE.to_string()),
+                    hunks: Vec::new(),
+                },
+                old_content: None,
+                new_content: None,
+            }));
+        }
         let old = self
             .base
             .as_ref()
@@ -134,7 +163,11 @@ fn file_diff(path: &str, old: Option<&[u8]>, new: Option<&[u8]>) -> FileDiff {
     diff_texts(old.map(|_| path), new.map(|_| path), &old_text, &new_text)
 }
 
-/// Collects the relative paths of regular files under `dir`, skipping `.git`.
+/// Git's file mode for a symbolic link.
+pub const SYMLINK_MODE: &str = "120000";
+
+/// Collects the relative paths of regular files and symbolic links under `dir` (links are not
+/// followed), skipping `.git`.
 fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
@@ -146,7 +179,7 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<String>) -> Result<()> {
             if entry.file_name() != ".git" {
                 walk(root, &path, out)?;
             }
-        } else if ty.is_file() {
+        } else if ty.is_file() || ty.is_symlink() {
             let rel = path.strip_prefix(root).expect("walked below root");
             out.insert(rel.to_string_lossy().replace('\\', "/"));
         }

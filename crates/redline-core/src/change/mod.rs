@@ -9,7 +9,7 @@ use crate::diff::FileDiff;
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 
-pub use dirs::{DirChange, from_case_dir, from_dirs};
+pub use dirs::{DirChange, SYMLINK_MODE, from_case_dir, from_dirs};
 pub use git::{GitRange, file_at, from_git, from_staged, from_worktree, has_commit, merge_base};
 
 /// One changed file: its diff and, where available, the bytes of each side.

@@ -70,6 +70,9 @@ fn readable(
     if diff.status == FileStatus::Deleted {
         return Err("deleted".into());
     }
+    if diff.new_mode.as_deref() == Some(crate::change::SYMLINK_MODE) {
+        return Err("symbolic link (not followed)".into());
+    }
     if diff.binary
         || file
             .new_content
