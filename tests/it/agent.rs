@@ -412,18 +412,7 @@ fn tool_calls_written_as_text_are_understood() {
 #[test]
 fn auto_uses_rules_without_an_llm_and_agent_demands_one() {
     let dir = default_workspace();
-    let r = run_in(
-        dir.path(),
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--format",
-            "json",
-        ],
-    );
+    let r = review_folders(dir.path());
     assert_eq!(r.json()["summary"]["engine"], "rules");
     let mut cmd = redline();
     cmd.current_dir(dir.path()).args([

@@ -268,18 +268,7 @@ fn two_folders_and_a_case_folder() {
             ),
         ],
     );
-    let r = run_in(
-        dir.path(),
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--format",
-            "json",
-        ],
-    );
+    let r = review_folders(dir.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let got = findings(&r.json());
     assert_eq!(got.len(), 2, "{got:?}");
@@ -327,18 +316,7 @@ fn symbolic_links_in_folders_are_listed_as_skipped_and_not_followed() {
     for side in ["a/app", "b/app"] {
         std::os::unix::fs::symlink("ok.py", dir.path().join(side).join("same.py")).unwrap();
     }
-    let r = run_in(
-        dir.path(),
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--format",
-            "json",
-        ],
-    );
+    let r = review_folders(dir.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v = r.json();
     assert!(findings(&v).is_empty(), "{v}");

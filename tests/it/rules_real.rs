@@ -10,18 +10,7 @@ fn review_dirs(base: &[(&str, &[u8])], head: &[(&str, &[u8])]) -> serde_json::Va
     write_files(&dir.path().join("a"), base);
     write_files(&dir.path().join("b"), head);
     std::fs::create_dir_all(dir.path().join("a")).unwrap();
-    let r = run_in(
-        dir.path(),
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--format",
-            "json",
-        ],
-    );
+    let r = review_folders(dir.path());
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.json()
 }

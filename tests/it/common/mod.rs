@@ -82,6 +82,22 @@ fn to_run(out: Output) -> Run {
     }
 }
 
+/// `redline review --base-dir a --head-dir b --format json` in `dir`.
+pub fn review_folders(dir: &Path) -> Run {
+    run_in(
+        dir,
+        &[
+            "review",
+            "--base-dir",
+            "a",
+            "--head-dir",
+            "b",
+            "--format",
+            "json",
+        ],
+    )
+}
+
 /// Runs `redline ARGS` in `dir`.
 pub fn run_in(dir: &Path, args: &[&str]) -> Run {
     to_run(
