@@ -128,7 +128,7 @@ fn line_around(text: &str, at: usize) -> &str {
 
 /// A function or method definition among deleted lines.
 static DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-    ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|=>").unwrap()
+    ascii_regex(r"(?m)^\s*(?:export\s+)?(?:async\s+)?(?:def|function|func|class)\b|^\s*[\w$.]+\s*[:=]\s*(?:async\s+)?function\b|=>").unwrap()
 });
 
 /// A named function definition on a deleted line: `function isValidKey(`, `def _safe_path(`,

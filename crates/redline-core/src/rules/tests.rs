@@ -163,6 +163,12 @@ fn a_removed_guard_without_a_sink_pattern_is_reported_and_definitions_at_file_le
     let base = "function checkOrigin(req) {\n  return req.headers.origin === ORIGIN;\n}\nfunction f() {}\n";
     let head = "function f() {}\n";
     assert!(removed_hits(&rules, Language::JavaScript, base, head).is_empty());
+    // So is a wrapper written as a function expression assigned to a name (hoek's
+    // `exports.escapeJavaScript = function (string) {...}`), deleted before another one.
+    let deleted = "exports.escapeHtml = function (s) {\n  return Escape.escapeHtml(s);\n};\n";
+    let kept = "exports.row = function (s) {\n  return '<li>' + s + '</li>';\n};\n";
+    let (base, head) = (format!("{deleted}{kept}"), kept.to_string());
+    assert!(removed_hits(&rules, Language::JavaScript, &base, &head).is_empty());
 }
 
 #[test]
