@@ -184,6 +184,16 @@ fn deleted_guard_helpers(
     names
 }
 
+/// Whether byte `at` of a deleted block lies in the body of a function the block deletes (its
+/// definition comes before `at` in the block, and the head file no longer names it).
+fn in_deleted_function(deleted: &str, at: usize, src: &str) -> bool {
+    NAMED_DEFINITION
+        .captures_iter(&deleted[..at])
+        .last()
+        .and_then(|cap| cap.get(1).or_else(|| cap.get(2)))
+        .is_some_and(|name| !contains_word(src, name.as_str()))
+}
+
 /// A module-level list or set defined on a line (`const INVALID_KEYS = ['__proto__']`,
 /// `BLOCKED = {"__proto__", ...}`, `var forbidden = new Set([...])`): its name and value.
 static CONSTANT_DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
@@ -326,7 +336,8 @@ impl RuleSet {
                 let guarded = guarded_values(re, &r.text);
                 let swapped = re.find_iter(&r.file_added).any(|m| {
                     let t = m.as_str();
-                    !r.text.contains(t)
+                    !is_comment_line(line_around(&r.file_added, m.start()))
+                        && !r.text.contains(t)
                         && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
                         && (r.added.contains(t) || {
                             let line = line_around(&r.file_added, m.start());
@@ -336,6 +347,10 @@ impl RuleSet {
                 if swapped {
                     continue;
                 }
+                let deletes_code = r
+                    .text
+                    .lines()
+                    .any(|l| !l.trim().is_empty() && !is_comment_line(l));
                 let line_of = |start: usize| {
                     r.text[..start]
                         .rsplit('\n')
@@ -353,7 +368,12 @@ impl RuleSet {
                             && old_src.matches(t).count() > src.matches(t).count()
                     })
                     .filter(|m| !made_by_helper(&r.text, m.range(), &r.added))
+                    // Inside a function deleted whole: it counts through the calls to it.
+                    .filter(|m| !in_deleted_function(&r.text, m.start(), src))
                     .map(|m| line_of(m.start()))
+                    // A guard named in a comment counts when the block deletes code with it (the
+                    // comment says what that code did); a comment edited alone guarded nothing.
+                    .filter(|l| !is_comment_line(l) || deletes_code)
                     // A deleted list of forbidden keys is a guard where it was used.
                     .find(|l| !is_import(l) && !is_definition(l) && !defines(l, &constants))
                     .or_else(|| {

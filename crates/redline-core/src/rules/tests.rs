@@ -172,6 +172,37 @@ fn a_removed_guard_without_a_sink_pattern_is_reported_and_definitions_at_file_le
 }
 
 #[test]
+fn a_guard_named_in_an_edited_comment_is_no_removal_and_no_replacement() {
+    let rules = set(REMOVED);
+    // lodash's safeGet: the doc comment is edited (it names the guard before and after), and the
+    // check itself is deleted below it. The comment neither counts as the removal nor stands in
+    // for the deleted check; the finding goes where the check was.
+    let base = "/**\n * Origin, unless checkOrigin(req) fails or the host is bad.\n */\nfunction onUpgrade(req, socket) {\n  if (!checkOrigin(req)) {\n    return socket.destroy();\n  }\n  accept(req, socket);\n}\n";
+    let head = "/**\n * Origin, unless checkOrigin(req) fails.\n */\nfunction onUpgrade(req, socket) {\n  accept(req, socket);\n}\n";
+    assert_eq!(
+        removed_hits(&rules, Language::JavaScript, base, head),
+        vec![("t.removed-origin".into(), 5)]
+    );
+    // A comment deleted with the code it described still names that code's guard.
+    let base = "function onUpgrade(req, socket) {\n  // reject unless checkOrigin( passes\n  if (!allowed(req)) {\n    return socket.destroy();\n  }\n  accept(req, socket);\n}\n";
+    let head = "function onUpgrade(req, socket) {\n  accept(req, socket);\n}\n";
+    assert_eq!(
+        removed_hits(&rules, Language::JavaScript, base, head),
+        vec![("t.removed-origin".into(), 2)]
+    );
+}
+
+#[test]
+fn a_guard_inside_a_function_deleted_whole_is_not_reported_at_its_place() {
+    let rules = set(REMOVED);
+    // nezha: a helper holding the check is deleted together with the end of the function above
+    // it; the head no longer names the helper, so the check counts where it was called.
+    let base = "function handle(req, socket) {\n  accept(req, socket);\n  log(req);\n}\n\nfunction originAllowed(req) {\n  if (!checkOrigin(req)) {\n    return false;\n  }\n  return true;\n}\n";
+    let head = "function handle(req, socket) {\n  accept(req, socket);\n}\n";
+    assert!(removed_hits(&rules, Language::JavaScript, base, head).is_empty());
+}
+
+#[test]
 fn a_helper_that_returned_the_guarded_value_is_its_own_sink() {
     let rules = set(REMOVED);
     let base = "function label(f) {\n  return escapeHtml(f.name);\n}\n";
