@@ -28,6 +28,8 @@ pub struct Removal {
     pub text: String,
     /// The lines added in their place, joined with newlines.
     pub added: String,
+    /// Some deleted line is code, not only comments or blank lines.
+    pub deletes_code: bool,
     /// Every line the file's diff adds (a guard may come back in another hunk).
     pub file_added: std::rc::Rc<str>,
 }
@@ -74,6 +76,9 @@ pub fn removals(diff: &FileDiff) -> Vec<Removal> {
             out.push(Removal {
                 line,
                 hunk_end: hunk_end.max(line),
+                deletes_code: text
+                    .iter()
+                    .any(|l| !l.trim().is_empty() && !is_comment_line(l)),
                 text: text.join("\n"),
                 added: added.join("\n"),
                 file_added: file_added.clone(),
@@ -336,21 +341,17 @@ impl RuleSet {
                 let guarded = guarded_values(re, &r.text);
                 let swapped = re.find_iter(&r.file_added).any(|m| {
                     let t = m.as_str();
-                    !is_comment_line(line_around(&r.file_added, m.start()))
+                    let line = line_around(&r.file_added, m.start());
+                    !is_comment_line(line)
                         && !r.text.contains(t)
                         && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
-                        && (r.added.contains(t) || {
-                            let line = line_around(&r.file_added, m.start());
-                            guarded.is_empty() || guarded.iter().any(|v| line.contains(v.as_str()))
-                        })
+                        && (r.added.contains(t)
+                            || guarded.is_empty()
+                            || guarded.iter().any(|v| line.contains(v.as_str())))
                 });
                 if swapped {
                     continue;
                 }
-                let deletes_code = r
-                    .text
-                    .lines()
-                    .any(|l| !l.trim().is_empty() && !is_comment_line(l));
                 let line_of = |start: usize| {
                     r.text[..start]
                         .rsplit('\n')
@@ -373,7 +374,7 @@ impl RuleSet {
                     .map(|m| line_of(m.start()))
                     // A guard named in a comment counts when the block deletes code with it (the
                     // comment says what that code did); a comment edited alone guarded nothing.
-                    .filter(|l| !is_comment_line(l) || deletes_code)
+                    .filter(|l| !is_comment_line(l) || r.deletes_code)
                     // A deleted list of forbidden keys is a guard where it was used.
                     .find(|l| !is_import(l) && !is_definition(l) && !defines(l, &constants))
                     .or_else(|| {
