@@ -69,20 +69,7 @@ fn keys(v: &Value) -> Vec<(String, u64, String, String)> {
 }
 
 fn rules_review(dir: &std::path::Path) -> Value {
-    let r = run_in(
-        dir,
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--engine",
-            "rules",
-            "--format",
-            "json",
-        ],
-    );
+    let r = review_folders_with(dir, &["--engine", "rules"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     r.json()
 }

@@ -84,18 +84,22 @@ fn to_run(out: Output) -> Run {
 
 /// `redline review --base-dir a --head-dir b --format json` in `dir`.
 pub fn review_folders(dir: &Path) -> Run {
-    run_in(
-        dir,
-        &[
-            "review",
-            "--base-dir",
-            "a",
-            "--head-dir",
-            "b",
-            "--format",
-            "json",
-        ],
-    )
+    review_folders_with(dir, &[])
+}
+
+/// `review_folders` with more options (`--engine rules`).
+pub fn review_folders_with(dir: &Path, options: &[&str]) -> Run {
+    let mut args = vec![
+        "review",
+        "--base-dir",
+        "a",
+        "--head-dir",
+        "b",
+        "--format",
+        "json",
+    ];
+    args.extend_from_slice(options);
+    run_in(dir, &args)
 }
 
 /// Runs `redline ARGS` in `dir`.
