@@ -4,6 +4,8 @@
 //! `parse` reads git-style and plain unified diffs; it never panics on arbitrary input (see the
 //! property test) and reports the first line it cannot make sense of.
 
+mod placed;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -524,24 +526,7 @@ pub fn diff_texts(
     old: &str,
     new: &str,
 ) -> FileDiff {
-    let text = similar::TextDiff::from_lines(old, new)
-        .unified_diff()
-        .context_radius(3)
-        .header("a", "b")
-        .to_string();
-    let mut hunks = parse(&text)
-        .ok()
-        .and_then(|mut f| f.pop())
-        .map(|f| f.hunks)
-        .unwrap_or_default();
-    // similar keeps the "\r" of CRLF lines in the text; the model never holds line ends.
-    for h in &mut hunks {
-        for l in &mut h.lines {
-            if l.text.ends_with('\r') {
-                l.text.pop();
-            }
-        }
-    }
+    let hunks = placed::hunks(old, new);
     let status = match (path_old, path_new) {
         (None, Some(_)) => FileStatus::Added,
         (Some(_), None) => FileStatus::Deleted,
