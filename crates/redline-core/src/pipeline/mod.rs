@@ -322,13 +322,22 @@ impl Reviewer<'_> {
             if !near_deletion && !(h.line..=h.end_line).any(|l| added_lines.contains(&l)) {
                 continue;
             }
+            // Point at the first changed line of a multi-line node (a removed check: at the line
+            // next to the deletion).
+            let line = if near_deletion {
+                h.line
+            } else {
+                (h.line..=h.end_line)
+                    .find(|l| added_lines.contains(l))
+                    .unwrap_or(h.line)
+            };
             // A removed check and the unchecked code right after it are one bug: the finding
             // next to the deletion speaks for both (and for anything else said on its line, no
             // graver than itself), unless the change left code alone between them (another
             // edit, another place).
             if !near_deletion
                 && findings[..removed_findings].iter().any(|f| {
-                    f.severity <= h.severity && f.line == h.line
+                    f.severity <= h.severity && f.line == line
                         || (f.category == h.category
                             && f.line <= h.line
                             && h.line <= f.line + 10
@@ -353,7 +362,7 @@ impl Reviewer<'_> {
             // at the higher of their severities.
             if let Some(prev) = findings
                 .iter_mut()
-                .find(|f| f.line == h.line && f.category == h.category)
+                .find(|f| f.line == line && f.category == h.category)
             {
                 prev.severity = prev.severity.min(severity);
                 if h.confidence > prev.confidence {
@@ -364,15 +373,6 @@ impl Reviewer<'_> {
                 }
                 continue;
             }
-            // Point at the first changed line of a multi-line node (a removed check: at the line
-            // next to the deletion).
-            let line = if near_deletion {
-                h.line
-            } else {
-                (h.line..=h.end_line)
-                    .find(|l| added_lines.contains(l))
-                    .unwrap_or(h.line)
-            };
             findings.push(Finding {
                 path: path.to_string(),
                 line,
@@ -742,6 +742,35 @@ fn first_changed(changed: &std::collections::BTreeSet<u32>, first: u32, last: u3
 #[cfg(test)]
 mod tests {
     use super::language_interleaved;
+    use crate::model::Severity;
+
+    #[test]
+    fn a_multi_line_sink_and_the_removed_escape_on_its_changed_line_are_one_comment() {
+        // The innerHTML assignment starts two lines above the only changed line; the removed
+        // escape is reported on that line, and the sink rule lands there too: one comment.
+        let old = "function show(overlay, label) {\n  overlay.innerHTML = `\n    <div>\n      <b>${escapeHTML(label)}</b>\n    </div>`;\n}\n";
+        let new = old.replace("${escapeHTML(label)}", "${label}");
+        let file = crate::change::ChangedFile {
+            diff: crate::diff::diff_texts(Some("ui.js"), Some("ui.js"), old, &new),
+            old_content: Some(old.as_bytes().to_vec()),
+            new_content: Some(new.as_bytes().to_vec()),
+        };
+        let rules = crate::rules::RuleSet::builtin().expect("rules");
+        let config = crate::config::load(None, None).expect("config");
+        let reviewer = super::Reviewer {
+            rules: &rules,
+            config: &config,
+            min_severity: Severity::Suggestion,
+            count_tokens: false,
+        };
+        let review = reviewer.review(&crate::change::ChangeSet {
+            files: vec![file],
+            ..Default::default()
+        });
+        let on_line: Vec<_> = review.findings.iter().filter(|f| f.line == 4).collect();
+        assert_eq!(on_line.len(), 1, "{:#?}", review.findings);
+        assert_eq!(on_line[0].severity, Severity::Critical);
+    }
 
     #[test]
     fn threads_take_the_languages_in_turn() {
