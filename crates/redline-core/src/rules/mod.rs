@@ -67,6 +67,10 @@ pub struct Rule {
     /// match (in the same function) for the rule to report.
     #[serde(default)]
     pub sink: Option<String>,
+    /// For a removed-check rule with a `sink`: a head line of the same function matching this
+    /// means the sink no longer is one (a response declared `text/plain` renders no markup).
+    #[serde(default)]
+    pub sink_unless: Option<String>,
     /// The capture whose lines are reported (default: the first capture of the match).
     #[serde(default)]
     pub report: Option<String>,

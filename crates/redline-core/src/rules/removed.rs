@@ -478,8 +478,15 @@ impl RuleSet {
                     .map(|(i, l)| (i as u32 + 1, l))
                     .skip(lo.saturating_sub(1) as usize)
                     .take_while(|(n, _)| *n <= hi)
-                    .filter(|(_, l)| re.is_match(l) && !is_comment_line(l))
+                    .filter(|(_, l)| !is_comment_line(l))
                     .collect();
+                // A response the function now declares plain text (or JSON) renders no markup.
+                let unsinked = c
+                    .sink_unless
+                    .as_ref()
+                    .is_some_and(|u| lines.iter().any(|(_, l)| u.is_match(l)));
+                let lines: Vec<(u32, &str)> =
+                    lines.into_iter().filter(|(_, l)| re.is_match(l)).collect();
                 lines
                     .iter()
                     .find(|(n, _)| *n >= r.line)
@@ -488,11 +495,9 @@ impl RuleSet {
                     // A helper that returned the guarded value now returns it without the guard:
                     // its output is the sink.
                     .or_else(|| {
-                        (returns(&r.text) && returns(&r.added)).then(|| {
-                            let l = r.added.lines().find(|l| is_return(l)).unwrap_or("");
-                            (r.line, l.trim().to_string())
-                        })
+                        returns_unguarded(&r.text, &r.added).map(|l| (r.line, l.trim().to_string()))
                     })
+                    .filter(|_| !unsinked)
             } else {
                 Some((r.line, String::new()))
             };
@@ -628,8 +633,39 @@ fn is_return(line: &str) -> bool {
     line.trim_start().starts_with("return ")
 }
 
-fn returns(block: &str) -> bool {
-    block.lines().any(is_return)
+/// The return that now hands back, unguarded, what the deleted return passed through its guard
+/// (`return quote(x)` -> `return x`). A deleted `return validate(cfg)` returned the check's
+/// verdict, not a value: only a return of what it was given (`return cfg`) replaces it.
+fn returns_unguarded<'a>(deleted: &str, added: &'a str) -> Option<&'a str> {
+    static VERDICT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        ascii_regex(r"^\s*return\s+(?:[\w$]+\.)*(?:[vV]alidate|[cC]heck|[vV]erify|[eE]nsure|[iI]s[A-Z_])\w*\((.*)\)")
+            .unwrap()
+    });
+    if !deleted.lines().any(is_return) {
+        return None;
+    }
+    let given: std::collections::HashSet<&str> = deleted
+        .lines()
+        .filter_map(|l| VERDICT.captures(l)?.get(1))
+        .flat_map(|m| words(m.as_str()))
+        .collect();
+    let verdicts = deleted.lines().any(|l| VERDICT.is_match(l));
+    added
+        .lines()
+        .filter(|l| is_return(l))
+        .find(|l| !verdicts || words(&l.trim_start()["return ".len()..]).any(|w| given.contains(w)))
+}
+
+/// The identifiers of a piece of code, without the literals every language returns.
+fn words(code: &str) -> impl Iterator<Item = &str> {
+    code.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == '$'))
+        .filter(|w| w.chars().next().is_some_and(|c| !c.is_ascii_digit()))
+        .filter(|w| {
+            !matches!(
+                *w,
+                "nil" | "null" | "None" | "true" | "false" | "True" | "False" | "undefined" | "err"
+            )
+        })
 }
 
 /// The replacing lines spell the deleted line with the matched text swapped for a call without

@@ -84,6 +84,7 @@ pub(super) struct Compiled {
     pub(super) removed: Option<LazyRegex>,
     pub(super) removed_unless: Option<LazyRegex>,
     pub(super) sink: Option<LazyRegex>,
+    pub(super) sink_unless: Option<LazyRegex>,
 }
 
 impl Compiled {
@@ -288,6 +289,7 @@ impl RuleSet {
             let removed = lazy(&rule.removed);
             let sink = lazy(&rule.sink);
             let removed_unless = lazy(&rule.removed_unless);
+            let sink_unless = lazy(&rule.sink_unless);
             compiled.push(Compiled {
                 rule,
                 langs,
@@ -296,6 +298,7 @@ impl RuleSet {
                 removed,
                 removed_unless,
                 sink,
+                sink_unless,
             });
         }
         fn slots<T>() -> HashMap<Language, std::sync::OnceLock<T>> {
@@ -851,6 +854,7 @@ fn compile_rule(rule: &Rule) -> Result<()> {
         ("removed", &rule.removed),
         ("sink", &rule.sink),
         ("removed_unless", &rule.removed_unless),
+        ("sink_unless", &rule.sink_unless),
     ];
     for (name, pattern) in fields {
         if let Some(p) = pattern {
