@@ -33,10 +33,20 @@ struct Group {
     end: usize,
 }
 
+/// How many changed lines run from `i` on, and up to `i` (exclusive).
+fn run_from(changed: &[bool], i: usize) -> usize {
+    changed[i..].iter().take_while(|c| **c).count()
+}
+fn run_to(changed: &[bool], i: usize) -> usize {
+    changed[..i].iter().rev().take_while(|c| **c).count()
+}
+
 /// The first run of changed lines (empty when the first line is unchanged).
 fn first(changed: &[bool]) -> Group {
-    let end = changed.iter().take_while(|c| **c).count();
-    Group { start: 0, end }
+    Group {
+        start: 0,
+        end: run_from(changed, 0),
+    }
 }
 
 /// Moves to the next run (possibly empty) after `g`; false at the end.
@@ -45,11 +55,7 @@ fn next(changed: &[bool], g: &mut Group) -> bool {
         return false;
     }
     g.start = g.end + 1;
-    g.end = g.start
-        + changed[g.start.min(changed.len())..]
-            .iter()
-            .take_while(|c| **c)
-            .count();
+    g.end = g.start + run_from(changed, g.start);
     true
 }
 
@@ -59,7 +65,7 @@ fn previous(changed: &[bool], g: &mut Group) {
         return;
     }
     g.end = g.start - 1;
-    g.start = g.end - changed[..g.end].iter().rev().take_while(|c| **c).count();
+    g.start = g.end - run_to(changed, g.end);
 }
 
 /// One side's lines and which of them changed.
@@ -70,12 +76,8 @@ struct Side<'a, 'c> {
 
 impl Side<'_, '_> {
     fn extend(&self, g: &mut Group) {
-        g.end += self.changed[g.end..].iter().take_while(|c| **c).count();
-        g.start -= self.changed[..g.start]
-            .iter()
-            .rev()
-            .take_while(|c| **c)
-            .count();
+        g.end += run_from(self.changed, g.end);
+        g.start -= run_to(self.changed, g.start);
     }
 
     fn slide_down(&mut self, g: &mut Group) -> bool {
@@ -259,11 +261,11 @@ impl Score {
         if indent > pre {
             self.penalty += if any_blanks { 10 } else { -4 };
         } else if indent < pre {
+            // An outdent (the next line indents again) or a dedent; blanks soften both alike.
             let outdent = m.post_indent.is_some_and(|p| p > indent);
-            self.penalty += match (outdent, any_blanks) {
-                (true, true) => 17,
-                (true, false) => 24,
-                (false, true) => 17,
+            self.penalty += match (any_blanks, outdent) {
+                (true, _) => 17,
+                (false, true) => 24,
                 (false, false) => 23,
             };
         }

@@ -644,16 +644,16 @@ fn returns_unguarded<'a>(deleted: &str, added: &'a str) -> Option<&'a str> {
     if !deleted.lines().any(is_return) {
         return None;
     }
-    let given: std::collections::HashSet<&str> = deleted
+    let verdict_args: Vec<&str> = deleted
         .lines()
-        .filter_map(|l| VERDICT.captures(l)?.get(1))
-        .flat_map(|m| words(m.as_str()))
+        .filter_map(|l| Some(VERDICT.captures(l)?.get(1)?.as_str()))
         .collect();
-    let verdicts = deleted.lines().any(|l| VERDICT.is_match(l));
-    added
-        .lines()
-        .filter(|l| is_return(l))
-        .find(|l| !verdicts || words(&l.trim_start()["return ".len()..]).any(|w| given.contains(w)))
+    let given: std::collections::HashSet<&str> =
+        verdict_args.iter().flat_map(|a| words(a)).collect();
+    added.lines().filter(|l| is_return(l)).find(|l| {
+        verdict_args.is_empty()
+            || words(&l.trim_start()["return ".len()..]).any(|w| given.contains(w))
+    })
 }
 
 /// The identifiers of a piece of code, without the literals every language returns.
