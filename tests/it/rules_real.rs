@@ -222,3 +222,31 @@ fn a_deleted_list_of_forbidden_keys_is_reported_where_it_was_used() {
         "{v}"
     );
 }
+
+#[test]
+fn a_deleted_guard_that_repeats_the_guard_above_is_reported_where_git_shows_it_gone() {
+    // The deleted lines could sit four lines higher (their `c.JSON/return/}/blank` tail repeats
+    // the guard above); a plain Myers diff puts them there. Git, and so every pull request,
+    // shows the regex check gone just above `os.Open`: the finding belongs there (head line 10).
+    let guard = "\tif !strings.Contains(filePath, \"/var/lib/app\") {\n\t\tc.JSON(http.StatusNotFound, \"denied\")\n\t\treturn\n\t}\n\n";
+    let check = "\tmatched, err := regexp.MatchString(`^/var/lib/app/\\d`, filePath)\n\tif err != nil {\n\t\tc.JSON(http.StatusNotFound, \"denied\")\n\t\treturn\n\t}\n\tif !matched {\n\t\tc.JSON(http.StatusNotFound, \"denied\")\n\t\treturn\n\t}\n\n";
+    let open = "\tfileTmp, _ := os.Open(filePath)\n\tdefer fileTmp.Close()\n\tio.Copy(c.Writer, fileTmp)\n}\n";
+    let func = "func GetUserImage(c *gin.Context) {\n\tfilePath := c.Query(\"path\")\n";
+    // The change also drops the `regexp` import, as the real fix's reversal did.
+    let base = format!("package route\n\nimport \"regexp\"\n{func}{guard}{check}{open}");
+    let head = format!("package route\n\n{func}{guard}{open}");
+    let v = review_dirs(
+        &[("route/user.go", base.as_bytes())],
+        &[("route/user.go", head.as_bytes())],
+    );
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "route/user.go".to_string(),
+            10,
+            "removed.path-containment".to_string()
+        )],
+        "{got:?}"
+    );
+}
