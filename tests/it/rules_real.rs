@@ -250,3 +250,61 @@ fn a_deleted_guard_that_repeats_the_guard_above_is_reported_where_git_shows_it_g
         "{got:?}"
     );
 }
+
+#[test]
+fn html_written_with_fmt_is_reported_on_the_line_of_the_request_value() {
+    // The page is a raw string over several lines; the escape belongs where the values are.
+    let page = "package web\n\nfunc fallback(w http.ResponseWriter, r *http.Request) {\n\tfmt.Fprintf(w, `<html>\n<body>\n<h1>%s</h1>\n<p>%s</p>\n</body>\n</html>\n`, r.URL.Query().Get(\"error\"), r.URL.Query().Get(\"hint\"))\n}\n";
+    let v = review_dirs(&[], &[("web/fallback.go", page.as_bytes())]);
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "web/fallback.go".to_string(),
+            10,
+            "go.xss.fprintf-html".to_string()
+        )],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_removed_escape_kept_in_a_variable_is_reported_where_its_use_now_takes_the_raw_value() {
+    let base = "function page(hostname: string): string {\n  const safeHostname = escapeHtml(hostname);\n\n  return `<!doctype html>\n<html>\n  <body>\n    <h1>Blocked: \"${safeHostname}\"</h1>\n  </body>\n</html>`;\n}\n";
+    let head = "function page(hostname: string): string {\n  return `<!doctype html>\n<html>\n  <body>\n    <h1>Blocked: \"${hostname}\"</h1>\n  </body>\n</html>`;\n}\n";
+    let v = review_dirs(
+        &[("src/page.ts", base.as_bytes())],
+        &[("src/page.ts", head.as_bytes())],
+    );
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "src/page.ts".to_string(),
+            5,
+            "removed.html-escape".to_string()
+        )],
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_guard_that_only_moved_within_its_line_is_not_where_the_removal_is_reported() {
+    // Two edits in one function: the first moves `--` before the host, the second drops it.
+    let base = "package proxy\n\nfunc run(host, doCmd, translated string, tty bool) error {\n\targs := []string{}\n\tif translated != \"\" {\n\t\targs = append(args, host, \"--\", translated)\n\t} else {\n\t\tif tty {\n\t\t\targs = append(args, \"-t\")\n\t\t}\n\t\targs = append(args, host, \"--\", doCmd)\n\t}\n\treturn exec.Command(\"ssh\", args...).Run()\n}\n";
+    let head = "package proxy\n\nfunc run(host, doCmd, translated string, tty bool) error {\n\targs := []string{}\n\tif translated != \"\" {\n\t\targs = append(args, \"--\", host, translated)\n\t} else {\n\t\tif tty {\n\t\t\targs = append(args, \"-t\")\n\t\t}\n\t\targs = append(args, host, doCmd)\n\t}\n\treturn exec.Command(\"ssh\", args...).Run()\n}\n";
+    let v = review_dirs(
+        &[("proxy/run.go", base.as_bytes())],
+        &[("proxy/run.go", head.as_bytes())],
+    );
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "proxy/run.go".to_string(),
+            11,
+            "removed.shell-argument-guard".to_string()
+        )],
+        "{got:?}"
+    );
+}

@@ -124,6 +124,38 @@ fn guarded_values(re: &regex::Regex, text: &str) -> Vec<String> {
     values
 }
 
+/// When the deleted guard line kept its result in a variable (`const safe = escapeHtml(host)`)
+/// that the head file no longer names, the head line of the first other deleted block that used
+/// the variable and was replaced by lines without it (`${safe}` -> `${host}`), after the
+/// deletion and up to `until` (the end of its function).
+fn replaced_use(
+    snippet: &str,
+    ki: usize,
+    removals: &[Removal],
+    src: &str,
+    until: u32,
+) -> Option<u32> {
+    static ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        ascii_regex(r"^(?:(?:const|let|var)\s+)?([A-Za-z_$][\w$]*)\s*:?=[^=]").unwrap()
+    });
+    let name = ASSIGNMENT.captures(snippet)?.get(1)?.as_str();
+    if contains_word(src, name) {
+        return None;
+    }
+    removals
+        .iter()
+        .enumerate()
+        .find(|(i, u)| {
+            *i != ki
+                && u.line >= removals[ki].line
+                && u.line <= until
+                && !u.added.is_empty()
+                && contains_word(&u.text, name)
+                && !contains_word(&u.added, name)
+        })
+        .map(|(_, u)| u.line)
+}
+
 /// The line of `text` around byte `at`.
 fn line_around(text: &str, at: usize) -> &str {
     let start = text[..at].rfind('\n').map_or(0, |i| i + 1);
@@ -367,6 +399,9 @@ impl RuleSet {
                         !t.trim().is_empty()
                             && !c.removed_unless.as_ref().is_some_and(|u| u.is_match(t))
                             && old_src.matches(t).count() > src.matches(t).count()
+                            // The lines that replaced the block still hold it (a `--` moved
+                            // within the argument list): the guard went elsewhere, if anywhere.
+                            && r.text.matches(t).count() > r.added.matches(t).count()
                     })
                     .filter(|m| !made_by_helper(&r.text, m.range(), &r.added))
                     // Inside a function deleted whole: it counts through the calls to it.
@@ -518,14 +553,17 @@ impl RuleSet {
                     shorten(&sink_text, 70)
                 ));
             }
-            let end_line = if sink_line >= r.line && sink_line <= r.hunk_end {
+            // The guarded value was kept in a variable the change deletes: the fix goes where
+            // a use of it now takes the raw value.
+            let line = replaced_use(&snippet, ki, removals, src, to).unwrap_or(r.line);
+            let end_line = if line == r.line && sink_line >= r.line && sink_line <= r.hunk_end {
                 sink_line
             } else {
-                r.line
+                line
             };
             hits.push(RuleHit {
                 rule_id: c.rule.id.clone(),
-                line: r.line,
+                line,
                 end_line,
                 severity: c.rule.severity,
                 category: c.rule.category.clone(),

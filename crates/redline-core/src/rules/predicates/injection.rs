@@ -105,15 +105,23 @@ pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
             None => return false,
         },
     };
-    let tainted = match n.kind() {
+    if !HTML_TAG.is_match(&lit) {
+        return false;
+    }
+    match n.kind() {
         "call" | "call_expression" => {
+            // The finding goes on the value's line: after a long format string (a whole page in
+            // a raw string) that is where the escape belongs.
             for_args(n.child_by_field_name("arguments").unwrap_or(n), |x| {
-                a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0, true)
+                let hit = a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0, true);
+                if hit {
+                    a.focus.set(Some(x.start_byte()));
+                }
+                hit
             })
         }
         _ => a.is_tainted(n, Trust::Remote) && !sanitized(a, n, 0, true),
-    };
-    HTML_TAG.is_match(&lit) && tainted
+    }
 }
 
 /// `target[key] = value` in a recursive merge or a path setter, where key comes from the input's

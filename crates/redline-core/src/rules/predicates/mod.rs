@@ -152,6 +152,7 @@ impl Predicate {
         matches!(
             self,
             Predicate::Unsanitized
+                | Predicate::HtmlTainted
                 | Predicate::MarkupFromValues
                 | Predicate::CodeFromValues
                 | Predicate::BacktrackingRegex
