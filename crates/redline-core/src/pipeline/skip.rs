@@ -135,7 +135,8 @@ fn readable(
 }
 
 /// Test code, by the conventions of the four languages: a `test`, `tests`, `__tests__`, `testing`,
-/// `spec` or `e2e` folder, `test_*.py`, `*_test.py`, `*_test.go`, `conftest.py`, and
+/// `spec` or `e2e` folder, `test_*.py`, `*_test.py`, `*_test.go`, `conftest.py`, Django's
+/// `tests.py`, and
 /// `*.test.*`/`*.spec.*` for JavaScript and TypeScript. Written out rather than as a regex, whose
 /// compilation was a tenth of a one-line review.
 pub fn is_test_path(path: &str) -> bool {
@@ -156,6 +157,7 @@ pub fn is_test_path(path: &str) -> bool {
         || name.ends_with("_test.py")
         || name.ends_with("_test.go")
         || name == "conftest.py"
+        || name == "tests.py"
     {
         return true;
     }
@@ -203,7 +205,7 @@ mod tests {
 
     /// The convention as the regex it replaced: the written-out check must agree with it.
     fn by_regex(path: &str) -> bool {
-        regex::Regex::new(r"(^|/)(tests?|__tests__|testing|spec|e2e)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|(^|/)conftest\.py$|\.(test|spec)\.[cm]?[jt]sx?$")
+        regex::Regex::new(r"(^|/)(tests?|__tests__|testing|spec|e2e)/|(^|/)test_[^/]*\.py$|_test\.(py|go)$|(^|/)(conftest|tests)\.py$|\.(test|spec)\.[cm]?[jt]sx?$")
             .unwrap()
             .is_match(path)
     }
@@ -217,6 +219,7 @@ mod tests {
             "a/b.spec.tsx",
             "a/b.test.mjs",
             "conftest.py",
+            "alerts/tests.py",
             "e2e/x.ts",
             "test_.py",
         ] {
@@ -228,6 +231,7 @@ mod tests {
             "contest.py",
             "a/testdata.go",
             "a/b.test.py",
+            "a/mytests.py",
             "spec",
             "tests",
         ] {
