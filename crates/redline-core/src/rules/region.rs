@@ -57,7 +57,20 @@ impl<'s> Region<'s> {
     ) -> Region<'s> {
         let root = tree.root_node();
         let mut cursor = root.walk();
-        let mut ids = std::collections::HashSet::new();
+        let grammar = lang.grammar();
+        // Kind ids index plain vectors: a review of new files visits every node of them.
+        let kinds_count = grammar.node_kind_count();
+        // The last slot holds every id past the grammar's own kinds (ERROR is u16::MAX).
+        let slot = |id: u16| (id as usize).min(kinds_count);
+        let id_of = |slot: usize| {
+            if slot < kinds_count {
+                slot as u16
+            } else {
+                u16::MAX
+            }
+        };
+        let slots = kinds_count + 1;
+        let mut ids = vec![false; slots];
         let mut region = Region {
             text: String::new(),
             kinds: std::collections::HashSet::new(),
@@ -66,21 +79,38 @@ impl<'s> Region<'s> {
             children: HashMap::new(),
             src,
         };
-        // Per kind, the byte ranges of the outermost nodes of that kind seen so far (a parent is
-        // always seen before its children).
-        let mut outermost: HashMap<u16, Vec<std::ops::Range<usize>>> = HashMap::new();
+        // How many of the lines are at or before each row (1-based): a node overlaps a line when
+        // the count grows between its first and last rows.
+        let rows = src.lines().count() + 2;
+        let mut upto = vec![0u32; rows + 1];
+        for &l in lines {
+            if let Some(c) = upto.get_mut(l as usize) {
+                *c += 1;
+            }
+        }
+        for i in 1..upto.len() {
+            upto[i] += upto[i - 1];
+        }
+        let overlaps = |start: u32, end: u32| {
+            let at = |r: u32| upto[(r as usize).min(upto.len() - 1)];
+            at(end) > at(start - 1)
+        };
+        // Per kind, the byte ranges of the outermost nodes of that kind (a parent is always seen
+        // before its children).
+        let mut outermost: Vec<Vec<std::ops::Range<usize>>> = vec![Vec::new(); slots];
         let keep_near = lines.len() <= NEAR_LINES;
         // Per node that may start a match (kind, byte range): its fewest levels above a node
         // that may report.
         let mut near: HashMap<(u16, usize, usize), (usize, Vec<u16>)> = HashMap::new();
         // For each kind of the nodes that overlap a line, the kinds of their children.
-        let mut children: HashMap<u16, std::collections::HashSet<u16>> = HashMap::new();
+        let mut children: Vec<Vec<bool>> = vec![Vec::new(); slots];
+        let mut walker = root.walk();
         for child in root.children(&mut cursor) {
             let (start, end) = (
                 child.start_position().row as u32 + 1,
                 child.end_position().row as u32 + 1,
             );
-            if lines.range(start..=end).next().is_none() {
+            if !overlaps(start, end) {
                 continue;
             }
             region.text.push_str(&src[child.byte_range()]);
@@ -95,44 +125,62 @@ impl<'s> Region<'s> {
                     node.start_position().row as u32 + 1,
                     node.end_position().row as u32 + 1,
                 );
-                if lines.range(start..=end).next().is_none() {
+                if !overlaps(start, end) {
                     continue;
                 }
+                let id = slot(node.kind_id());
                 path.truncate(level);
-                path.push(node);
-                ids.insert(node.kind_id());
-                let ranges = outermost.entry(node.kind_id()).or_default();
-                let r = node.byte_range();
-                if !ranges.iter().any(|o| o.start <= r.start && r.end <= o.end) {
-                    ranges.push(r);
+                // Depth first, a node lies inside an earlier node of its kind only when that
+                // node is one of its ancestors (the path above it): no need to compare ranges.
+                if !path.iter().any(|a| a.kind_id() == node.kind_id()) {
+                    outermost[id].push(node.byte_range());
                 }
-                if keep_near && lines.range(start..=end.min(start + 4)).next().is_some() {
+                path.push(node);
+                ids[id] = true;
+                if keep_near && overlaps(start, end.min(start + 4)) {
                     for (up, n) in path.iter().rev().take(NEAR_DEPTH + 1).enumerate() {
                         let key = (n.kind_id(), n.start_byte(), n.end_byte());
                         let (levels, _) = near.entry(key).or_insert_with(|| (up, child_ids(*n)));
                         *levels = (*levels).min(up);
                     }
                 }
-                children
-                    .entry(node.kind_id())
-                    .or_default()
-                    .extend(child_ids(node));
-                let mut c = node.walk();
-                stack.extend(node.children(&mut c).map(|n| (n, level + 1)));
+                // One walk of the children, with one cursor for the whole file.
+                let kids = &mut children[id];
+                if kids.is_empty() {
+                    kids.resize(slots, false);
+                }
+                walker.reset(node);
+                if walker.goto_first_child() {
+                    loop {
+                        let n = walker.node();
+                        kids[slot(n.kind_id())] = true;
+                        stack.push((n, level + 1));
+                        if !walker.goto_next_sibling() {
+                            break;
+                        }
+                    }
+                }
             }
         }
-        let grammar = lang.grammar();
         let name = |id: u16| grammar.node_kind_for_id(id).unwrap_or_default().to_string();
+        let set = |flags: &[bool]| -> Vec<u16> {
+            (0..flags.len()).filter(|&i| flags[i]).map(id_of).collect()
+        };
         region.children = children
-            .into_iter()
-            .map(|(id, kids)| (name(id), kids.into_iter().map(name).collect()))
+            .iter()
+            .enumerate()
+            .filter(|(_, kids)| !kids.is_empty())
+            .map(|(i, kids)| (name(id_of(i)), set(kids).into_iter().map(name).collect()))
             .collect();
-        region.kinds = ids
+        region.kinds = set(&ids)
             .into_iter()
             .filter_map(|id| grammar.node_kind_for_id(id).map(str::to_string))
             .collect();
-        for (id, ranges) in outermost {
-            let Some(kind) = grammar.node_kind_for_id(id) else {
+        for (i, ranges) in outermost.into_iter().enumerate() {
+            if ranges.is_empty() {
+                continue;
+            }
+            let Some(kind) = grammar.node_kind_for_id(id_of(i)) else {
                 continue;
             };
             let text = region.by_kind.entry(kind.to_string()).or_default();
@@ -208,5 +256,29 @@ impl<'s> Region<'s> {
             kept_end = kept_end.max(r.end);
         }
         (!text.is_empty()).then_some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_with_a_syntax_error_has_an_error_region() {
+        // ERROR's kind id (u16::MAX) lies past the grammar's own kinds.
+        let src = "def f(x):\n    return open(x\n\nclass (:\n    pass\n";
+        let mut parser = tree_sitter::Parser::new();
+        parser.set_language(&Language::Python.grammar()).unwrap();
+        let tree = parser.parse(src, None).unwrap();
+        assert!(tree.root_node().has_error());
+        let every_line = (1..=5).collect();
+        let region = Region::of(Language::Python, src, &tree, &every_line);
+        assert!(region.kinds.contains("ERROR"), "{:?}", region.kinds);
+        assert!(region.kinds.contains("identifier"));
+        assert!(region.by_kind["ERROR"].contains("class"));
+        let one_line = [2].into_iter().collect();
+        let near = Region::of(Language::Python, src, &tree, &one_line);
+        assert!(near.near.is_some());
+        assert!(near.kinds.contains("identifier"));
     }
 }
