@@ -308,3 +308,24 @@ fn a_guard_that_only_moved_within_its_line_is_not_where_the_removal_is_reported(
         "{got:?}"
     );
 }
+
+#[test]
+fn a_deleted_escaped_variable_whose_use_takes_another_value_stays_next_to_the_deletion() {
+    // `${safe}` became `${label}`, not the raw `name`: nothing says the escape belongs there.
+    let base = "function render(name: string, el: Element) {\n  const safe = escapeHtml(name);\n  const label = lookup(name);\n  el.innerHTML = `<b>${safe}</b>`;\n  log(label);\n}\n";
+    let head = "function render(name: string, el: Element) {\n  const label = lookup(name);\n  el.innerHTML = `<b>${label}</b>`;\n  log(label);\n}\n";
+    let v = review_dirs(
+        &[("src/render.ts", base.as_bytes())],
+        &[("src/render.ts", head.as_bytes())],
+    );
+    let got = findings(&v);
+    assert_eq!(
+        got,
+        vec![(
+            "src/render.ts".to_string(),
+            2,
+            "removed.html-escape".to_string()
+        )],
+        "{got:?}"
+    );
+}

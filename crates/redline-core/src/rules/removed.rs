@@ -126,8 +126,8 @@ fn guarded_values(re: &regex::Regex, text: &str) -> Vec<String> {
 
 /// When the deleted guard line kept its result in a variable (`const safe = escapeHtml(host)`)
 /// that the head file no longer names, the head line of the first other deleted block that used
-/// the variable and was replaced by lines without it (`${safe}` -> `${host}`), after the
-/// deletion and up to `until` (the end of its function).
+/// the variable and was replaced by lines that take the guard's argument raw
+/// (`${safe}` -> `${host}`), after the deletion and up to `until` (the end of its function).
 fn replaced_use(
     snippet: &str,
     ki: usize,
@@ -142,6 +142,10 @@ fn replaced_use(
     if contains_word(src, name) {
         return None;
     }
+    // What the guard was given, read from its call on the line (`escapeHtml(host)` -> host):
+    // the use must now take it raw. A call whose arguments go on later lines gives nothing.
+    let (_, args) = snippet.split_once('(')?;
+    let raw: Vec<&str> = words(args.rsplit_once(')')?.0).collect();
     removals
         .iter()
         .enumerate()
@@ -152,6 +156,7 @@ fn replaced_use(
                 && !u.added.is_empty()
                 && contains_word(&u.text, name)
                 && !contains_word(&u.added, name)
+                && raw.iter().any(|w| contains_word(&u.added, w))
         })
         .map(|(_, u)| u.line)
 }
