@@ -15,6 +15,16 @@ fn review_dirs(base: &[(&str, &[u8])], head: &[(&str, &[u8])]) -> serde_json::Va
     r.json()
 }
 
+/// The review's one finding is `rule` at `path:line`.
+fn assert_only_finding(v: &serde_json::Value, path: &str, line: u64, rule: &str) {
+    let got = findings(v);
+    assert_eq!(
+        got,
+        vec![(path.to_string(), line, rule.to_string())],
+        "{got:?}"
+    );
+}
+
 fn notes(v: &serde_json::Value) -> Vec<String> {
     v["summary"]["notes"]
         .as_array()
@@ -97,16 +107,7 @@ fn a_deleted_containment_check_is_reported_next_to_the_deletion() {
     let head = b"package unpack\n\nfunc writeEntry(hdr *tar.Header, dest string) error {\n\ttarget := filepath.Join(dest, hdr.Name)\n\tf, err := os.Create(target)\n\tif err != nil {\n\t\treturn err\n\t}\n\treturn f.Close()\n}\n";
     // The file only loses lines: it is still reviewed.
     let v = review_dirs(&[("unpack/tar.go", base)], &[("unpack/tar.go", head)]);
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "unpack/tar.go".to_string(),
-            5,
-            "removed.path-containment".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "unpack/tar.go", 5, "removed.path-containment");
     let msg = v["findings"][0]["message"].as_str().unwrap();
     assert!(msg.contains("strings.HasPrefix"), "{msg}");
     assert!(msg.contains("os.Create(target)"), "{msg}");
@@ -239,16 +240,7 @@ fn a_deleted_guard_that_repeats_the_guard_above_is_reported_where_git_shows_it_g
         &[("route/user.go", base.as_bytes())],
         &[("route/user.go", head.as_bytes())],
     );
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "route/user.go".to_string(),
-            10,
-            "removed.path-containment".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "route/user.go", 10, "removed.path-containment");
 }
 
 #[test]
@@ -256,16 +248,7 @@ fn html_written_with_fmt_is_reported_on_the_line_of_the_request_value() {
     // The page is a raw string over several lines; the escape belongs where the values are.
     let page = "package web\n\nfunc fallback(w http.ResponseWriter, r *http.Request) {\n\tfmt.Fprintf(w, `<html>\n<body>\n<h1>%s</h1>\n<p>%s</p>\n</body>\n</html>\n`, r.URL.Query().Get(\"error\"), r.URL.Query().Get(\"hint\"))\n}\n";
     let v = review_dirs(&[], &[("web/fallback.go", page.as_bytes())]);
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "web/fallback.go".to_string(),
-            10,
-            "go.xss.fprintf-html".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "web/fallback.go", 10, "go.xss.fprintf-html");
 }
 
 #[test]
@@ -276,16 +259,7 @@ fn a_removed_escape_kept_in_a_variable_is_reported_where_its_use_now_takes_the_r
         &[("src/page.ts", base.as_bytes())],
         &[("src/page.ts", head.as_bytes())],
     );
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "src/page.ts".to_string(),
-            5,
-            "removed.html-escape".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "src/page.ts", 5, "removed.html-escape");
 }
 
 #[test]
@@ -297,16 +271,7 @@ fn a_guard_that_only_moved_within_its_line_is_not_where_the_removal_is_reported(
         &[("proxy/run.go", base.as_bytes())],
         &[("proxy/run.go", head.as_bytes())],
     );
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "proxy/run.go".to_string(),
-            11,
-            "removed.shell-argument-guard".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "proxy/run.go", 11, "removed.shell-argument-guard");
 }
 
 #[test]
@@ -318,14 +283,5 @@ fn a_deleted_escaped_variable_whose_use_takes_another_value_stays_next_to_the_de
         &[("src/render.ts", base.as_bytes())],
         &[("src/render.ts", head.as_bytes())],
     );
-    let got = findings(&v);
-    assert_eq!(
-        got,
-        vec![(
-            "src/render.ts".to_string(),
-            2,
-            "removed.html-escape".to_string()
-        )],
-        "{got:?}"
-    );
+    assert_only_finding(&v, "src/render.ts", 2, "removed.html-escape");
 }
