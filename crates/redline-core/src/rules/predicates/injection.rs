@@ -83,7 +83,7 @@ pub(super) fn reach_of_unsanitized_part<'t>(a: &Analysis<'t>, n: Node<'t>) {
 }
 
 /// HTML built from request input: a string with a tag in its literal text and a tainted part.
-pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
+pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>, at_value: bool) -> bool {
     // Cheap first: HTML needs a `<` somewhere in the function.
     if !a.text(a.enclosing_function(n)).contains('<') {
         return false;
@@ -110,11 +110,11 @@ pub(super) fn html_tainted<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     }
     match n.kind() {
         "call" | "call_expression" => {
-            // The finding goes on the value's line: after a long format string (a whole page in
-            // a raw string) that is where the escape belongs.
+            // With `at_value`, the finding goes on the value's line: after a long format string
+            // (a whole page in a raw string) that is where the escape belongs.
             for_args(n.child_by_field_name("arguments").unwrap_or(n), |x| {
                 let hit = a.is_tainted(x, Trust::Remote) && !sanitized(a, x, 0, true);
-                if hit {
+                if hit && at_value {
                     a.focus.set(Some(x.start_byte()));
                 }
                 hit

@@ -49,6 +49,8 @@ pub enum Predicate {
     NotConstant,
     Unsanitized,
     HtmlTainted,
+    /// `html-tainted`, with the finding on the line of the request value.
+    HtmlTaintedValue,
     MarkupFromValues,
     CodeFromValues,
     PasswordContext,
@@ -98,6 +100,7 @@ impl Predicate {
         ("not-constant", Predicate::NotConstant),
         ("unsanitized", Predicate::Unsanitized),
         ("html-tainted", Predicate::HtmlTainted),
+        ("html-tainted-value", Predicate::HtmlTaintedValue),
         ("markup-from-values", Predicate::MarkupFromValues),
         ("code-from-values", Predicate::CodeFromValues),
         ("password-context", Predicate::PasswordContext),
@@ -152,7 +155,7 @@ impl Predicate {
         matches!(
             self,
             Predicate::Unsanitized
-                | Predicate::HtmlTainted
+                | Predicate::HtmlTaintedValue
                 | Predicate::MarkupFromValues
                 | Predicate::CodeFromValues
                 | Predicate::BacktrackingRegex
@@ -202,7 +205,8 @@ pub fn eval<'t>(
             }
             ok
         }
-        Predicate::HtmlTainted => injection::html_tainted(a, n),
+        Predicate::HtmlTainted => injection::html_tainted(a, n, false),
+        Predicate::HtmlTaintedValue => injection::html_tainted(a, n, true),
         Predicate::MarkupFromValues => markup::markup_from_values(a, n),
         Predicate::CodeFromValues => markup::code_from_values(a, n),
         Predicate::PasswordContext => secrets::password_context(a, n),
