@@ -62,13 +62,7 @@ impl<'s> Region<'s> {
         let kinds_count = grammar.node_kind_count();
         // The last slot holds every id past the grammar's own kinds (ERROR is u16::MAX).
         let slot = |id: u16| (id as usize).min(kinds_count);
-        let id_of = |slot: usize| {
-            if slot < kinds_count {
-                slot as u16
-            } else {
-                u16::MAX
-            }
-        };
+        let id_of = |i: usize| if i < kinds_count { i as u16 } else { u16::MAX };
         let slots = kinds_count + 1;
         let mut ids = vec![false; slots];
         let mut region = Region {
