@@ -263,6 +263,19 @@ fn a_removed_escape_kept_in_a_variable_is_reported_where_its_use_now_takes_the_r
 }
 
 #[test]
+fn a_removed_middleware_is_reported_on_the_route_that_no_longer_takes_it() {
+    // The guard's variable goes, and the route it was mounted on is the same call without it:
+    // the fix puts it back there, not at the deletion.
+    let base = "export class DownloadEndpoint {\n    configure(app: Application): void {\n        // Only signed-in connections may read files.\n        const guard: RequestHandler = (request, response, next) => this.validator.validateRequest(request, response, next);\n        const router = Router();\n        router.get('/', (request, response) => this.handler.handle(request, response));\n        app.use(json());\n        app.use('/files', guard, router);\n    }\n}\n";
+    let head = "export class DownloadEndpoint {\n    configure(app: Application): void {\n        const router = Router();\n        router.get('/', (request, response) => this.handler.handle(request, response));\n        app.use(json());\n        app.use('/files', router);\n    }\n}\n";
+    let v = review_dirs(
+        &[("src/endpoint.ts", base.as_bytes())],
+        &[("src/endpoint.ts", head.as_bytes())],
+    );
+    assert_only_finding(&v, "src/endpoint.ts", 6, "removed.authorization-check");
+}
+
+#[test]
 fn a_guard_that_only_moved_within_its_line_is_not_where_the_removal_is_reported() {
     // Two edits in one function: the first moves `--` before the host, the second drops it.
     let base = "package proxy\n\nfunc run(host, doCmd, translated string, tty bool) error {\n\targs := []string{}\n\tif translated != \"\" {\n\t\targs = append(args, host, \"--\", translated)\n\t} else {\n\t\tif tty {\n\t\t\targs = append(args, \"-t\")\n\t\t}\n\t\targs = append(args, host, \"--\", doCmd)\n\t}\n\treturn exec.Command(\"ssh\", args...).Run()\n}\n";

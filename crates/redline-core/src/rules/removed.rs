@@ -127,7 +127,9 @@ fn guarded_values(re: &regex::Regex, text: &str) -> Vec<String> {
 /// When the deleted guard line kept its result in a variable (`const safe = escapeHtml(host)`)
 /// that the head file no longer names, the head line of the first other deleted block that used
 /// the variable and was replaced by lines that take the guard's argument raw
-/// (`${safe}` -> `${host}`), after the deletion and up to `until` (the end of its function).
+/// (`${safe}` -> `${host}`), or by the same lines without it (a middleware dropped from a route:
+/// `app.use(PATH, guard, router)` -> `app.use(PATH, router)`), after the deletion and up to
+/// `until` (the end of its function).
 fn replaced_use(
     snippet: &str,
     ki: usize,
@@ -136,7 +138,9 @@ fn replaced_use(
     until: u32,
 ) -> Option<u32> {
     static ASSIGNMENT: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
-        ascii_regex(r"^(?:(?:const|let|var)\s+)?([A-Za-z_$][\w$]*)\s*:?=[^=]").unwrap()
+        // A TypeScript annotation may stand before the `=` (`const guard: RequestHandler = ...`).
+        ascii_regex(r"^(?:(?:const|let|var)\s+)?([A-Za-z_$][\w$]*)\s*(?::\s*[A-Za-z_$][\w$.<>\[\]|, ]*?\s*)?:?=[^=]")
+            .unwrap()
     });
     let name = ASSIGNMENT.captures(snippet)?.get(1)?.as_str();
     if contains_word(src, name) {
@@ -156,9 +160,22 @@ fn replaced_use(
                 && !u.added.is_empty()
                 && contains_word(&u.text, name)
                 && !contains_word(&u.added, name)
-                && raw.iter().any(|w| contains_word(&u.added, w))
+                && (raw.iter().any(|w| contains_word(&u.added, w))
+                    || without_word(&u.text, name) == without_word(&u.added, name))
         })
         .map(|(_, u)| u.line)
+}
+
+/// `code` without the word `name` in an argument list (with its comma) and without whitespace:
+/// equal for lines that differ only by that argument.
+fn without_word(code: &str, name: &str) -> String {
+    let escaped = regex::escape(name);
+    let pattern = format!(r"(?-u:\b){escaped}(?-u:\b)\s*,|,\s*(?-u:\b){escaped}(?-u:\b)");
+    let dropped = match regex::Regex::new(&pattern) {
+        Ok(re) => re.replace_all(code, "").into_owned(),
+        Err(_) => code.to_string(),
+    };
+    dropped.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// The line of `text` around byte `at`.
