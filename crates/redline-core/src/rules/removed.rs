@@ -161,21 +161,24 @@ fn replaced_use(
                 && contains_word(&u.text, name)
                 && !contains_word(&u.added, name)
                 && (raw.iter().any(|w| contains_word(&u.added, w))
-                    || without_word(&u.text, name) == without_word(&u.added, name))
+                    || without_word(&u.text, name) == without_whitespace(&u.added))
         })
         .map(|(_, u)| u.line)
 }
 
 /// `code` without the word `name` in an argument list (with its comma) and without whitespace:
-/// equal for lines that differ only by that argument.
+/// equal to the replacing lines (`without_whitespace`) when they differ only by that argument.
 fn without_word(code: &str, name: &str) -> String {
     let escaped = regex::escape(name);
     let pattern = format!(r"(?-u:\b){escaped}(?-u:\b)\s*,|,\s*(?-u:\b){escaped}(?-u:\b)");
-    let dropped = match regex::Regex::new(&pattern) {
-        Ok(re) => re.replace_all(code, "").into_owned(),
-        Err(_) => code.to_string(),
-    };
-    dropped.chars().filter(|c| !c.is_whitespace()).collect()
+    match regex::Regex::new(&pattern) {
+        Ok(re) => without_whitespace(&re.replace_all(code, "")),
+        Err(_) => without_whitespace(code),
+    }
+}
+
+fn without_whitespace(code: &str) -> String {
+    code.chars().filter(|c| !c.is_whitespace()).collect()
 }
 
 /// The line of `text` around byte `at`.
