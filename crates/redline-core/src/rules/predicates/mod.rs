@@ -364,19 +364,21 @@ fn file_matches(a: &Analysis<'_>, arg: Option<&str>) -> bool {
 }
 
 /// `arg` compiled once per thread: the rules' regex arguments, and the patterns predicates build
-/// from a name they found (`\b{err}\b`), which repeat across a file and across files.
-fn regex_of(arg: Option<&str>) -> Regex {
+/// from a name they found (`\b{err}\b`), which repeat across a file and across files. Shared
+/// through an `Rc`: a cloned `Regex` gets a new pool of search caches, and building one cache per
+/// call cost more than the searches.
+fn regex_of(arg: Option<&str>) -> std::rc::Rc<Regex> {
     // Rules are checked at load time, and built patterns escape their names, so a bad regex
     // never reaches here; cache per pattern.
     thread_local! {
-        static CACHE: std::cell::RefCell<std::collections::HashMap<String, Regex>> = Default::default();
+        static CACHE: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Regex>>> = Default::default();
     }
     let pat = arg.unwrap_or("$^");
     CACHE.with(|c| {
         if let Some(r) = c.borrow().get(pat) {
             return r.clone();
         }
-        let r = ascii_regex(pat).unwrap_or_else(|_| Regex::new("$^").unwrap());
+        let r = std::rc::Rc::new(ascii_regex(pat).unwrap_or_else(|_| Regex::new("$^").unwrap()));
         c.borrow_mut().insert(pat.to_string(), r.clone());
         r
     })
