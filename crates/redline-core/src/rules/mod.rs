@@ -9,6 +9,7 @@
 //! - `select`, `region` and `prefilter`: which patterns a file or a change needs compiled.
 
 mod analysis;
+mod cheaper;
 pub mod edits;
 mod predicates;
 mod prefilter;

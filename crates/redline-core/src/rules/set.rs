@@ -155,7 +155,7 @@ pub(super) fn compile_together<'q>(
         }
         seen.insert(part, spans.len());
         let start = text.len();
-        text.push_str(part);
+        text.push_str(&super::cheaper::cheaper(lang, part));
         spans.push((start, text.len(), vec![rule]));
         text.push('\n');
     }
@@ -343,7 +343,7 @@ impl RuleSet {
                         && !c.rule.query.trim().is_empty()
                     {
                         let start = text.len();
-                        text.push_str(&c.rule.query);
+                        text.push_str(&super::cheaper::cheaper(lang, &c.rule.query));
                         spans.push((start, text.len(), i));
                         text.push('\n');
                     }
