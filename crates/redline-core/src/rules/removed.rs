@@ -469,6 +469,11 @@ impl RuleSet {
             let edited_definition = is_definition(r.text.lines().next().unwrap_or(""))
                 && is_definition(r.added.lines().next().unwrap_or(""));
             let function = at.map(|n| {
+                // `export function run(...)`: the line starts the export, which holds the function.
+                let n = match n.child_by_field_name("declaration") {
+                    Some(d) if n.kind() == "export_statement" && analysis.is_function(d) => d,
+                    _ => n,
+                };
                 if edited_definition && analysis.is_function(n) {
                     return n;
                 }

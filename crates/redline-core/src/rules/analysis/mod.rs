@@ -50,6 +50,8 @@ pub struct Analysis<'t> {
     /// Per function and trust: whether its return value is tainted by sources alone, and whether
     /// by its parameters.
     returns: RefCell<HashMap<(usize, bool), (bool, bool)>>,
+    /// Per function: what the strings it returns are made of (see `string_parts`).
+    returned_strings: RefCell<HashMap<usize, Option<(String, bool)>>>,
     /// Named functions of the file, by name (one definition per name).
     functions: RefCell<Option<Rc<HashMap<String, Node<'t>>>>>,
     /// Functions whose scope is being built (call-site taint can loop through recursion).
@@ -97,6 +99,7 @@ impl<'t> Analysis<'t> {
             scopes: RefCell::new(HashMap::new()),
             computing: RefCell::new(HashSet::new()),
             returns: RefCell::new(HashMap::new()),
+            returned_strings: RefCell::new(HashMap::new()),
             functions: RefCell::new(None),
             building: RefCell::new(HashSet::new()),
             calls: RefCell::new(None),

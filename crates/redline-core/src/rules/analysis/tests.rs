@@ -116,6 +116,24 @@ fn string_parts_follow_names_and_formatting() {
 }
 
 #[test]
+fn string_parts_follow_the_files_own_helpers() {
+    let dynamic = |src: &str| {
+        let tree = parse(Language::TypeScript, src);
+        let a = Analysis::new(Language::TypeScript, src, &tree);
+        a.string_parts(node(&a, "command")).map(|p| p.1)
+    };
+    // A command line assembled by a helper from option values is dynamic where it is run.
+    let built = "function createCommand(o) {\n  let c = \"git log \";\n  if (o.branch) { c += ` ${o.branch}`; }\n  return c;\n}\nfunction run(o) {\n  const command = createCommand(o);\n  execSync(command);\n}\n";
+    assert_eq!(dynamic(built), Some(true));
+    // One that returns only literals is not, and a recursive one does not loop.
+    let fixed = "function createCommand(o) {\n  if (o) { return createCommand(null); }\n  return \"git log -1\";\n}\nfunction run(o) {\n  const command = createCommand(o);\n  execSync(command);\n}\n";
+    assert_eq!(dynamic(fixed), Some(false));
+    // A helper that quotes each value made the string safe for what it holds.
+    let quoted = "function createCommand(o) {\n  return \"git log \" + quote(o.branch);\n}\nfunction run(o) {\n  const command = createCommand(o);\n  execSync(command);\n}\n";
+    assert_eq!(dynamic(quoted), Some(false));
+}
+
+#[test]
 fn go_extract_callback_names_are_input() {
     let src = "package s\nfunc unpack(r io.ReaderAt, dir string) error {\n\treturn zipx.ExtractZip(r, func(name string, f io.Reader) error {\n\t\tp := filepath.Join(dir, name)\n\t\treturn write(p, f)\n\t})\n}\n";
     assert!(tainted(Language::Go, src, "p"));

@@ -314,6 +314,11 @@ impl<'t> Analysis<'t> {
                     });
                     return Some((lit, d || rest_dynamic));
                 }
+                // A command or query built by a helper of this file (`createCommand(opts)`):
+                // what its returns are made of.
+                if let Some(helper) = self.local_function(f) {
+                    return self.returned_string_parts(helper, depth + 1);
+                }
                 let obj = f.child_by_field_name("object")?;
                 let method = f
                     .child_by_field_name("attribute")
@@ -371,6 +376,40 @@ impl<'t> Analysis<'t> {
             }
             _ => None,
         }
+    }
+}
+
+impl<'t> Analysis<'t> {
+    /// The literal text and dynamism of everything a function of this file returns; `None`
+    /// when no return is a string this can follow.
+    /// Computed once per function: helpers are called from many places.
+    fn returned_string_parts(&self, f: Node<'t>, depth: usize) -> Option<(String, bool)> {
+        if let Some(known) = self.returned_strings.borrow().get(&f.id()) {
+            return known.clone();
+        }
+        // Recursion: nothing known until computed.
+        self.returned_strings.borrow_mut().insert(f.id(), None);
+        let mut lit = String::new();
+        let mut dynamic = false;
+        let mut any = false;
+        for r in self.return_values(f) {
+            if let Some((l, d)) = self.string_parts_depth(r, depth) {
+                any = true;
+                lit.push_str(&l);
+                dynamic |= d;
+            }
+        }
+        // A helper that quotes or escapes values as it builds (`pipes.makepipeline`) hands back
+        // a string its author made safe for the values it holds.
+        static QUOTES: LazyLock<Regex> = LazyLock::new(|| {
+            ascii_regex(r"\b\w*(?:[qQ]uote|[eE]scape|[sS]aniti[sz]e)\w*\s*\(").unwrap()
+        });
+        let dynamic = dynamic && !QUOTES.is_match(self.text(f));
+        let parts = any.then_some((lit, dynamic));
+        self.returned_strings
+            .borrow_mut()
+            .insert(f.id(), parts.clone());
+        parts
     }
 }
 
