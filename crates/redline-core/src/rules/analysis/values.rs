@@ -377,12 +377,10 @@ impl<'t> Analysis<'t> {
             _ => None,
         }
     }
-}
 
-impl<'t> Analysis<'t> {
     /// The literal text and dynamism of everything a function of this file returns; `None`
-    /// when no return is a string this can follow.
-    /// Computed once per function: helpers are called from many places.
+    /// when no return is a string this can follow. Computed once per function: helpers are called
+    /// from many places.
     fn returned_string_parts(&self, f: Node<'t>, depth: usize) -> Option<(String, bool)> {
         if let Some(known) = self.returned_strings.borrow().get(&f.id()) {
             return known.clone();
