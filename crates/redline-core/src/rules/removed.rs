@@ -469,11 +469,6 @@ impl RuleSet {
             let edited_definition = is_definition(r.text.lines().next().unwrap_or(""))
                 && is_definition(r.added.lines().next().unwrap_or(""));
             let function = at.map(|n| {
-                // `export function run(...)`: the line starts the export, which holds the function.
-                let n = match n.child_by_field_name("declaration") {
-                    Some(d) if n.kind() == "export_statement" && analysis.is_function(d) => d,
-                    _ => n,
-                };
                 if edited_definition && analysis.is_function(n) {
                     return n;
                 }
@@ -688,13 +683,18 @@ impl RuleSet {
     }
 }
 
-/// The deepest node that starts at the first non-blank column of a 1-based line.
+/// The deepest node that starts at the first non-blank column of a 1-based line; for
+/// `export function run(...)`, the exported function rather than the export around it.
 fn node_at_line<'t>(a: &Analysis<'t>, tree: &'t Tree, line: u32) -> Option<Node<'t>> {
     let row = line.checked_sub(1)? as usize;
     let text = a.src.lines().nth(row)?;
     let col = text.len() - text.trim_start().len();
     let p = Point { row, column: col };
-    tree.root_node().named_descendant_for_point_range(p, p)
+    let n = tree.root_node().named_descendant_for_point_range(p, p)?;
+    match n.child_by_field_name("declaration") {
+        Some(d) if n.kind() == "export_statement" && a.is_function(d) => Some(d),
+        _ => Some(n),
+    }
 }
 
 fn is_return(line: &str) -> bool {
