@@ -44,7 +44,7 @@ pub fn ascii_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(&ascii_classes(pattern))
 }
 
-fn ascii_classes(pattern: &str) -> String {
+pub(crate) fn ascii_classes(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len() + 32);
     // Depth of `[...]`: inside a class `\w` is spelled as ranges without brackets.
     let mut class_depth = 0usize;

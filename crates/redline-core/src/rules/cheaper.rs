@@ -150,8 +150,79 @@ struct Open {
     parent: Option<String>,
 }
 
-/// The query with each replaceable parent's kind written as `_` (see the module comment).
+/// The query with each replaceable parent's kind written as `_` (see the module comment) and the
+/// regexes of its `#match?` predicates in ASCII classes.
 pub(super) fn cheaper(lang: Language, query: &str) -> String {
+    ascii_match_regexes(&wildcard_parents(lang, query))
+}
+
+/// The query with the regexes of its `#match?` family of predicates spelled with ASCII classes
+/// (`crate::text::ascii_classes`), as every other regex of the rules is: tree-sitter compiles
+/// them with Unicode classes, where `\w` alone is some 700 ranges, and they were a tenth of a
+/// one-line review's compile time. Identifiers and keywords in code are ASCII.
+fn ascii_match_regexes(query: &str) -> String {
+    let tokens = tokens(query);
+    let mut out = String::with_capacity(query.len());
+    let mut last = 0;
+    for w in tokens.windows(3) {
+        let [(op, _), (capture, _), (literal, at)] = w else {
+            continue;
+        };
+        let is_match_regex = op.starts_with('#')
+            && op.ends_with("match?")
+            && capture.starts_with('@')
+            && literal.starts_with('"')
+            && literal.len() >= 2;
+        if !is_match_regex {
+            continue;
+        }
+        let regex = unescape(&literal[1..literal.len() - 1]);
+        let ascii = crate::text::ascii_classes(&regex);
+        if ascii == regex {
+            continue;
+        }
+        out.push_str(&query[last..at.start]);
+        out.push('"');
+        for c in ascii.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '"' => out.push_str("\\\""),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+        last = at.end;
+    }
+    out.push_str(&query[last..]);
+    out
+}
+
+/// A query string literal's contents as tree-sitter reads them (`\n`, `\r`, `\t`, `\0`; any
+/// other escaped character is itself).
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('r') => out.push('\r'),
+            Some('t') => out.push('\t'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn wildcard_parents(lang: Language, query: &str) -> String {
     let tokens = tokens(query);
     let mut open: Vec<Open> = Vec::new();
     let mut field: Option<String> = None;
@@ -337,6 +408,18 @@ mod tests {
         ] {
             assert_eq!(cheaper(lang, q), q, "{q}");
         }
+    }
+
+    #[test]
+    fn match_regexes_are_spelled_with_ascii_classes() {
+        let q = r#"((identifier) @n (#match? @n "(?i)\\bdir\\w*$") (#not-match? @n "^\\d+\"x"))"#;
+        assert_eq!(
+            ascii_match_regexes(q),
+            r#"((identifier) @n (#match? @n "(?i)(?-u:\\b)dir[0-9A-Za-z_]*$") (#not-match? @n "^[0-9]+\"x"))"#
+        );
+        // Other strings, and regexes without Perl classes, stay as written.
+        let q = r#"((identifier) @n (#eq? @n "\\w") (#match? @n "^(a|b)$"))"#;
+        assert_eq!(ascii_match_regexes(q), q);
     }
 
     #[test]

@@ -290,6 +290,24 @@ pub(super) fn known_secret_shape(value: &str) -> bool {
     });
     static URL_CREDENTIALS: LazyLock<Regex> =
         LazyLock::new(|| ascii_regex(r"://[^/\s:@]+:([^/\s:@]+)@").unwrap());
+    // Every shape starts with one of these literals: a string that holds none of them cannot
+    // match, and most do not, so the big pattern compiles only when one might.
+    const SHAPE_LITERALS: [&str; 11] = [
+        "AKIA",
+        "ASIA",
+        "gh",
+        "github_pat_",
+        "sk_live_",
+        "rk_live_",
+        "sk-",
+        "xox",
+        "AIza",
+        "-----BEGIN ",
+        "://",
+    ];
+    if !SHAPE_LITERALS.iter().any(|l| value.contains(l)) {
+        return false;
+    }
     let Some(m) = KEY_SHAPES.find(value) else {
         return false;
     };
@@ -339,4 +357,32 @@ pub(super) fn entropy(s: &str) -> f64 {
             -p * p.log2()
         })
         .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_shape_passes_the_literal_precheck() {
+        // One value of each shape: the precheck must not hide a key the pattern finds.
+        let keys = [
+            "AKIAQWERTYUIOPASDFGH",
+            "ASIAQWERTYUIOPASDFGH",
+            "ghp_aB3dE5fG7hJ9kL1mN3pQ5rS7tU9vW1xY3zA5",
+            "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyzABCDEFGHIJ",
+            "sk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "rk_live_4eC39HqLyjWDarjtT1zdp7dc",
+            "sk-proj4eC39HqLyjWDarjtT1zdp7dc",
+            "xoxb-123456789012-abcdefghijkl",
+            "AIzaSyD4eC39HqLyjWDarjtT1zdp7dcQwErTyUi",
+            "-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEA7bq4ZqWmHnY1Zk9dF3pQ2rS7tU9vW1xY3zA5bC7dE9f",
+            "postgres://app:s3cr3tPassw0rd@db.internal:5432/app",
+        ];
+        for k in keys {
+            assert!(KEY_SHAPES.is_match(k), "{k} is not a key shape");
+            assert!(known_secret_shape(k), "{k} was skipped");
+        }
+        assert!(!known_secret_shape("an ordinary message"));
+    }
 }
