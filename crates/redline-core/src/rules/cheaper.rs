@@ -158,8 +158,8 @@ pub(super) fn cheaper(lang: Language, query: &str) -> String {
 
 /// The query with the regexes of its `#match?` family of predicates spelled with ASCII classes
 /// (`crate::text::ascii_classes`), as every other regex of the rules is: tree-sitter compiles
-/// them with Unicode classes, where `\w` alone is some 700 ranges, and they were a tenth of a
-/// one-line review's compile time. Identifiers and keywords in code are ASCII.
+/// them with Unicode classes, where `\w` alone is some 700 ranges, and they were a fifth of the
+/// time a one-line review spent compiling its query. Identifiers and keywords in code are ASCII.
 fn ascii_match_regexes(query: &str) -> String {
     let tokens = tokens(query);
     let mut out = String::with_capacity(query.len());
