@@ -23,18 +23,29 @@ pub(super) static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| {
     ascii_regex(r"(?i)^(changeme|change_?me|password|passw0rd|secret|example|dummy|test|testing|none|null|redacted|placeholder|todo|fixme|xxx+|\*+|\.+|-+)$|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|^%\(.*\)s$|your[_-]|example|placeholder|xxxx|dummy|fake|sample|<|>|\$\{|\{\{").unwrap()
 });
 
+/// The shapes of well-known keys, each with a literal every match of it holds: a string with
+/// none of the literals cannot match, so the joined pattern compiles only when one might.
+const KEY_SHAPE_LIST: [(&str, &str); 11] = [
+    ("AKIA", r"AKIA[0-9A-Z]{16}"), // AWS access key ids
+    ("ASIA", r"ASIA[0-9A-Z]{16}"),
+    ("gh", r"gh[pousr]_[A-Za-z0-9]{30,}"), // GitHub tokens
+    ("github_pat_", r"github_pat_[A-Za-z0-9_]{40,}"),
+    ("sk_live_", r"sk_live_[A-Za-z0-9]{16,}"), // Stripe
+    ("rk_live_", r"rk_live_[A-Za-z0-9]{16,}"),
+    ("sk-", r"sk-[A-Za-z0-9_-]{20,}"),         // OpenAI-style keys
+    ("xox", r"xox[abposr]-[A-Za-z0-9-]{10,}"), // Slack
+    ("AIza", r"AIza[0-9A-Za-z_-]{35}"),        // Google API keys
+    (
+        "-----BEGIN ",
+        r"-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----\s*[A-Za-z0-9+/=\s\\n]{40,}",
+    ),
+    // Credentials in a connection URL.
+    ("://", r"[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@$<{]{3,}@"),
+];
+
 pub(super) static KEY_SHAPES: LazyLock<Regex> = LazyLock::new(|| {
-    ascii_regex(concat!(
-        r"AKIA[0-9A-Z]{16}|ASIA[0-9A-Z]{16}", // AWS access key ids
-        r"|gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{40,}", // GitHub tokens
-        r"|sk_live_[A-Za-z0-9]{16,}|rk_live_[A-Za-z0-9]{16,}", // Stripe
-        r"|sk-[A-Za-z0-9_-]{20,}",            // OpenAI-style keys
-        r"|xox[abposr]-[A-Za-z0-9-]{10,}",    // Slack
-        r"|AIza[0-9A-Za-z_-]{35}",            // Google API keys
-        r"|-----BEGIN (RSA |EC |DSA |OPENSSH |PGP |ENCRYPTED )?PRIVATE KEY-----\s*[A-Za-z0-9+/=\s\\n]{40,}",
-        r"|[a-z][a-z0-9+.-]*://[^/\s:@]+:[^/\s:@$<{]{3,}@" // credentials in a connection URL
-    ))
-    .unwrap()
+    let shapes: Vec<&str> = KEY_SHAPE_LIST.iter().map(|(_, shape)| *shape).collect();
+    ascii_regex(&shapes.join("|")).unwrap()
 });
 
 /// A hash call whose input is a password: its arguments (and what the statement feeds it after the
@@ -290,22 +301,10 @@ pub(super) fn known_secret_shape(value: &str) -> bool {
     });
     static URL_CREDENTIALS: LazyLock<Regex> =
         LazyLock::new(|| ascii_regex(r"://[^/\s:@]+:([^/\s:@]+)@").unwrap());
-    // Every shape starts with one of these literals: a string that holds none of them cannot
-    // match, and most do not, so the big pattern compiles only when one might.
-    const SHAPE_LITERALS: [&str; 11] = [
-        "AKIA",
-        "ASIA",
-        "gh",
-        "github_pat_",
-        "sk_live_",
-        "rk_live_",
-        "sk-",
-        "xox",
-        "AIza",
-        "-----BEGIN ",
-        "://",
-    ];
-    if !SHAPE_LITERALS.iter().any(|l| value.contains(l)) {
+    if !KEY_SHAPE_LIST
+        .iter()
+        .any(|(literal, _)| value.contains(literal))
+    {
         return false;
     }
     let Some(m) = KEY_SHAPES.find(value) else {
