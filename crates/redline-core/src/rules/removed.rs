@@ -263,6 +263,49 @@ static CONSTANT_DEFINITION: std::sync::LazyLock<regex::Regex> = std::sync::LazyL
         .unwrap()
 });
 
+/// The lists a deleted block defines (see `CONSTANT_DEFINITION`): name, value and the byte range
+/// of the definition in `text`. A value whose brackets open on the definition's line and close
+/// further down (one forbidden key per line) runs to the line that closes them.
+fn constant_definitions(text: &str) -> Vec<(String, String, std::ops::Range<usize>)> {
+    let lines: Vec<(usize, &str)> = text
+        .split_inclusive('\n')
+        .scan(0, |at, l| {
+            let start = *at;
+            *at += l.len();
+            Some((start, l.trim_end_matches('\n')))
+        })
+        .collect();
+    let depth = |s: &str| {
+        s.chars().fold(0i32, |d, c| match c {
+            '[' | '{' | '(' => d + 1,
+            ']' | '}' | ')' => d - 1,
+            _ => d,
+        })
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let (start, line) = lines[i];
+        i += 1;
+        let Some(cap) = CONSTANT_DEFINITION.captures(line) else {
+            continue;
+        };
+        let mut value = cap[2].to_string();
+        let mut open = depth(&value);
+        // A list longer than this is data, not a guard's key list.
+        while open > 0 && i < lines.len() && value.len() < 2000 {
+            let next = lines[i].1;
+            value.push('\n');
+            value.push_str(next);
+            open += depth(next);
+            i += 1;
+        }
+        let end = lines.get(i).map_or(text.len(), |(at, _)| *at);
+        out.push((cap[1].to_string(), value, start..end));
+    }
+    out
+}
+
 /// The constants that deleted lines define with the guard in their value (a list of forbidden
 /// keys) and that the head file no longer names: their deleted uses are the guard.
 fn deleted_guard_constants(
@@ -272,17 +315,13 @@ fn deleted_guard_constants(
     src: &str,
 ) -> Vec<String> {
     let mut names = Vec::new();
-    for line in removals.iter().flat_map(|r| r.text.lines()) {
-        let Some(cap) = CONSTANT_DEFINITION.captures(line) else {
-            continue;
-        };
-        let (name, value) = (&cap[1], &cap[2]);
+    for (name, value, _) in removals.iter().flat_map(|r| constant_definitions(&r.text)) {
         let guard = re
-            .find_iter(value)
+            .find_iter(&value)
             .any(|m| !unless.is_some_and(|u| u.is_match(m.as_str())));
         // Too short or too common a name to stand for a guard across the file.
-        if guard && name.len() >= 4 && !contains_word(src, name) {
-            names.push(name.to_string());
+        if guard && name.len() >= 4 && !contains_word(src, &name) {
+            names.push(name);
         }
     }
     names
@@ -409,6 +448,7 @@ impl RuleSet {
                 if swapped {
                     continue;
                 }
+                let definitions = constant_definitions(&r.text);
                 let line_of = |start: usize| {
                     r.text[..start]
                         .rsplit('\n')
@@ -431,6 +471,12 @@ impl RuleSet {
                     .filter(|m| !made_by_helper(&r.text, m.range(), &r.added))
                     // Inside a function deleted whole: it counts through the calls to it.
                     .filter(|m| !in_deleted_function(&r.text, m.start(), src))
+                    // An element of a deleted list of forbidden keys: the list's uses are the guard.
+                    .filter(|m| {
+                        !definitions.iter().any(|(name, _, span)| {
+                            span.contains(&m.start()) && constants.contains(name)
+                        })
+                    })
                     .map(|m| line_of(m.start()))
                     // A guard named in a comment counts when the block deletes code with it (the
                     // comment says what that code did); a comment edited alone guarded nothing.

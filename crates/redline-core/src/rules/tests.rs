@@ -358,3 +358,18 @@ fn a_guard_now_made_by_a_helper_is_not_a_removal() {
     assert_eq!(proto(base, helper), 0);
     assert_eq!(proto(inline_base, inline), 0);
 }
+
+#[test]
+fn a_deleted_list_of_forbidden_keys_written_one_per_line_counts_where_it_was_used() {
+    let rules = RuleSet::builtin().unwrap();
+    // ts-dot-prop: the list and the test that used it are deleted together; the finding belongs
+    // to the parser that no longer drops the keys, not to the list's own lines.
+    let base = "const disallowed: string[] = [\n  '__proto__',\n  'prototype',\n  'constructor'\n];\n\nexport function set(obj: any, path: string, value: any) {\n  const parts = getParts(path);\n  let cur = obj;\n  for (const key of parts.slice(0, -1)) {\n    cur = cur[key] = cur[key] || {};\n  }\n  cur[parts[parts.length - 1]] = value;\n}\n\nfunction getParts(path: string): string[] {\n  const parts = path.split('.');\n  if (parts.some(x => disallowed.indexOf(x) !== -1)) {\n    return [];\n  }\n  return parts;\n}\n";
+    let head = "export function set(obj: any, path: string, value: any) {\n  const parts = getParts(path);\n  let cur = obj;\n  for (const key of parts.slice(0, -1)) {\n    cur = cur[key] = cur[key] || {};\n  }\n  cur[parts[parts.length - 1]] = value;\n}\n\nfunction getParts(path: string): string[] {\n  return path.split('.');\n}\n";
+    let found: Vec<u32> = removed_hits(&rules, Language::TypeScript, base, head)
+        .into_iter()
+        .filter(|(id, _)| id == "removed.prototype-key-guard")
+        .map(|(_, line)| line)
+        .collect();
+    assert_eq!(found, vec![11]);
+}

@@ -9,8 +9,8 @@
 //!   part that can fail: `"(\\.|[^"])*"`;
 //! - two adjacent unbounded items over overlapping characters: `(?:\.(?:[a-z]-?)*[a-z]+)*`.
 //!
-//! Outside a repetition, two whitespace runs that can split the same spaces before a part that
-//! can fail are reported too (polynomial).
+//! Outside a repetition, two runs that can split the same characters before a part that can fail
+//! are reported too (polynomial).
 //!
 //! A pattern that fails to parse is not reported.
 
@@ -740,8 +740,8 @@ fn adjacent_overlap(seq: &Re) -> Option<(&'static str, usize)> {
     None
 }
 
-/// Outside any repetition: two unbounded runs of whitespace in a row (only optional items between,
-/// or the second at the head of an optional group), followed by something
+/// Outside any repetition: two unbounded runs in a row that can take the same characters (only
+/// optional items between, or the second at the head of an optional group), followed by something
 /// that can fail (a mandatory item or `$`). A failing match tries every split of the run between
 /// them, at every start: quadratic or worse in the input's length (`\s*\t+\s*(\S)`,
 /// `\d*n)?\s*(?:[+-]?\s*(\d+))?$`).
@@ -759,13 +759,11 @@ fn polynomial_overlap(seq: &Re) -> Option<(&'static str, usize)> {
             } else {
                 leading_unbounded(e)
             };
-            // Runs of whitespace only: the shape of the advisories (an input of many spaces), and
-            // rare in the patterns of ordinary code, where `.*`, `\w+` and `[^x]*` meet all
-            // the time on short, trusted text.
+            // Any characters, not only whitespace: `\d+\.?\d*\)`, `.*[\/]*.*` and `\s*[^']+`
+            // are advisories' shapes too. Measured on real code, such pairs are rarer than feared:
+            // 8 more in the scans' 494 findings, 4 more in 1,399 ordinary commits.
             if let Some(second) = second
                 && second.overlaps(set)
-                && set.only_whitespace()
-                && second.only_whitespace()
                 && elems[j + 1..]
                     .iter()
                     .any(|t| t.mandatory() || matches!(t, Re::End))
@@ -840,11 +838,23 @@ mod tests {
             r#"\"[^"\\]*(?:(?:\\.|"(?!""))[^"\\]*)*"#,
             r"(?:\n[ ]*\.\.\..*)*",
             r"(?:(?![ ]*$).+$\n?)*",
-            r#"#\s*doctest:\s*([^\n'"]*)$"#,
-            r"^(?P<group>[^ \t]+)[ \t]+(.*)$",
             r"\s*,\s*",
+            r"^(\d+)\.(\d+)$",
         ] {
             assert!(shape(p, false).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn two_runs_over_the_same_characters_before_a_failing_part_are_polynomial() {
+        for p in [
+            r"(\d+)\.?(\d+)\)",
+            r".*[\/]*.*\/$",
+            r"\((\d+\.?\d*)\)",
+            r#"#\s*doctest:\s*([^\n'"]*)$"#,
+            r"^(?P<group>[^ \t]+)[ \t]+(.*)$",
+        ] {
+            assert!(shape(p, false).is_some(), "{p}");
         }
     }
 
