@@ -369,6 +369,15 @@ impl<'t> Analysis<'t> {
         }
     }
 
+    /// Whether `text` reads request input by its spelling alone (`request.GET`, `req.query.id`).
+    pub(super) fn is_remote_source_text(&self, text: &str) -> bool {
+        match self.lang {
+            Language::Python => PY_REMOTE.is_match(text),
+            Language::Go => GO_REMOTE.is_match(text),
+            _ => JS_REMOTE.is_match(text),
+        }
+    }
+
     pub(super) fn source_match(&self, text: &str, scope: &Scope<'t>, trust: Trust) -> bool {
         let (remote, local): (&Regex, &Regex) = match self.lang {
             Language::Python => (&PY_REMOTE, &PY_LOCAL),

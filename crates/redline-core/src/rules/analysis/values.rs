@@ -77,6 +77,11 @@ impl<'t> Analysis<'t> {
             }
             "property_identifier" | "field_identifier" | "shorthand_property_identifier" => true,
             "attribute" | "member_expression" | "selector_expression" => {
+                // Request input is never a constant, whatever its spelling: `request.GET` and
+                // `self.request.POST` would otherwise pass for an ALL_CAPS name or a `self` field.
+                if self.is_remote_source_text(text) {
+                    return false;
+                }
                 // self.table, this.tableName, cls.__tablename__, settings.TABLE: not input.
                 let root = text.split('.').next().unwrap_or("");
                 let last = text.rsplit('.').next().unwrap_or("");
