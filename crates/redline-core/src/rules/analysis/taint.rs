@@ -492,27 +492,38 @@ impl<'t> Analysis<'t> {
                     return false;
                 }
             }
-            "comparison_operator" | "not_operator" | "boolean_operator"
-                if self.lang == Language::Python =>
-            {
+            // `a or b` yields one of its operands (`request.args.get("next") or "/"`), unlike a
+            // comparison or `not`. Only network input is followed through it: the fallback chains
+            // of configuration (`os.environ.get("MANPAGER") or os.environ.get("PAGER")`) name a
+            // command the user chose.
+            "comparison_operator" | "not_operator" if self.lang == Language::Python => {
+                return false;
+            }
+            "boolean_operator" if self.lang == Language::Python && trust == Trust::Local => {
                 return false;
             }
             "binary_expression" => {
                 if let Some(op) = n.child_by_field_name("operator") {
-                    if matches!(
-                        self.text(op),
-                        "==" | "!="
-                            | "==="
-                            | "!=="
-                            | "<"
-                            | ">"
-                            | "<="
-                            | ">="
-                            | "instanceof"
-                            | "in"
-                            | "&&"
-                            | "||"
-                    ) {
+                    let op = self.text(op);
+                    // In JavaScript `a || b` and `a && b` yield an operand (`req.query.next ||
+                    // '/'`); in Go they yield a bool. As in Python, only network input is
+                    // followed through them (`process.env.SHELL || '/bin/sh'` is configuration).
+                    let boolean = matches!(op, "&&" | "||")
+                        && (self.lang == Language::Go || trust == Trust::Local);
+                    if boolean
+                        || matches!(
+                            op,
+                            "==" | "!="
+                                | "==="
+                                | "!=="
+                                | "<"
+                                | ">"
+                                | "<="
+                                | ">="
+                                | "instanceof"
+                                | "in"
+                        )
+                    {
                         return false;
                     }
                 }
