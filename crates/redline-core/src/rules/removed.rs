@@ -412,6 +412,11 @@ impl RuleSet {
         let mut candidates: Vec<Candidate> = Vec::new();
         // Candidates found through a deleted guard helper's call rather than the guard's text.
         let mut via_helper = std::collections::HashSet::new();
+        // The constants each removal defines, read once for every rule.
+        let definitions_by_removal: Vec<_> = removals
+            .iter()
+            .map(|r| constant_definitions(&r.text))
+            .collect();
         for (ri, c) in self.compiled.iter().enumerate() {
             let Some(re) = &c.removed else { continue };
             if !c.langs.contains(&lang) || disabled.contains(&c.rule.id) {
@@ -448,7 +453,7 @@ impl RuleSet {
                 if swapped {
                     continue;
                 }
-                let definitions = constant_definitions(&r.text);
+                let definitions = &definitions_by_removal[ki];
                 let line_of = |start: usize| {
                     r.text[..start]
                         .rsplit('\n')

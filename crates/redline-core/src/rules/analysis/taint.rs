@@ -379,12 +379,12 @@ impl<'t> Analysis<'t> {
     }
 
     pub(super) fn source_match(&self, text: &str, scope: &Scope<'t>, trust: Trust) -> bool {
-        let (remote, local): (&Regex, &Regex) = match self.lang {
-            Language::Python => (&PY_REMOTE, &PY_LOCAL),
-            Language::Go => (&GO_REMOTE, &GO_LOCAL),
-            _ => (&JS_REMOTE, &JS_LOCAL),
+        let local: &Regex = match self.lang {
+            Language::Python => &PY_LOCAL,
+            Language::Go => &GO_LOCAL,
+            _ => &JS_LOCAL,
         };
-        if remote.is_match(text) || (trust == Trust::Local && local.is_match(text)) {
+        if self.is_remote_source_text(text) || (trust == Trust::Local && local.is_match(text)) {
             return true;
         }
         if self.lang == Language::Go {
