@@ -100,7 +100,7 @@ def main():
         "REDLINE_LLM_BASE_URL": args.base_url, "REDLINE_LLM_MODEL": args.model,
         "REDLINE_LLM_API_KEY": os.environ.get("REDLINE_LLM_API_KEY", "local"),
         "REDLINE_AGENT_CONCURRENCY": "1", "REDLINE_AGENT_CONTEXT_TOKENS": "12000",
-        "REDLINE_LLM_TIMEOUT_SECS": "300",
+        "REDLINE_LLM_TIMEOUT_SECS": os.environ.get("REDLINE_LLM_TIMEOUT_SECS", "300"),
     }
     if args.local:
         base_env["REDLINE_LLM_LOCAL"] = "1"
