@@ -30,6 +30,9 @@ struct Pattern {
     /// Its rule may report on a line inside the reported node other than its first (see
     /// `Compiled::moves_finding`), so the node may start far above the changed line.
     moves_finding: bool,
+    /// Its rule may report above the reported node (see `Compiled::moves_finding_above`), so a
+    /// match may start at a node the changed lines do not touch.
+    moves_finding_above: bool,
     /// Node kinds its root must have among its children (`(string (interpolation))`).
     child_kinds: Vec<String>,
 }
@@ -97,6 +100,7 @@ impl LangRules {
                     roots: root_kinds(&text, &supertypes),
                     depth: nesting_depth(&text),
                     moves_finding: c.moves_finding(),
+                    moves_finding_above: c.moves_finding_above(),
                     child_kinds: child_kinds(&text, &supertypes),
                     text,
                     needs,
@@ -177,6 +181,11 @@ impl LangRules {
         let mut selection: Vec<bool> = Vec::with_capacity(self.patterns.len());
         for p in &self.patterns {
             let selected = match (&in_region, region) {
+                // Its match may start below the changed lines, inside a statement that touches
+                // them: its words lie in those statements.
+                (Some(words), Some(_)) if !p.file_wide && p.moves_finding_above => {
+                    needs_met(&p.needs, words)
+                }
                 (Some(words), Some(r)) if !p.file_wide => match (&p.roots, &r.near) {
                     // The pattern's match reports at a node that starts at most four lines
                     // above a changed line and overlaps it, and starts at most `depth` levels

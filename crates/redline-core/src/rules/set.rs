@@ -96,6 +96,15 @@ impl Compiled {
             .chain(self.candidate_conditions.iter().flatten())
             .any(|c| c.predicate.moves_finding())
     }
+
+    /// Whether one of the rule's predicates may move its finding above the reported node (see
+    /// `Predicate::moves_finding_above`).
+    pub(super) fn moves_finding_above(&self) -> bool {
+        self.conditions
+            .iter()
+            .chain(self.candidate_conditions.iter().flatten())
+            .any(|c| c.predicate.moves_finding_above())
+    }
 }
 
 /// A regex compiled on first use: compiling every rule's regexes up front cost a one-line review
@@ -622,6 +631,10 @@ impl RuleSet {
                 let l = line_of_byte(analysis.src, b);
                 (l, l)
             }
+            // Before the node: the first line of what it was put together from (a regex built
+            // from fragments bound to names). The finding runs from there to the node and lands
+            // on the first of those lines the change touched.
+            Some(b) if b < report.start_byte() => (line_of_byte(analysis.src, b), line),
             _ => {
                 let end = (report.end_position().row as u32 + 1).min(line + 4);
                 // A predicate that knows where the unsafe part of a long node ends lets the

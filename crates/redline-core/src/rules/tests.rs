@@ -90,6 +90,44 @@ fn backtracking_regex_points_at_the_line_of_the_culprit() {
     );
 }
 
+const PY_REDOS: &str = r#"
+[[rule]]
+id = "t.py-redos"
+languages = ["python"]
+severity = "warning"
+category = "redos"
+message = "m"
+query = '''(call function: (attribute object: (identifier) @_re) arguments: (argument_list (string) @re) (#eq? @_re "re"))'''
+report = "re"
+when = ["backtracking-regex"]
+"#;
+
+#[test]
+fn a_regex_put_together_from_named_fragments_spans_them_and_is_found_from_a_change_to_one() {
+    let rules = set(PY_REDOS);
+    let src = "import re\n\ndef address():\n    name = r'[\\w.+-]+'\n    addr = r'<\\s*(.+)\\s*>'\n    return re.compile(rf'^({name})?{addr}$')\n";
+    let tree = parse(Language::Python, src);
+    let on = |lines: &[u32]| -> Vec<(u32, u32)> {
+        rules
+            .run_on_lines(
+                Language::Python,
+                src,
+                &tree,
+                &[],
+                &lines.iter().copied().collect(),
+            )
+            .into_iter()
+            .map(|h| (h.line, h.end_line))
+            .collect()
+    };
+    // A change to the `addr` fragment alone (line 5) selects the rule although the call is on
+    // line 6; the finding runs from the first fragment to the call.
+    assert_eq!(on(&[5]), vec![(4, 6)]);
+    // A parameter interpolated into the pattern is not known: no finding.
+    let unknown = "import re\n\ndef address(addr):\n    return re.compile(rf'^(\\w+)?{addr}$')\n";
+    assert!(hits(&rules, Language::Python, unknown).is_empty());
+}
+
 const REMOVED: &str = r#"
 [[rule]]
 id = "t.removed-escape"

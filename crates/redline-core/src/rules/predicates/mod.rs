@@ -162,6 +162,13 @@ impl Predicate {
         )
     }
 
+    /// Whether the predicate may move a finding above its node, onto the lines the node was put
+    /// together from (a regex built from fragments bound to names a few lines up): the pattern
+    /// prefilter must then look at the whole statement around the change, not at the nodes on it.
+    pub fn moves_finding_above(self) -> bool {
+        matches!(self, Predicate::BacktrackingRegex)
+    }
+
     /// Whether the predicate's argument is a regex (checked when rules load).
     pub fn takes_regex(self) -> bool {
         matches!(

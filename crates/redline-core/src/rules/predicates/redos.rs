@@ -8,8 +8,8 @@ use super::*;
 
 /// The pattern text of a regex node (a JavaScript literal, or a string whose value is a
 /// pattern), the source byte of each of its characters, and whether it is in verbose mode.
-pub(super) fn pattern_of(a: &Analysis<'_>, n: Node<'_>) -> Option<(String, Vec<usize>, bool)> {
-    let literal = |p: Node<'_>| {
+pub(super) fn pattern_of<'t>(a: &Analysis<'t>, n: Node<'t>) -> Option<(String, Vec<usize>, bool)> {
+    let literal = |p: Node<'t>| {
         let text = a.text(p);
         let bytes = text
             .char_indices()
@@ -41,24 +41,33 @@ pub(super) fn pattern_of(a: &Analysis<'_>, n: Node<'_>) -> Option<(String, Vec<u
 }
 
 /// The value of a string literal (or implicitly concatenated literals) with the escapes a regex
-/// cares about decoded, each character with its source byte; None when it has interpolations.
-fn string_value(a: &Analysis<'_>, n: Node<'_>, out: &mut Vec<(char, usize)>) -> Option<()> {
+/// cares about decoded, each character with its source byte. An interpolation of a name bound to
+/// a string literal (`rf'<\s*{name}'`, `` `^${part}$` ``) takes that literal's characters, with
+/// their own source bytes, so a culprit there is reported where the fragment was written; any
+/// other interpolation makes the value unknown (None).
+fn string_value<'t>(a: &Analysis<'t>, n: Node<'t>, out: &mut Vec<(char, usize)>) -> Option<()> {
+    string_value_depth(a, n, out, 0)
+}
+
+fn string_value_depth<'t>(
+    a: &Analysis<'t>,
+    n: Node<'t>,
+    out: &mut Vec<(char, usize)>,
+    depth: usize,
+) -> Option<()> {
+    if depth > 4 {
+        return None;
+    }
     if n.kind() == "concatenated_string" {
         let mut c = n.walk();
         for ch in n.named_children(&mut c) {
             if ch.kind() == "string" {
-                string_value(a, ch, out)?;
+                string_value_depth(a, ch, out, depth + 1)?;
             }
         }
         return Some(());
     }
     let text = a.text(n);
-    let mut c = n.walk();
-    if n.named_children(&mut c)
-        .any(|ch| matches!(ch.kind(), "interpolation" | "template_substitution"))
-    {
-        return None;
-    }
     let prefix_len = text.find(['"', '\'', '`'])?;
     let prefix = text[..prefix_len].to_ascii_lowercase();
     let body = &text[prefix_len..];
@@ -70,12 +79,73 @@ fn string_value(a: &Analysis<'_>, n: Node<'_>, out: &mut Vec<(char, usize)>) -> 
     if body.len() < 2 * quote {
         return None;
     }
-    let base = n.start_byte() + prefix_len + quote;
-    let inner = &body[quote..body.len() - quote];
+    let start = prefix_len + quote;
+    let end = text.len() - quote;
     let raw = prefix.contains('r');
-    let mut chars = inner.char_indices().peekable();
+    let python_format = prefix.contains('f');
+    let mut c = n.walk();
+    let holes: Vec<Node<'t>> = n
+        .named_children(&mut c)
+        .filter(|ch| matches!(ch.kind(), "interpolation" | "template_substitution"))
+        .collect();
+    let base = n.start_byte();
+    let mut at = start;
+    for hole in holes {
+        let hole_start = hole.start_byte() - base;
+        decode_string_piece(&text[at..hole_start], base + at, raw, python_format, out);
+        interpolated_value(a, hole, out, depth)?;
+        at = hole.end_byte() - base;
+    }
+    decode_string_piece(&text[at.min(end)..end], base + at, raw, python_format, out);
+    Some(())
+}
+
+/// The characters of `{name}` / `${name}` when `name` is bound once, to a string literal.
+fn interpolated_value<'t>(
+    a: &Analysis<'t>,
+    hole: Node<'t>,
+    out: &mut Vec<(char, usize)>,
+    depth: usize,
+) -> Option<()> {
+    // Only a bare name: a conversion (`!r`) or a format spec changes the text.
+    let mut c = hole.walk();
+    let parts: Vec<Node<'t>> = hole.named_children(&mut c).collect();
+    let [name] = parts.as_slice() else {
+        return None;
+    };
+    if name.kind() != "identifier" {
+        return None;
+    }
+    let values = a.bound_value_nodes(*name);
+    let [value] = values.as_slice() else {
+        return None;
+    };
+    if !matches!(
+        value.kind(),
+        "string" | "concatenated_string" | "template_string"
+    ) {
+        return None;
+    }
+    string_value_depth(a, *value, out, depth + 1)
+}
+
+/// Decodes one literal stretch of a string's body, starting at source byte `base`.
+fn decode_string_piece(
+    piece: &str,
+    base: usize,
+    raw: bool,
+    python_format: bool,
+    out: &mut Vec<(char, usize)>,
+) {
+    let mut chars = piece.char_indices().peekable();
     while let Some((i, ch)) = chars.next() {
         let at = base + i;
+        // `{{` and `}}` in an f-string are one brace.
+        if python_format && matches!(ch, '{' | '}') && chars.peek().map(|(_, c)| *c) == Some(ch) {
+            chars.next();
+            out.push((ch, at));
+            continue;
+        }
         if ch != '\\' || raw {
             out.push((ch, at));
             continue;
@@ -101,19 +171,30 @@ fn string_value(a: &Analysis<'_>, n: Node<'_>, out: &mut Vec<(char, usize)>) -> 
             _ => out.push(('\\', at)),
         }
     }
-    Some(())
 }
+
+/// How far above the pattern its fragments may be written for the finding to span them.
+const FRAGMENT_LINES: usize = 20;
 
 /// `backtracking-regex`: the node is a regex literal (or a pattern string) with an
 /// exponentially backtracking shape. The finding moves to the line of the culprit.
-pub(super) fn backtracking_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
+pub(super) fn backtracking_regex<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     let Some((pattern, bytes, verbose)) = pattern_of(a, n) else {
         return false;
     };
     match backtracking_shape(&pattern, verbose) {
         Some((_, at)) => {
-            if let Some(b) = bytes.get(at) {
-                a.focus.set(Some(*b));
+            // Put together from fragments written a few lines above: the finding spans them, so
+            // it lands on the piece the change touched (the culprit may be in another piece).
+            let report_line = n.start_position().row;
+            let first_fragment = bytes
+                .iter()
+                .copied()
+                .filter(|b| *b < n.start_byte())
+                .min()
+                .filter(|b| a.src[..*b].matches('\n').count() + FRAGMENT_LINES > report_line);
+            if let Some(b) = first_fragment.or(bytes.get(at).copied()) {
+                a.focus.set(Some(b));
             }
             true
         }
@@ -126,6 +207,6 @@ pub(super) fn backtracking_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
 /// of spaces (the shape of the header-parsing advisories). The finding stays on the regex: a
 /// literal is one line, so pointing inside it would not move it (and keeps the rule out of
 /// `moves_finding`, whose rules the prefilter must select from further up).
-pub(super) fn leading_run_regex(a: &Analysis<'_>, n: Node<'_>) -> bool {
+pub(super) fn leading_run_regex<'t>(a: &Analysis<'t>, n: Node<'t>) -> bool {
     pattern_of(a, n).is_some_and(|(pattern, _, verbose)| leading_run_shape(&pattern, verbose))
 }
