@@ -49,6 +49,17 @@ pub(super) const NEAR_DEPTH: usize = 8;
 const NEAR_LINES: usize = 64;
 
 impl<'s> Region<'s> {
+    /// Whether the lines assign a string literal to a name (a fragment a pattern may be put
+    /// together from further down).
+    pub(super) fn binds_a_string(&self) -> bool {
+        ["assignment", "variable_declarator", "assignment_expression"]
+            .iter()
+            .any(|k| self.kinds.contains(*k))
+            && ["string", "template_string", "concatenated_string"]
+                .iter()
+                .any(|k| self.kinds.contains(*k))
+    }
+
     pub(super) fn of(
         lang: Language,
         src: &'s str,

@@ -181,9 +181,12 @@ impl LangRules {
         let mut selection: Vec<bool> = Vec::with_capacity(self.patterns.len());
         for p in &self.patterns {
             let selected = match (&in_region, region) {
-                // Its match may start below the changed lines, inside a statement that touches
-                // them: its words lie in those statements.
-                (Some(words), Some(_)) if !p.file_wide && p.moves_finding_above => {
+                // The lines bind a string to a name, which a match below them may read as one of
+                // its fragments: the match lies inside a statement that touches the lines, and
+                // so do its words.
+                (Some(words), Some(r))
+                    if !p.file_wide && p.moves_finding_above && r.binds_a_string() =>
+                {
                     needs_met(&p.needs, words)
                 }
                 (Some(words), Some(r)) if !p.file_wide => match (&p.roots, &r.near) {
