@@ -65,7 +65,8 @@ pub struct Analysis<'t> {
     /// The functions that call an ownership helper (see the `skips-ownership-check` predicate).
     pub checking_functions: RefCell<Option<Rc<Vec<usize>>>>,
     /// A byte a predicate points the finding at (the culprit inside a long node, such as the
-    /// group of a multi-line regex); taken by the engine after each match.
+    /// group of a multi-line regex), or, before the node, the first of the lines the node was put
+    /// together from (a regex's fragments bound to names); taken by the engine after each match.
     pub focus: std::cell::Cell<Option<usize>>,
     /// A byte a predicate says the finding reaches to (the last unescaped substitution of a
     /// multi-line template): the finding may be placed on any changed line up to it.
