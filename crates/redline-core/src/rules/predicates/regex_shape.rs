@@ -120,6 +120,25 @@ impl Re {
             Re::End => Set::of('\n'),
         }
     }
+    /// The characters it can end with.
+    fn last(&self) -> Set {
+        match self {
+            Re::Char(s) => *s,
+            Re::Seq(v) => {
+                let mut set = Set::default();
+                for r in v.iter().rev() {
+                    set = set.union(r.last());
+                    if r.mandatory() {
+                        break;
+                    }
+                }
+                set
+            }
+            Re::Alt(v) => v.iter().fold(Set::default(), |a, r| a.union(r.last())),
+            Re::Repeat { item, .. } => item.last(),
+            Re::Empty | Re::End => Set::default(),
+        }
+    }
     /// Whether it must consume at least one character.
     fn mandatory(&self) -> bool {
         match self {
@@ -540,7 +559,7 @@ fn parse(pattern: &str, verbose: bool) -> Option<Re> {
 
 /// Why a pattern backtracks exponentially, if it does, and where (a character index).
 pub(super) fn backtracking_shape(pattern: &str, verbose: bool) -> Option<(&'static str, usize)> {
-    find(&parse(pattern, verbose)?, false)
+    find(&parse(pattern, verbose)?, false, false)
 }
 
 /// An unanchored pattern (or top-level alternative) that opens with an unbounded run of
@@ -573,7 +592,8 @@ pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> bool {
     })
 }
 
-fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
+/// `tail_can_fail`: something after the item, outside it, can fail (the `\)` after `(,\d+)?`).
+fn find(re: &Re, in_repeat: bool, tail_can_fail: bool) -> Option<(&'static str, usize)> {
     match re {
         Re::Repeat { item, max, at, .. } => {
             let unbounded = max.is_none() || max.is_some_and(|m| m > 50);
@@ -583,7 +603,7 @@ fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
             {
                 return Some((why, *at));
             }
-            find(item, in_repeat || unbounded)
+            find(item, in_repeat || unbounded, tail_can_fail)
         }
         Re::Seq(v) => {
             if let Some(found) = spelled_twice_before_failing(re) {
@@ -592,12 +612,15 @@ fn find(re: &Re, in_repeat: bool) -> Option<(&'static str, usize)> {
             if in_repeat && let Some(found) = adjacent_overlap(re) {
                 return Some(found);
             }
-            if !in_repeat && let Some(found) = polynomial_overlap(re) {
+            if !in_repeat && let Some(found) = polynomial_overlap(re, tail_can_fail) {
                 return Some(found);
             }
-            v.iter().find_map(|r| find(r, in_repeat))
+            v.iter().enumerate().find_map(|(k, r)| {
+                let tail = tail_can_fail || v[k + 1..].iter().any(can_fail);
+                find(r, in_repeat, tail)
+            })
         }
-        Re::Alt(v) => v.iter().find_map(|r| find(r, in_repeat)),
+        Re::Alt(v) => v.iter().find_map(|r| find(r, in_repeat, tail_can_fail)),
         _ => None,
     }
 }
@@ -740,18 +763,29 @@ fn adjacent_overlap(seq: &Re) -> Option<(&'static str, usize)> {
     None
 }
 
+/// Whether an item can fail: it must consume something, or it is `$`.
+fn can_fail(e: &Re) -> bool {
+    e.mandatory() || matches!(e, Re::End)
+}
+
 /// Outside any repetition: two unbounded runs in a row that can take the same characters (only
-/// optional items between, or the second at the head of an optional group), followed by something
-/// that can fail (a mandatory item or `$`). A failing match tries every split of the run between
-/// them, at every start: quadratic or worse in the input's length (`\s*\t+\s*(\S)`,
-/// `\d*n)?\s*(?:[+-]?\s*(\d+))?$`).
-fn polynomial_overlap(seq: &Re) -> Option<(&'static str, usize)> {
+/// optional items between; the first may end an optional group, the second may open one),
+/// followed by something that can fail (a mandatory item or `$`, in the sequence or after it:
+/// `tail_can_fail`). A failing match tries every split of the run between them, at every start:
+/// quadratic or worse in the input's length (`\s*\t+\s*(\S)`,
+/// `\d*n)?\s*(?:[+-]?\s*(\d+))?$`, `(,(\d+)?\.?(\d+))?\)`).
+fn polynomial_overlap(seq: &Re, tail_can_fail: bool) -> Option<(&'static str, usize)> {
     let elems = seq.elements();
     for i in 0..elems.len() {
-        if !elems[i].unbounded() {
+        // What the first run can end with: the second can take it when the split moves left
+        // (`([a-z]+\.)+[a-z]{2,}$` splits only after a dot, which the second cannot take).
+        let (set, at) = if elems[i].unbounded() {
+            (elems[i].last(), elems[i].at())
+        } else if let Some(run) = trailing_unbounded(elems[i]) {
+            run
+        } else {
             continue;
-        }
-        let set = elems[i].chars();
+        };
         for (j, e) in elems.iter().enumerate().skip(i + 1) {
             // What the second item can start with: `[a-z]+(-[a-z]+)*` has no run to split.
             let second = if e.unbounded() {
@@ -764,18 +798,39 @@ fn polynomial_overlap(seq: &Re) -> Option<(&'static str, usize)> {
             // 8 more in the scans' 494 findings, 4 more in 1,399 ordinary commits.
             if let Some(second) = second
                 && second.overlaps(set)
-                && elems[j + 1..]
-                    .iter()
-                    .any(|t| t.mandatory() || matches!(t, Re::End))
+                && (tail_can_fail || elems[j + 1..].iter().any(|t| can_fail(t)))
             {
                 return Some((
                     "two repeated items in a row match the same characters before a part that can fail (polynomial backtracking)",
-                    elems[i].at(),
+                    at,
                 ));
             }
             if e.mandatory() || e.unbounded() {
                 break;
             }
+        }
+    }
+    None
+}
+
+/// The characters and place of an unbounded item at the end of an optional group (`(\d+)?`,
+/// `(?:,\s*)?`), before the group's own optional items.
+fn trailing_unbounded(e: &Re) -> Option<(Set, usize)> {
+    let Re::Repeat {
+        item,
+        min: 0,
+        max: Some(1),
+        ..
+    } = e
+    else {
+        return None;
+    };
+    for inner in item.elements().into_iter().rev() {
+        if inner.unbounded() {
+            return Some((inner.last(), inner.at()));
+        }
+        if inner.mandatory() {
+            return None;
         }
     }
     None
@@ -840,6 +895,7 @@ mod tests {
             r"(?:(?![ ]*$).+$\n?)*",
             r"\s*,\s*",
             r"^(\d+)\.(\d+)$",
+            r"^(([a-z0-9-]+\.)+[a-z]{2,})$",
         ] {
             assert!(shape(p, false).is_none(), "{p}");
         }
@@ -853,6 +909,8 @@ mod tests {
             r"\((\d+\.?\d*)\)",
             r#"#\s*doctest:\s*([^\n'"]*)$"#,
             r"^(?P<group>[^ \t]+)[ \t]+(.*)$",
+            r"(\d+)?\.?(\d+)px",
+            r"v\((?:;(\w+)?-?(\w+))?\)",
         ] {
             assert!(shape(p, false).is_some(), "{p}");
         }
