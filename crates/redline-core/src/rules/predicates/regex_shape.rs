@@ -102,41 +102,40 @@ impl Re {
     }
     /// The characters it can start with.
     fn first(&self) -> Set {
-        match self {
-            Re::Char(s) => *s,
-            Re::Seq(v) => {
-                let mut set = Set::default();
-                for r in v {
-                    set = set.union(r.first());
-                    if r.mandatory() {
-                        break;
-                    }
-                }
-                set
-            }
-            Re::Alt(v) => v.iter().fold(Set::default(), |a, r| a.union(r.first())),
-            Re::Repeat { item, .. } => item.first(),
-            Re::Empty => Set::default(),
-            Re::End => Set::of('\n'),
-        }
+        self.edge(false)
     }
     /// The characters it can end with.
     fn last(&self) -> Set {
+        self.edge(true)
+    }
+    /// The characters it can start with, or with `from_end` end with: a sequence's items from that
+    /// side up to the first that must consume something.
+    fn edge(&self, from_end: bool) -> Set {
         match self {
             Re::Char(s) => *s,
             Re::Seq(v) => {
                 let mut set = Set::default();
-                for r in v.iter().rev() {
-                    set = set.union(r.last());
+                let items: Box<dyn Iterator<Item = &Re>> = if from_end {
+                    Box::new(v.iter().rev())
+                } else {
+                    Box::new(v.iter())
+                };
+                for r in items {
+                    set = set.union(r.edge(from_end));
                     if r.mandatory() {
                         break;
                     }
                 }
                 set
             }
-            Re::Alt(v) => v.iter().fold(Set::default(), |a, r| a.union(r.last())),
-            Re::Repeat { item, .. } => item.last(),
-            Re::Empty | Re::End => Set::default(),
+            Re::Alt(v) => v
+                .iter()
+                .fold(Set::default(), |a, r| a.union(r.edge(from_end))),
+            Re::Repeat { item, .. } => item.edge(from_end),
+            Re::Empty => Set::default(),
+            // `$` stands for the line end an item before it must stop at.
+            Re::End if from_end => Set::default(),
+            Re::End => Set::of('\n'),
         }
     }
     /// Whether it must consume at least one character.
@@ -585,9 +584,7 @@ pub(super) fn leading_run_shape(pattern: &str, verbose: bool) -> bool {
         else {
             return false;
         };
-        let can_fail_after = elems[1..]
-            .iter()
-            .any(|e| e.mandatory() || matches!(e, Re::End));
+        let can_fail_after = elems[1..].iter().any(|e| can_fail(e));
         item.mandatory() && run.chars().only_whitespace() && can_fail_after
     })
 }
